@@ -1,0 +1,124 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+  name: "TaskGraph",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "TaskGraphLinalg", targets: ["TaskGraphLinalg"]),
+    .library(name: "TaskGraphData", targets: ["TaskGraphData"]),
+    .library(name: "TaskGraphML", targets: ["TaskGraphML"]),
+    .library(name: "TaskGraph", targets: ["TaskGraph"]),
+    .library(name: "TaskGraphGRPC", targets: ["TaskGraphGRPC"]),
+    .library(name: "TaskGraphEtcd", targets: ["TaskGraphEtcd"]),
+    .library(name: "TaskGraphTraining", targets: ["TaskGraphTraining"]),
+    .library(name: "TaskGraphTestSupport", targets: ["TaskGraphTestSupport"]),
+    .executable(name: "taskgraph", targets: ["taskgraph"]),
+    .executable(name: "custom-pipeline", targets: ["CustomPipeline"]),
+    .executable(name: "regression-example", targets: ["RegressionExample"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+  ],
+  targets: [
+    .systemLibrary(
+      name: "COpenBLAS",
+      pkgConfig: "openblas",
+      providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+    ),
+    .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+    .target(name: "TaskGraphLinalg", dependencies: ["COpenBLAS"], swiftSettings: strict),
+    .target(
+      name: "TaskGraphData", dependencies: ["TaskGraphLinalg", "CZlib"], swiftSettings: strict),
+    .target(name: "TaskGraphML", dependencies: ["TaskGraphLinalg"], swiftSettings: strict),
+    .target(
+      name: "TaskGraph",
+      dependencies: [.product(name: "Logging", package: "swift-log")],
+      swiftSettings: strict
+    ),
+    .target(
+      name: "TaskGraphGRPC",
+      dependencies: [
+        "TaskGraph",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: strict
+    ),
+    .target(
+      name: "TaskGraphEtcd",
+      dependencies: [
+        "TaskGraph",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: strict
+    ),
+    .target(
+      name: "TaskGraphTraining",
+      dependencies: ["TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg"],
+      swiftSettings: strict
+    ),
+    .target(
+      name: "TaskGraphTestSupport",
+      dependencies: [
+        "TaskGraph",
+        .product(name: "Subprocess", package: "swift-subprocess"),
+      ],
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "taskgraph",
+      dependencies: [
+        "TaskGraphLinalg", "TaskGraphData", "TaskGraphML", "TaskGraph", "TaskGraphTraining",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "CustomPipeline",
+      dependencies: ["TaskGraphData", "TaskGraphML", "TaskGraphLinalg"],
+      path: "Examples/CustomPipeline",
+      swiftSettings: strict
+    ),
+    .executableTarget(
+      name: "RegressionExample",
+      dependencies: [
+        "TaskGraph",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Examples/Regression",
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "TaskGraphLinalgTests", dependencies: ["TaskGraphLinalg"], swiftSettings: strict),
+    .testTarget(
+      name: "TaskGraphDataTests", dependencies: ["TaskGraphData", "TaskGraphLinalg"],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TaskGraphMLTests",
+      dependencies: ["TaskGraphML", "TaskGraphLinalg", "TaskGraphData"],
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "TaskGraphTests", dependencies: ["TaskGraph", "TaskGraphTestSupport"],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TaskGraphCLITests",
+      dependencies: ["taskgraph", "CustomPipeline", "TaskGraphML", "TaskGraphData"],
+      swiftSettings: strict
+    ),
+  ]
+)

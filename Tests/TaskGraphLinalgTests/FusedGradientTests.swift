@@ -1,0 +1,146 @@
+import XCTest
+
+@testable import TaskGraphLinalg
+
+/// A small deterministic generator (SplitMix64) so tests do not depend on the system RNG.
+struct SplitMix64: RandomNumberGenerator {
+  var state: UInt64
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+  mutating func gaussian() -> Double {
+    let u1 = max(Double.leastNonzeroMagnitude, Double.random(in: 0..<1, using: &self))
+    let u2 = Double.random(in: 0..<1, using: &self)
+    return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+  }
+}
+
+func randomProblem(rows: Int, cols: Int, seed: UInt64, logistic: Bool) -> (
+  Matrix<Double>, [Double], [Double]
+) {
+  var rng = SplitMix64(state: seed)
+  var x = Matrix<Double>(rows: rows, cols: cols)
+  for i in 0..<rows { for j in 0..<cols { x[i, j] = rng.gaussian() } }
+  let w = (0..<cols).map { _ in rng.gaussian() }
+  let y = (0..<rows).map { i -> Double in
+    var z = 0.0
+    for j in 0..<cols { z += x[i, j] * w[j] }
+    return logistic ? (z + rng.gaussian() > 0 ? 1 : 0) : z + 0.1 * rng.gaussian()
+  }
+  return (x, y, w.map { $0 * 0.5 })
+}
+
+/// Loss and gradient sums computed row by row with plain loops: the independent reference.
+func naiveSums(_ x: Matrix<Double>, _ y: [Double], _ w: [Double], _ b: Double, _ loss: RowLoss)
+  -> GradientSums
+{
+  var s = GradientSums(cols: x.cols)
+  s.rows = x.rows
+  for i in 0..<x.rows {
+    var z = b
+    for j in 0..<x.cols { z += x[i, j] * w[j] }
+    let l: Double
+    let r: Double
+    switch loss {
+    case .squared:
+      l = 0.5 * (z - y[i]) * (z - y[i])
+      r = z - y[i]
+    case .logistic:
+      l = log(1 + exp(z)) - y[i] * z
+      r = 1 / (1 + exp(-z)) - y[i]
+    }
+    s.loss += l
+    s.intercept += r
+    for j in 0..<x.cols { s.gradient[j] += r * x[i, j] }
+  }
+  return s
+}
+
+final class FusedGradientTests: XCTestCase {
+  func assertClose(
+    _ a: GradientSums, _ b: GradientSums, rtol: Double, file: StaticString = #filePath,
+    line: UInt = #line
+  ) {
+    XCTAssertEqual(a.rows, b.rows, file: file, line: line)
+    XCTAssertEqual(a.loss, b.loss, accuracy: rtol * max(1, abs(b.loss)), file: file, line: line)
+    XCTAssertEqual(
+      a.intercept, b.intercept, accuracy: rtol * max(1, abs(b.intercept)), file: file, line: line)
+    let scale = max(1, b.gradient.map(abs).max() ?? 0)
+    for j in a.gradient.indices {
+      XCTAssertEqual(
+        a.gradient[j], b.gradient[j], accuracy: rtol * scale, "gradient[\(j)]", file: file,
+        line: line)
+    }
+  }
+
+  func testMatchesNaiveLoopDouble() {
+    for loss in RowLoss.allCases {
+      let (x, y, w) = randomProblem(rows: 1003, cols: 17, seed: 7, logistic: loss == .logistic)
+      let ref = naiveSums(x, y, w, 0.3, loss)
+      for threads in [1, 2, 3] {
+        for block in [1, 7, 64, 5000] {
+          let got = FusedGradient.compute(
+            x: x, y: y, weights: w, intercept: 0.3, loss: loss, threads: threads, blockRows: block)
+          assertClose(got, ref, rtol: 1e-12)
+        }
+      }
+    }
+  }
+
+  func testMatchesNaiveLoopFloat() {
+    for loss in RowLoss.allCases {
+      let (x, y, w) = randomProblem(rows: 2000, cols: 31, seed: 11, logistic: loss == .logistic)
+      let xf: Matrix<Float> = x.converted()
+      // Reference on the Float-rounded data, so the only difference is arithmetic precision.
+      let ref = naiveSums(xf.converted(), y, w.map { Double(Float($0)) }, -0.2, loss)
+      let got = FusedGradient.compute(
+        x: xf, y: y, weights: w, intercept: -0.2, loss: loss, threads: 2)
+      assertClose(got, ref, rtol: 1e-4)
+    }
+  }
+
+  func testBitIdenticalAcrossRunsForFixedThreads() {
+    let (x, y, w) = randomProblem(rows: 20_000, cols: 40, seed: 3, logistic: false)
+    for threads in [1, 2] {
+      let a = FusedGradient.compute(
+        x: x, y: y, weights: w, intercept: 0.1, loss: .squared, threads: threads)
+      for _ in 0..<5 {
+        let b = FusedGradient.compute(
+          x: x, y: y, weights: w, intercept: 0.1, loss: .squared, threads: threads)
+        XCTAssertEqual(a, b)
+      }
+    }
+  }
+
+  func testShardSumsAddUpToWhole() {
+    let (x, y, w) = randomProblem(rows: 999, cols: 5, seed: 5, logistic: true)
+    let whole = FusedGradient.compute(x: x, y: y, weights: w, intercept: 0, loss: .logistic)
+    var parts = GradientSums(cols: 5)
+    for r in FusedGradient.splitEvenly(0..<999, parts: 4) {
+      parts.add(
+        FusedGradient.compute(x: x, y: y, weights: w, intercept: 0, loss: .logistic, rows: r))
+    }
+    assertClose(parts, whole, rtol: 1e-12)
+  }
+
+  func testLogisticIsStableForHugeMargins() {
+    for z in [-1e4, -800.0, -40.0, 0.0, 40.0, 800.0, 1e4] {
+      for y in [0.0, 1.0] {
+        let (l, r) = RowLoss.logistic.lossAndDerivative(margin: z, label: y)
+        XCTAssertTrue(l.isFinite && r.isFinite, "z=\(z) y=\(y)")
+        XCTAssertGreaterThanOrEqual(l, 0)
+        // Closed forms in the tails: loss ≈ max(z,0) − y z, residual ≈ step(z) − y.
+        if abs(z) >= 800 {
+          XCTAssertEqual(l, max(z, 0) - y * z, accuracy: 1e-12)
+          XCTAssertEqual(r, (z > 0 ? 1 : 0) - y, accuracy: 1e-12)
+        }
+      }
+    }
+    XCTAssertEqual(
+      RowLoss.logistic.lossAndDerivative(margin: 0, label: 1).loss, log(2), accuracy: 1e-15)
+  }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: ridge regression of arrival delay on the NYC flights data, on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+swift build -c release --product taskgraph
+.build/release/taskgraph train --data datasets/flights.csv.gz --label arr_delay \
+  --categorical carrier,origin,dest --model ridge --l2 1e-6 --standardize \
+  --validation-split 0.2 --output flights-model.json "$@"
