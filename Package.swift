@@ -35,7 +35,14 @@ let package = Package(
       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
     ),
     .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-    .target(name: "TaskGraphLinalg", dependencies: ["COpenBLAS"], swiftSettings: strict),
+    .target(
+      name: "CTaskGraphKernels",
+      cSettings: [.unsafeFlags(["-O3"])],
+      linkerSettings: [.linkedLibrary("m")]
+    ),
+    .target(
+      name: "TaskGraphLinalg", dependencies: ["COpenBLAS", "CTaskGraphKernels"],
+      swiftSettings: strict),
     .target(
       name: "TaskGraphData", dependencies: ["TaskGraphLinalg", "CZlib"], swiftSettings: strict),
     .target(name: "TaskGraphML", dependencies: ["TaskGraphLinalg"], swiftSettings: strict),

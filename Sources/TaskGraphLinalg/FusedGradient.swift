@@ -1,4 +1,5 @@
 import COpenBLAS
+import CTaskGraphKernels
 import Dispatch
 import Foundation
 
@@ -87,6 +88,15 @@ public struct GradientSums: Sendable, Equatable, Codable {
 ///
 /// Complexity: O(rows · cols) time, O(threads · (blockRows + cols)) extra memory.
 public enum FusedGradient {
+  /// How a block of rows is processed.
+  public enum Kernel: String, Sendable, Codable, CaseIterable {
+    /// Rows four at a time with AVX2/FMA (portable C elsewhere): each row is read from
+    /// memory once and reused from L1 for the gradient update. The default.
+    case rowGroups
+    /// Blocks of rows through two OpenBLAS gemv calls while the block is in L2.
+    case blasBlocks
+  }
+
   /// The number of rows per block for a matrix with `cols` columns: about 128 KiB of rows.
   public static func defaultBlockRows<T: BLASScalar>(cols: Int, scalar: T.Type) -> Int {
     let bytesPerRow = max(1, cols * MemoryLayout<T>.stride)
@@ -106,7 +116,8 @@ public enum FusedGradient {
   ///   - blockRows: rows per cache block; defaults to `defaultBlockRows`.
   public static func compute<T: BLASScalar>(
     x: Matrix<T>, y: [Double], weights: [Double], intercept: Double, loss: RowLoss,
-    rows: Range<Int>? = nil, threads: Int = 1, blockRows: Int? = nil
+    rows: Range<Int>? = nil, threads: Int = 1, blockRows: Int? = nil,
+    kernel: Kernel = .rowGroups
   ) -> GradientSums {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(weights.count == x.cols, "weights: \(weights.count), columns: \(x.cols)")
@@ -118,14 +129,15 @@ public enum FusedGradient {
     let parts = max(1, min(threads, range.count / max(1, block)))
     if parts == 1 {
       return computeRange(
-        x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: range, block: block)
+        x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: range, block: block,
+        kernel: kernel)
     }
     let chunks = splitEvenly(range, parts: parts)
     let results = PartialResults(count: parts)
     DispatchQueue.concurrentPerform(iterations: parts) { p in
       let r = computeRange(
         x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: chunks[p],
-        block: block)
+        block: block, kernel: kernel)
       results.set(p, r)
     }
     var total = GradientSums(cols: x.cols)
@@ -145,7 +157,7 @@ public enum FusedGradient {
 
   static func computeRange<T: BLASScalar>(
     x: Matrix<T>, y: [Double], weights: [Double], intercept: Double, loss: RowLoss,
-    range: Range<Int>, block: Int
+    range: Range<Int>, block: Int, kernel: Kernel
   ) -> GradientSums {
     let d = x.cols
     var sums = GradientSums(cols: d)
@@ -158,6 +170,10 @@ public enum FusedGradient {
         sums.intercept += r
       }
       return sums
+    }
+    if kernel == .rowGroups {
+      return rowGroupRange(
+        x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: range, block: block)
     }
     let w = weights.map { T($0) }
     var z = [T](repeating: 0, count: min(block, range.count))
@@ -199,6 +215,53 @@ public enum FusedGradient {
                     for j in 0..<d { gp[j] += Double(gbp[j]) }
                   }
                   start += m
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    sums.loss = lossSum
+    sums.intercept = rSum
+    return sums
+  }
+}
+
+extension FusedGradient {
+  static func rowGroupRange<T: BLASScalar>(
+    x: Matrix<T>, y: [Double], weights: [Double], intercept: Double, loss: RowLoss,
+    range: Range<Int>, block: Int
+  ) -> GradientSums {
+    let d = x.cols
+    var sums = GradientSums(cols: d)
+    sums.rows = range.count
+    let lossCode: Int32 = loss == .squared ? Int32(TG_LOSS_SQUARED) : Int32(TG_LOSS_LOGISTIC)
+    var lossSum = 0.0
+    var rSum = 0.0
+    let m = range.count
+    let lo = range.lowerBound
+    sums.gradient.withUnsafeMutableBufferPointer { gp in
+      y.withUnsafeBufferPointer { yp in
+        x.withUnsafeBufferPointer { xp in
+          if T.self == Double.self {
+            xp.withMemoryRebound(to: Double.self) { xd in
+              weights.withUnsafeBufferPointer { wp in
+                tg_fused_f64(
+                  xd.baseAddress! + lo * d, m, d, yp.baseAddress! + lo, wp.baseAddress!, intercept,
+                  lossCode, gp.baseAddress!, &lossSum, &rSum)
+              }
+            }
+          } else {
+            let wf = weights.map { Float($0) }
+            var scratch = [Float](repeating: 0, count: d)
+            xp.withMemoryRebound(to: Float.self) { xf in
+              wf.withUnsafeBufferPointer { wp in
+                scratch.withUnsafeMutableBufferPointer { sp in
+                  tg_fused_f32(
+                    xf.baseAddress! + lo * d, m, d, yp.baseAddress! + lo, wp.baseAddress!,
+                    intercept, lossCode, max(1, block), sp.baseAddress!, gp.baseAddress!,
+                    &lossSum, &rSum)
                 }
               }
             }

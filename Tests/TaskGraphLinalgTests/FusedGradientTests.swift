@@ -83,9 +83,12 @@ final class FusedGradientTests: XCTestCase {
       let ref = naiveSums(x, y, w, 0.3, loss)
       for threads in [1, 2, 3] {
         for block in [1, 7, 64, 5000] {
-          let got = FusedGradient.compute(
-            x: x, y: y, weights: w, intercept: 0.3, loss: loss, threads: threads, blockRows: block)
-          assertClose(got, ref, rtol: 1e-12)
+          for kernel in FusedGradient.Kernel.allCases {
+            let got = FusedGradient.compute(
+              x: x, y: y, weights: w, intercept: 0.3, loss: loss, threads: threads,
+              blockRows: block, kernel: kernel)
+            assertClose(got, ref, rtol: 1e-12)
+          }
         }
       }
     }
@@ -97,9 +100,11 @@ final class FusedGradientTests: XCTestCase {
       let xf: Matrix<Float> = x.converted()
       // Reference on the Float-rounded data, so the only difference is arithmetic precision.
       let ref = naiveSums(xf.converted(), y, w.map { Double(Float($0)) }, -0.2, loss)
-      let got = FusedGradient.compute(
-        x: xf, y: y, weights: w, intercept: -0.2, loss: loss, threads: 2)
-      assertClose(got, ref, rtol: 1e-4)
+      for kernel in FusedGradient.Kernel.allCases {
+        let got = FusedGradient.compute(
+          x: xf, y: y, weights: w, intercept: -0.2, loss: loss, threads: 2, kernel: kernel)
+        assertClose(got, ref, rtol: 1e-4)
+      }
     }
   }
 

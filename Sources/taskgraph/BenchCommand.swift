@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import TaskGraphLinalg
+
+struct BenchCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench",
+    abstract: "Measure kernels and the runtime against the machine's limits.",
+    subcommands: [BenchGradient.self]
+  )
+}
+
+enum Precision: String, ExpressibleByArgument, CaseIterable, Codable {
+  case float64, float32
+}
+
+struct BenchGradient: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "gradient",
+    abstract: "Time one gradient pass: fused kernel, two-call BLAS baseline, and memory floor.",
+    discussion: """
+      Builds a random rows×cols problem in memory and times, in the same run, the fused
+      kernel (X read once), the two-call baseline (gemv then transposed gemv, X read twice)
+      and a STREAM-style read of the same bytes. Prints median ms per pass, GB/s and ratios.
+      """
+  )
+
+  @Option(help: "Rows of the generated matrix.") var rows = 1_000_000
+  @Option(help: "Columns of the generated matrix.") var cols = 100
+  @Option(help: "Loss: squared or logistic.") var loss: RowLoss = .squared
+  @Option(help: "Element type: float64 or float32.") var precision: Precision = .float64
+  @Option(help: "Threads for every variant.") var threads = 1
+  @Option(help: "Timed passes per variant (the median is reported).") var iterations = 10
+  @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+  func validate() throws {
+    guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
+    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+  }
+
+  func run() throws {
+    var config = GradientBenchmark.Config(rows: rows, cols: cols)
+    config.loss = loss
+    config.threads = threads
+    config.iterations = iterations
+    let r =
+      precision == .float64
+      ? GradientBenchmark.run(config, scalar: Double.self)
+      : GradientBenchmark.run(config, scalar: Float.self)
+    if json {
+      let enc = JSONEncoder()
+      enc.outputFormatting = [.sortedKeys]
+      print(String(decoding: try enc.encode(r), as: UTF8.self))
+      return
+    }
+    print(
+      "gradient pass: \(r.rows)×\(r.cols) \(r.precision), \(r.loss) loss, \(r.threads) thread(s), "
+        + "\(String(format: "%.1f", Double(r.bytes) / 1e6)) MB, OpenBLAS kernel \(r.openblas_core)")
+    let rowsOut = [
+      ("fused kernel (X read once)", r.fused_ms, r.fused_gbps),
+      ("fused, BLAS blocks", r.blas_blocks_ms, Double(r.bytes) / (r.blas_blocks_ms * 1e6)),
+      ("two-call BLAS (X read twice)", r.two_call_ms, r.two_call_gbps),
+      ("memory floor (STREAM read)", r.limit_ms, r.limit_gbps),
+    ]
+    print("variant                          ms/pass      GB/s")
+    for (name, ms, gb) in rowsOut {
+      print(
+        name.padding(toLength: 30, withPad: " ", startingAt: 0)
+          + String(format: "%10.2f %9.1f", ms, gb))
+    }
+    print(
+      String(
+        format: "fused / floor: %.2f×   two-call / fused: %.2f×", r.fused_over_limit,
+        r.two_call_over_fused))
+    print(
+      String(
+        format: "max relative gradient difference fused vs two-call: %.1e",
+        r.max_relative_difference))
+  }
+}
+
+extension RowLoss: ExpressibleByArgument {}

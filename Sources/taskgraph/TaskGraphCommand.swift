@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct TaskGraphCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "taskgraph",
+    abstract: "Fault-tolerant, BLAS-accelerated regression training on one machine or many.",
+    subcommands: [BenchCommand.self]
+  )
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Time TaskGraph side by side with scikit-learn and pandas (installed here, privately).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+swift build -c release --product taskgraph
+venv=.build/bench-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q scikit-learn pandas threadpoolctl
+exec "$venv/bin/python" benchmarks/compare.py --taskgraph .build/release/taskgraph "$@"
