@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import TaskGraphML
+import TaskGraphTraining
+
+/// Turns library errors into one line on standard error and a non-zero exit.
+enum CLIErrors {
+  static func guarding(_ body: () throws -> Void) throws {
+    do {
+      try body()
+    } catch let e as ValidationError {
+      throw e
+    } catch {
+      FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+      throw ExitCode(1)
+    }
+  }
+}
+
+/// Progress on a terminal (one rewritten line) or plain log lines otherwise.
+final class ProgressDisplay: @unchecked Sendable {
+  // Unchecked Sendable: only used from the training thread that owns it.
+  let quiet: Bool
+  let tty = isatty(STDERR_FILENO) == 1
+  var last = Date.distantPast
+  var wrote = false
+
+  init(quiet: Bool) { self.quiet = quiet }
+
+  func update(_ p: Progress) {
+    guard !quiet else { return }
+    let now = Date()
+    let line = String(
+      format: "iteration %5d  objective %.12g  gradient norm %.3e  elapsed %.2fs", p.iteration,
+      p.objective, p.gradientNorm, p.elapsedSeconds)
+    if tty {
+      guard now.timeIntervalSince(last) > 0.1 else { return }
+      FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+      wrote = true
+    } else {
+      guard now.timeIntervalSince(last) > 1 || p.iteration <= 1 else { return }
+      FileHandle.standardError.write(Data("\(line)\n".utf8))
+    }
+    last = now
+  }
+
+  func finish() {
+    if tty && wrote { FileHandle.standardError.write(Data("\n".utf8)) }
+  }
+}
+
+enum SummaryJSON {
+  static func write(_ report: TrainingReport, to path: String) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    enc.keyEncodingStrategy = .convertToSnakeCase
+    enc.nonConformingFloatEncodingStrategy = .convertToString(
+      positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    try AtomicFile.write(try enc.encode(report), to: path)
+  }
+}
+
+enum SummaryTable {
+  static func print(_ file: ModelFile, output: String) {
+    let t = file.training
+    var lines: [(String, String)] = [
+      ("model", "\(file.model.rawValue) (l1 \(file.l1), l2 \(file.l2))"),
+      ("solver", "\(t.solver), stopped: \(t.stopReason)"),
+      ("rows", "\(t.rowsRead) read, \(t.rowsDropped) dropped, \(t.trainRows) train, \(t.validationRows) validation"),
+      ("features", "\(file.featureNames.count)"),
+      ("iterations", "\(t.iterations)"),
+      ("objective", String(format: "%.12g", t.objective)),
+      ("load", String(format: "%.3f s", t.loadSeconds)),
+      ("preprocess", String(format: "%.3f s", t.preprocessSeconds)),
+      ("fit", String(format: "%.3f s (%.3f ms/iteration)", t.fitSeconds, t.msPerIteration)),
+    ]
+    for (k, v) in t.trainMetrics.sorted(by: { $0.key < $1.key }) {
+      let val = t.validationMetrics[k].map { String(format: "   validation %.6g", $0) } ?? ""
+      lines.append((k, String(format: "train %.6g", v) + val))
+    }
+    lines.append(("model file", output))
+    Swift.print("summary")
+    for (k, v) in lines {
+      Swift.print("  " + k.padding(toLength: 12, withPad: " ", startingAt: 0) + v)
+    }
+  }
+}

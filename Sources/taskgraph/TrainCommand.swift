@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import TaskGraphData
+import TaskGraphML
+import TaskGraphTraining
+
+/// Options shared by every command that reads a data file.
+struct DataOptions: ParsableArguments {
+  @Option(help: "Input file: .csv, .csv.gz, LIBSVM (.svm, .libsvm) or .npy.")
+  var data: String
+}
+
+struct TrainCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train",
+    abstract: "Train a regression model on one machine and write it as JSON.",
+    discussion: """
+      Objective: (1/n) Σ loss(x·w + b, y) + l1·‖w‖₁ + (l2/2)·‖w‖², intercept unpenalised;
+      squared loss ½(z−y)², logistic loss for labels 0/1. scikit-learn equivalents:
+      Ridge(alpha) = --l2 alpha/n, Lasso(alpha) = --l1 alpha,
+      ElasticNet(alpha, l1_ratio) = --l1 alpha·l1_ratio --l2 alpha·(1−l1_ratio),
+      LogisticRegression(C) = --l2 1/(C·n).
+      """
+  )
+
+  @OptionGroup var input: DataOptions
+  @Option(help: "The label column.") var label: String
+  @Option(help: "Model: linear, ridge, lasso, elastic-net or logistic.") var model: ModelKind = .linear
+  @Option(help: "L1 weight (lasso, elastic net).") var l1: Double = 0
+  @Option(help: "L2 weight (ridge, elastic net, logistic).") var l2: Double = 0
+  @Option(help: "Solver: auto, exact, qr, gd, sgd, lbfgs, owlqn, projected.")
+  var solver: SolverName = .auto
+  @Option(help: "Maximum iterations of an iterative solver.") var maxIterations = 1000
+  @Option(help: "Stop when the relative objective change or gradient norm falls below this.")
+  var tolerance: Double = 1e-10
+  @Option(help: "Stop after this many seconds of fitting.") var timeLimit: Double?
+  @Option(help: "Comma-separated categorical columns (one-hot encoded).") var categorical: String?
+  @Option(help: "Comma-separated feature columns to use (default: all but the label).")
+  var features: String?
+  @Option(help: "Comma-separated columns to leave out.") var exclude: String?
+  @Option(help: "Missing values: drop (the row), mean or median.") var missing: MissingPolicy = .drop
+  @Flag(help: "Standardise features to mean 0, variance 1.") var standardize = false
+  @Option(help: "Matrix element type: float64 or float32.") var precision: Precision = .float64
+  @Option(help: "Threads for the gradient kernel.") var threads = 1
+  @Option(help: "Fraction of rows held out for validation.") var validationSplit: Double = 0
+  @Option(help: "Seed for the validation split and SGD.") var seed: UInt64 = 42
+  @Option(help: "SGD mini-batch size.") var batchSize = 256
+  @Option(help: "SGD initial learning rate.") var learningRate: Double = 0.01
+  @Option(help: "Start from this model file's coefficients.") var warmStart: String?
+  @Option(help: "Where to write the model (JSON).") var output: String
+  @Option(help: "Also write the run's summary as JSON here.") var summaryJson: String?
+  @Flag(help: "No progress output.") var quiet = false
+
+  func validate() throws {
+    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    guard maxIterations >= 0 else { throw ValidationError("--max-iterations must be ≥ 0") }
+    guard l1 >= 0, l2 >= 0 else { throw ValidationError("--l1 and --l2 must be ≥ 0") }
+    guard tolerance >= 0 else { throw ValidationError("--tolerance must be ≥ 0") }
+    guard (0..<1).contains(validationSplit) else {
+      throw ValidationError("--validation-split must be in [0, 1)")
+    }
+    if model == .linear && (l1 > 0 || l2 > 0) {
+      throw ValidationError("--model linear takes no penalty; use ridge, lasso or elastic-net")
+    }
+    if model == .lasso && l2 > 0 {
+      throw ValidationError("--model lasso takes --l1 only; use elastic-net for both")
+    }
+    if model == .ridge && l1 > 0 {
+      throw ValidationError("--model ridge takes --l2 only; use elastic-net for both")
+    }
+  }
+
+  func job() throws -> TrainingJob {
+    var pipeline = PipelineOptions(label: label)
+    pipeline.categorical = list(categorical)
+    if let features { pipeline.include = list(features) }
+    pipeline.exclude = list(exclude)
+    pipeline.missing = missing
+    pipeline.standardize = standardize
+    var stop: [StopCriterion] = [
+      .maxIterations(maxIterations), .gradientNorm(below: tolerance),
+      .relativeObjectiveChange(below: tolerance),
+    ]
+    if let timeLimit { stop.append(.timeLimit(seconds: timeLimit)) }
+    var sgd = SGDConfiguration.defaults
+    sgd.batchSize = batchSize
+    sgd.schedule = .inverseScaling(initial: learningRate, power: 0.5)
+    sgd.seed = seed
+    let configuration = TrainingConfiguration(
+      kind: model.kind, regularization: Regularization(l1: l1, l2: l2), solver: solver.solver,
+      stop: StopCriteria(stop), sgd: sgd,
+      bounds: nil, threads: threads)
+    var job = TrainingJob(dataPath: input.data, pipeline: pipeline, configuration: configuration)
+    job.precision = precision
+    job.validationSplit = validationSplit
+    job.seed = seed
+    if let warmStart {
+      let m = try ModelFile.read(from: warmStart)
+      job.initial = Parameters(weights: m.standardizedCoefficients, intercept: m.standardizedIntercept)
+    }
+    return job
+  }
+
+  func run() async throws {
+    try CLIErrors.guarding {
+      let job = try job()
+      let display = ProgressDisplay(quiet: quiet)
+      let file = try LocalTraining.run(job) { display.update($0) }
+      display.finish()
+      if let warm = job.initial, warm.weights.count != file.featureNames.count {
+        throw TrainingError(
+          code: .mismatch, message: "\(warmStart ?? ""): warm start has \(warm.weights.count) coefficients, the data has \(file.featureNames.count) features")
+      }
+      try file.write(to: output)
+      if let summaryJson { try SummaryJSON.write(file.training, to: summaryJson) }
+      if !quiet { SummaryTable.print(file, output: output) }
+    }
+  }
+}
+
+enum ModelKind: String, ExpressibleByArgument, CaseIterable {
+  case linear, ridge, lasso, elasticNet = "elastic-net", logistic
+  var kind: LinearModel.Kind {
+    switch self {
+    case .linear: .linear
+    case .ridge: .ridge
+    case .lasso: .lasso
+    case .elasticNet: .elasticNet
+    case .logistic: .logistic
+    }
+  }
+}
+
+enum SolverName: String, ExpressibleByArgument, CaseIterable {
+  case auto, exact, qr, gd, sgd, lbfgs, owlqn, projected
+  var solver: Solver {
+    switch self {
+    case .auto: .auto
+    case .exact: .exact
+    case .qr: .qr
+    case .gd: .gradientDescent
+    case .sgd: .sgd
+    case .lbfgs: .lbfgs
+    case .owlqn: .owlqn
+    case .projected: .projected
+    }
+  }
+}
+
+extension MissingPolicy: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+
+func list(_ s: String?) -> [String] {
+  guard let s else { return [] }
+  return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
