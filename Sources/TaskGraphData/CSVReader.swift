@@ -248,6 +248,9 @@ enum CSVReader {
 }
 
 /// Converts scanned fields into a `RawTable` row.
+///
+/// Each record's values are first written to a fixed scratch row, then appended to the table
+/// in one copy, so the per-field work is a pointer store.
 struct RecordConverter {
   let roles: [ColumnRole]
   let names: [String]
@@ -255,8 +258,8 @@ struct RecordConverter {
   var table: RawTable
   private var numbers = NumberParser()
   private var encoders: [CategoryEncoder]
-  private let missingRow: [Double]
-  private let missingCodes: [Int32]
+  private var numericRow: [Double]
+  private var codeRow: [Int32]
 
   /// A converter filling `table`, which must have no rows yet.
   init(roles: [ColumnRole], names: [String], path: String, table: RawTable) {
@@ -266,8 +269,8 @@ struct RecordConverter {
     self.path = path
     self.table = table
     self.encoders = Array(repeating: CategoryEncoder(), count: table.categoricalNames.count)
-    self.missingRow = Array(repeating: .nan, count: table.numericNames.count)
-    self.missingCodes = Array(repeating: -1, count: table.categoricalNames.count)
+    self.numericRow = Array(repeating: .nan, count: table.numericNames.count)
+    self.codeRow = Array(repeating: -1, count: table.categoricalNames.count)
   }
 
   @inline(__always)
@@ -281,47 +284,63 @@ struct RecordConverter {
         "expected \(roles.count) fields as in the header, found \(fields.count)",
         file: path, line: source.lineNumber(at: recordOffset))
     }
-    let numericBase = table.numeric.count
-    table.numeric.append(contentsOf: missingRow)
-    let codeBase = table.codes.count
-    table.codes.append(contentsOf: missingCodes)
     var label = Double.nan
     let start = buf.baseAddress!
-    for k in 0..<fields.count {
-      let role = roles[k]
-      let f = fields[k]
-      switch role {
-      case .skip:
-        break
-      case .label, .numeric:
-        let value: Double
-        if f.escaped {
-          let bytes = CSVScanner.bytes(buf, f)
-          value = try bytes.withUnsafeBufferPointer {
-            try number($0.baseAddress!, $0.count, column: k, recordOffset, source)
+    var numericRow = self.numericRow
+    var codeRow = self.codeRow
+    self.numericRow = []
+    self.codeRow = []
+    defer {
+      self.numericRow = numericRow
+      self.codeRow = codeRow
+    }
+    try numericRow.withUnsafeMutableBufferPointer { values in
+      try codeRow.withUnsafeMutableBufferPointer { codes in
+        try fields.withUnsafeBufferPointer { fields in
+          for k in 0..<fields.count {
+            let f = fields[k]
+            switch roles[k] {
+            case .skip:
+              break
+            case .label:
+              label = try number(buf, f, column: k, recordOffset, source)
+            case .numeric(let slot):
+              values[slot] = try number(buf, f, column: k, recordOffset, source)
+            case .categorical(let slot):
+              if NumberParser.isMissing(start + f.start, f.end - f.start) {
+                codes[slot] = -1
+              } else if f.escaped {
+                let bytes = CSVScanner.bytes(buf, f)
+                codes[slot] = bytes.withUnsafeBufferPointer {
+                  encoders[slot].code($0.baseAddress!, $0.count)
+                }
+              } else {
+                codes[slot] = encoders[slot].code(start + f.start, f.end - f.start)
+              }
+            }
           }
-        } else {
-          value = try number(start + f.start, f.end - f.start, column: k, recordOffset, source)
-        }
-        if case .numeric(let slot) = role {
-          table.numeric[numericBase + slot] = value
-        } else {
-          label = value
-        }
-      case .categorical(let slot):
-        if NumberParser.isMissing(start + f.start, f.end - f.start) { continue }
-        if f.escaped {
-          let bytes = CSVScanner.bytes(buf, f)
-          table.codes[codeBase + slot] = bytes.withUnsafeBufferPointer {
-            encoders[slot].code($0.baseAddress!, $0.count)
-          }
-        } else {
-          table.codes[codeBase + slot] = encoders[slot].code(start + f.start, f.end - f.start)
         }
       }
     }
+    table.numeric.append(contentsOf: numericRow)
+    table.codes.append(contentsOf: codeRow)
     if table.labels != nil { table.labels!.append(label) }
     table.rows += 1
+  }
+
+  @inline(__always)
+  private mutating func number(
+    _ buf: UnsafeBufferPointer<UInt8>, _ f: FieldSpan, column: Int, _ recordOffset: Int,
+    _ source: ByteSource
+  ) throws -> Double {
+    if f.escaped {
+      let bytes = CSVScanner.bytes(buf, f)
+      return try bytes.withUnsafeBufferPointer {
+        try number($0.baseAddress!, $0.count, column: column, recordOffset, source)
+      }
+    }
+    return try number(
+      buf.baseAddress! + f.start, f.end - f.start, column: column, recordOffset, source)
   }
 
   @inline(__always)

@@ -133,18 +133,46 @@ extension DataPipeline {
       }, policy: pipeline.missing, requireLabel: requireLabel)
     let kept = keep.reduce(0) { $0 + ($1 ? 1 : 0) }
     let width = pipeline.featureNames.count
-    let nw = table.numericNames.count
-    let cw = table.categoricalNames.count
-    var x = Matrix<T>(rows: kept, cols: width)
     var y: [Double]? = table.labels == nil ? nil : []
     y?.reserveCapacity(kept)
+    // Dispatch to concrete element types so that the row loop is specialised (this generic
+    // function is called across modules, where it would run through witness tables).
+    let storage: [T]
+    if T.self == Double.self {
+      let rows = fillRows(Double.self, table, plans, keep, kept, width, pipeline)
+      storage = unsafeBitCast(rows, to: [T].self)
+    } else if T.self == Float.self {
+      let rows = fillRows(Float.self, table, plans, keep, kept, width, pipeline)
+      storage = unsafeBitCast(rows, to: [T].self)
+    } else {
+      storage = fillRows(T.self, table, plans, keep, kept, width, pipeline)
+    }
+    let x = Matrix<T>(rows: kept, cols: width, storage: storage)
+    if let labels = table.labels {
+      for r in 0..<table.rows where keep[r] { y!.append(labels[r]) }
+    }
+    return PreparedData(
+      x: x, y: y, featureNames: pipeline.featureNames, droppedRows: table.rows - kept,
+      rowsRead: table.rows, pipeline: pipeline)
+  }
+}
+
+extension DataPipeline {
+  /// The row-major output elements: each kept row written once, in place.
+  static func fillRows<S: BLASScalar>(
+    _: S.Type, _ table: RawTable, _ plans: [OutputPlan], _ keep: [Bool], _ kept: Int,
+    _ width: Int, _ pipeline: FittedPipeline
+  ) -> [S] {
+    let nw = table.numericNames.count
+    let cw = table.categoricalNames.count
     let means = pipeline.means
     let scales = pipeline.scales
-    table.numeric.withUnsafeBufferPointer { numeric in
-      table.codes.withUnsafeBufferPointer { codes in
-        x.withUnsafeMutableBufferPointer { out in
+    return [S](unsafeUninitializedCapacity: kept * width) { out, initialized in
+      table.numeric.withUnsafeBufferPointer { numeric in
+        table.codes.withUnsafeBufferPointer { codes in
           var o = 0
           for r in 0..<table.rows where keep[r] {
+            (out.baseAddress! + o).initialize(repeating: 0, count: width)
             var j = 0
             for plan in plans {
               switch plan {
@@ -152,7 +180,7 @@ extension DataPipeline {
                 var v = numeric[r * nw + s]
                 if v.isNaN, let fill { v = fill }
                 if let means, let scales { v = (v - means[j]) / scales[j] }
-                out[o + j] = T(v)
+                out[o + j] = S(v)
                 j += 1
               case .categorical(let s, let codeToIndex, let groupWidth):
                 let c = codes[r * cw + s]
@@ -167,13 +195,8 @@ extension DataPipeline {
           }
         }
       }
+      initialized = kept * width
     }
-    if let labels = table.labels {
-      for r in 0..<table.rows where keep[r] { y!.append(labels[r]) }
-    }
-    return PreparedData(
-      x: x, y: y, featureNames: pipeline.featureNames, droppedRows: table.rows - kept,
-      rowsRead: table.rows, pipeline: pipeline)
   }
 }
 
