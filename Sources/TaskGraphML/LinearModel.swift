@@ -44,7 +44,8 @@ public struct LinearModel: Sendable, Codable, Hashable {
 
   /// The margins `X w + b`, one per row: one BLAS `gemv` in `T`. O(n·d).
   public func margins<T: BLASScalar>(_ x: Matrix<T>) -> [Double] {
-    precondition(x.cols == coefficients.count, "matrix has \(x.cols) columns, model \(coefficients.count)")
+    precondition(
+      x.cols == coefficients.count, "matrix has \(x.cols) columns, model \(coefficients.count)")
     if x.cols == 0 { return [Double](repeating: intercept, count: x.rows) }
     let z = BLAS.gemv(x, coefficients.map { T($0) })
     return z.map { Double($0) + intercept }

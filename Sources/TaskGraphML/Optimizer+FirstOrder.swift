@@ -1,3 +1,5 @@
+import TaskGraphLinalg
+
 extension Optimizer {
   /// One gradient descent iteration with backtracking.
   ///

@@ -1,3 +1,5 @@
+import TaskGraphLinalg
+
 extension Optimizer {
   /// The gradient the box-constrained method descends: the smooth gradient plus `l1` on the
   /// coefficients (with non-negative lower bounds `‖w‖₁ = Σ wⱼ` is linear on the box).
@@ -75,7 +77,8 @@ extension Optimizer {
     stepSize = accepted.alpha
     return outcome(
       previous: cur.objective, objective: accepted.point.objective,
-      gradientNorm: norm(projectedGradient(theta, effectiveBoxGradient(accepted.point.gradient), bounds)),
+      gradientNorm: norm(
+        projectedGradient(theta, effectiveBoxGradient(accepted.point.gradient), bounds)),
       evaluationsBefore: before, failed: false)
   }
 }

@@ -1,3 +1,5 @@
+import TaskGraphLinalg
+
 extension Optimizer {
   /// One L-BFGS iteration, or with `orthantWise` one OWL-QN iteration (Andrew & Gao 2007):
   /// the two-loop recursion is applied to the pseudo-gradient, the direction is zeroed where
@@ -33,7 +35,8 @@ extension Optimizer {
     var orthant = [Double](repeating: 0, count: d)
     if l1 > 0 {
       for j in 0..<d {
-        orthant[j] = theta[j] != 0 ? (theta[j] > 0 ? 1 : -1) : (pg[j] < 0 ? 1 : (pg[j] > 0 ? -1 : 0))
+        orthant[j] =
+          theta[j] != 0 ? (theta[j] > 0 ? 1 : -1) : (pg[j] < 0 ? 1 : (pg[j] > 0 ? -1 : 0))
       }
     }
     var t = history.isEmpty ? min(1, 1 / pgNorm) : 1

@@ -1,3 +1,5 @@
+import TaskGraphLinalg
+
 /// What one optimizer iteration did.
 public struct StepOutcome: Sendable, Hashable {
   /// Iterations completed, including this one.
@@ -51,13 +53,13 @@ public struct Optimizer: Sendable, Codable {
   /// The rows of the full data set (`n`), used to draw SGD batches.
   public let rowCount: Int
   /// Completed iterations.
-  public private(set) var iteration: Int
+  public internal(set) var iteration: Int
   /// Gradient evaluations requested so far.
-  public private(set) var evaluations: Int
+  public internal(set) var evaluations: Int
   /// The last accepted step length (the learning rate for SGD).
-  public private(set) var stepSize: Double
+  public internal(set) var stepSize: Double
   /// The state of the SGD random number generator.
-  public private(set) var rng: SplitMix64
+  public internal(set) var rng: SplitMix64
   var theta: [Double]
   var current: EvaluatedPoint?
   var history: [CurvaturePair]
@@ -159,7 +161,8 @@ public struct Optimizer: Sendable, Codable {
     let params = Parameters(weights: Array(point[0..<d]), intercept: point[d])
     let sums = try evaluate(EvaluationRequest(parameters: params, batch: batch))
     evaluations += 1
-    precondition(sums.gradient.count == d, "gradient sums have \(sums.gradient.count) entries, expected \(d)")
+    precondition(
+      sums.gradient.count == d, "gradient sums have \(sums.gradient.count) entries, expected \(d)")
     precondition(sums.rows > 0, "gradient sums over zero rows")
     let n = Double(sums.rows)
     let reg = configuration.regularization

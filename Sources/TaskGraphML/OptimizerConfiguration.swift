@@ -91,8 +91,9 @@ public struct LineSearchConfiguration: Sendable, Codable, Hashable {
   public var relativeSlack: Double
 
   /// Line search settings; traps on values out of range.
-  public init(armijo: Double = 1e-4, shrink: Double = 0.5, maxTrials: Int = 50, relativeSlack: Double = 1e-12)
-  {
+  public init(
+    armijo: Double = 1e-4, shrink: Double = 0.5, maxTrials: Int = 50, relativeSlack: Double = 1e-12
+  ) {
     precondition(armijo > 0 && armijo < 1, "armijo must be in (0, 1)")
     precondition(shrink > 0 && shrink < 1, "shrink must be in (0, 1)")
     precondition(maxTrials > 0, "maxTrials must be positive")

@@ -85,7 +85,9 @@ public struct StopCriteria: Sendable, Codable, Hashable {
 
   /// At most 1000 iterations, gradient norm 1e-6, relative objective change 1e-12.
   public static var defaults: StopCriteria {
-    StopCriteria([.maxIterations(1000), .gradientNorm(below: 1e-6), .relativeObjectiveChange(below: 1e-12)])
+    StopCriteria([
+      .maxIterations(1000), .gradientNorm(below: 1e-6), .relativeObjectiveChange(below: 1e-12),
+    ])
   }
 
   /// These criteria plus `other`.

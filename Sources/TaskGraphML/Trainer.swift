@@ -127,7 +127,8 @@ public enum Trainer {
         solver == .exact
         ? try ExactSolver.cholesky(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
         : try ExactSolver.qr(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
-      let source = LocalGradientSource(x: x, labels: y, loss: .squared, threads: configuration.threads)
+      let source = LocalGradientSource(
+        x: x, labels: y, loss: .squared, threads: configuration.threads)
       let sums = source.gradientSums(EvaluationRequest(parameters: p))
       let objective =
         sums.loss / Double(sums.rows) + configuration.regularization.penalty(p.weights)

@@ -15,13 +15,24 @@ final class CheckpointTests: XCTestCase {
       x: diabetes.matrix(Double.self), labels: diabetes.labels, loss: .squared, threads: 2)
     let d = diabetes.cols
     let methods: [(String, OptimizerConfiguration)] = [
-      ("lbfgs", OptimizerConfiguration(method: .lbfgs(memory: 5), regularization: Regularization(l2: 0.1))),
-      ("owlqn", OptimizerConfiguration(method: .owlqn(memory: 10), regularization: Regularization(l1: 3, l2: 0.1))),
-      ("gd", OptimizerConfiguration(method: .gradientDescent, regularization: Regularization(l1: 1))),
+      (
+        "lbfgs",
+        OptimizerConfiguration(method: .lbfgs(memory: 5), regularization: Regularization(l2: 0.1))
+      ),
+      (
+        "owlqn",
+        OptimizerConfiguration(
+          method: .owlqn(memory: 10), regularization: Regularization(l1: 3, l2: 0.1))
+      ),
+      (
+        "gd",
+        OptimizerConfiguration(method: .gradientDescent, regularization: Regularization(l1: 1))
+      ),
       (
         "sgd",
         OptimizerConfiguration(
-          method: .sgd(SGDConfiguration(batchSize: 20, schedule: .inverseScaling(eta0: 0.1, power: 0.5))),
+          method: .sgd(
+            SGDConfiguration(batchSize: 20, schedule: .inverseScaling(eta0: 0.1, power: 0.5))),
           regularization: Regularization(l1: 0.5))
       ),
       ("projected", OptimizerConfiguration(method: .projectedGradient(.nonNegative(count: d)))),
@@ -51,7 +62,8 @@ final class CheckpointTests: XCTestCase {
   /// Resuming through `Trainer.run` continues the iteration budget of the checkpoint.
   func testRunContinuesIterationCount() throws {
     let data = try loadCSV("diabetes.csv").standardised()
-    let source = LocalGradientSource(x: data.matrix(Double.self), labels: data.labels, loss: .squared)
+    let source = LocalGradientSource(
+      x: data.matrix(Double.self), labels: data.labels, loss: .squared)
     var optimizer = Optimizer(
       configuration: OptimizerConfiguration(method: .gradientDescent),
       initial: .zeros(features: data.cols), rowCount: data.rows)

@@ -31,7 +31,8 @@ final class ConfigurationTests: XCTestCase {
 
   func testStopCriteria() {
     func progress(_ it: Int, _ f: Double, _ prev: Double?, _ g: Double, _ t: Double) -> Progress {
-      Progress(iteration: it, objective: f, previousObjective: prev, gradientNorm: g, elapsedSeconds: t)
+      Progress(
+        iteration: it, objective: f, previousObjective: prev, gradientNorm: g, elapsedSeconds: t)
     }
     let criteria = StopCriteria([
       .maxIterations(10), .gradientNorm(below: 1e-6), .relativeObjectiveChange(below: 1e-8),

@@ -30,7 +30,8 @@ final class ExactSolverTests: XCTestCase {
       let result = try Trainer.fit(
         x: x, y: data.labels, configuration: TrainingConfiguration(kind: .linear, solver: solver))
       XCTAssertLessThan(
-        relativeError(result.model.coefficients + [result.model.intercept], reference.w + [reference.b]),
+        relativeError(
+          result.model.coefficients + [result.model.intercept], reference.w + [reference.b]),
         1e-3, "\(solver)")
     }
   }

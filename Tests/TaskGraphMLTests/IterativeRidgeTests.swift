@@ -21,7 +21,8 @@ final class IterativeRidgeTests: XCTestCase {
         stop: StopCriteria([.maxIterations(20_000), .gradientNorm(below: 1e-10)]))
       let result = try Trainer.fit(x: x, y: data.labels, configuration: config)
       let got = result.model.coefficients + [result.model.intercept]
-      XCTAssertLessThan(relativeError(got, reference), 1e-6, "\(solver): \(result.summary.stopReason)")
+      XCTAssertLessThan(
+        relativeError(got, reference), 1e-6, "\(solver): \(result.summary.stopReason)")
       XCTAssertGreaterThan(result.summary.iterations, 1)
       // The objective never increases beyond rounding.
       for (a, b) in zip(result.summary.objectives, result.summary.objectives.dropFirst()) {

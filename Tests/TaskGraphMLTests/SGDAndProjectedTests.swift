@@ -41,7 +41,8 @@ final class SGDAndProjectedTests: XCTestCase {
         XCTAssertEqual(result.summary.stopReason, .maxIterations)
         XCTAssertEqual(result.summary.iterations, 4000)
         let got = result.model.coefficients + [result.model.intercept]
-        XCTAssertLessThan(relativeError(got, expected), 2e-2, "\(schedule) \(sampling) float=\(useFloat)")
+        XCTAssertLessThan(
+          relativeError(got, expected), 2e-2, "\(schedule) \(sampling) float=\(useFloat)")
       }
     }
   }
@@ -71,7 +72,8 @@ final class SGDAndProjectedTests: XCTestCase {
         ? try Trainer.fit(x: data.matrix(Float.self), y: data.labels, configuration: config)
         : try Trainer.fit(x: data.matrix(Double.self), y: data.labels, configuration: config)
       let model = result.model
-      let (g, gb) = referenceGradient(data, w: model.coefficients, b: model.intercept, logistic: false)
+      let (g, gb) = referenceGradient(
+        data, w: model.coefficients, b: model.intercept, logistic: false)
       var atBound = 0
       for (j, w) in model.coefficients.enumerated() {
         XCTAssertGreaterThanOrEqual(w, 0)

@@ -10,21 +10,25 @@ final class SparseTests: XCTestCase {
     _ data: Dataset, _ model: LinearModel, l1: Double, l2: Double, tolerance: Double,
     _ label: String, file: StaticString = #filePath, line: UInt = #line
   ) {
-    let (g, gb) = referenceGradient(data, w: model.coefficients, b: model.intercept, logistic: false)
+    let (g, gb) = referenceGradient(
+      data, w: model.coefficients, b: model.intercept, logistic: false)
     var zeros = 0
     for (j, w) in model.coefficients.enumerated() {
       if w != 0 {
         let residual = g[j] + l1 * (w > 0 ? 1 : -1) + l2 * w
-        XCTAssertLessThanOrEqual(abs(residual), tolerance, "\(label) w[\(j)]", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+          abs(residual), tolerance, "\(label) w[\(j)]", file: file, line: line)
       } else {
         zeros += 1
-        XCTAssertLessThanOrEqual(abs(g[j]), l1 + tolerance, "\(label) w[\(j)] = 0", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+          abs(g[j]), l1 + tolerance, "\(label) w[\(j)] = 0", file: file, line: line)
       }
     }
     XCTAssertLessThanOrEqual(abs(gb), tolerance, "\(label) intercept", file: file, line: line)
     // The problem must be one where sparsity shows: some zero and some non-zero weights.
     XCTAssertGreaterThan(zeros, 0, "\(label): no coefficient is zero", file: file, line: line)
-    XCTAssertLessThan(zeros, data.cols, "\(label): all coefficients are zero", file: file, line: line)
+    XCTAssertLessThan(
+      zeros, data.cols, "\(label): all coefficients are zero", file: file, line: line)
   }
 
   func fit<T: BLASScalar>(
