@@ -1,0 +1,292 @@
+import TaskGraphLinalg
+
+/// The file formats `DataPipeline` reads, chosen by extension (after removing `.gz`).
+public enum InputFormat: String, Sendable, Codable {
+  /// Comma-separated values with a header row: `.csv`.
+  case csv
+  /// LIBSVM / SVMlight text: `.svm`, `.libsvm`, `.svmlight`, `.txt`. Features are named
+  /// `f1`, `f2`, … by their 1-based index; the label is the first token.
+  case libsvm
+  /// NumPy `.npy`, 2-D float32/float64: column 0 is the label, columns 1… are features
+  /// named `f1`, `f2`, …. At predict time a file with one column fewer has no label.
+  case npy
+
+  /// The format of `path`.
+  /// - Throws: `DataError` with code `unsupportedFormat` for an unknown extension.
+  public init(path: String) throws {
+    var name = path.lowercased()
+    if name.hasSuffix(".gz") { name.removeLast(3) }
+    if name.hasSuffix(".csv") {
+      self = .csv
+    } else if name.hasSuffix(".npy") {
+      self = .npy
+    } else if [".svm", ".libsvm", ".svmlight", ".txt"].contains(where: { name.hasSuffix($0) }) {
+      self = .libsvm
+    } else {
+      throw DataError(
+        .unsupportedFormat,
+        "unknown data format (expected .csv, .svm, .libsvm, .txt or .npy, optionally .gz)",
+        file: path)
+    }
+  }
+}
+
+/// The high-level entry points: read a file, fit the transforms, and materialise the rows as a
+/// matrix.
+///
+/// Every entry point parses the file once into a compact column store (`Double` per numeric
+/// value, a small integer code per categorical value), fits or replays the transforms on it,
+/// and writes the output matrix in place. Peak memory is the output matrix plus that store
+/// (about 8 bytes per needed source field) plus the input bytes of the shard.
+public enum DataPipeline {
+  /// Reads `path` (format from the extension, see `InputFormat`; `.gz` is decompressed), fits
+  /// the transforms on the rows read, and materialises them.
+  ///
+  /// With a `shard`, only that shard's rows are read and the transforms are fitted on them
+  /// alone: for several workers, use `fitPipeline(path:options:)` once and `apply` per shard
+  /// so that all share one encoding. Rows with a missing label are always dropped.
+  public static func fit<T: BLASScalar>(
+    path: String, options: PipelineOptions, shard: Shard? = nil, as: T.Type
+  ) throws -> PreparedData<T> {
+    let table = try read(path: path, shard: shard) { names in
+      try ReadSpec(fitting: options, names: names, path: path)
+    }
+    let pipeline = try fitTransforms(table, options: options, path: path)
+    return materialise(table, pipeline, requireLabel: true)
+  }
+
+  /// Fits the pipeline's statistics (vocabularies, imputation values, standardisation) on all
+  /// rows of `path`, for workers that then `apply` it to their shards.
+  public static func fitPipeline(path: String, options: PipelineOptions) throws
+    -> FittedPipeline
+  {
+    let table = try read(path: path, shard: nil) { names in
+      try ReadSpec(fitting: options, names: names, path: path)
+    }
+    return try fitTransforms(table, options: options, path: path)
+  }
+
+  /// Replays a fitted pipeline on new data (for predict, evaluate, validation).
+  ///
+  /// Columns are matched by name, so their order may differ from the training file; a
+  /// feature column the pipeline needs and the file lacks is an error naming both.
+  /// With `requireLabel` false a missing label column is fine (`y` is nil) and a row whose
+  /// label is empty is kept with a NaN label; with it true such rows are dropped.
+  public static func apply<T: BLASScalar>(
+    _ pipeline: FittedPipeline, path: String, requireLabel: Bool, shard: Shard? = nil,
+    as: T.Type
+  ) throws -> PreparedData<T> {
+    let table = try read(path: path, shard: shard) { names in
+      try ReadSpec(replaying: pipeline, names: names, requireLabel: requireLabel, path: path)
+    }
+    return materialise(table, pipeline, requireLabel: requireLabel)
+  }
+
+  /// The column names of `path`: the CSV header, or `f1…` for LIBSVM and `.npy` files
+  /// (where the label is not a named column).
+  public static func columns(path: String) throws -> [String] {
+    switch try InputFormat(path: path) {
+    case .csv:
+      return try CSVReader.header(CSVReader.source(path), path: path).names
+    case .libsvm:
+      let sparse = try LIBSVMReader.read(path: path, shard: nil)
+      return (0..<sparse.width).map { LIBSVMReader.name($0 + 1) }
+    case .npy:
+      let h = try NPY.header(InputFile.readAll(path), path: path)
+      return (1..<max(1, h.cols)).map { LIBSVMReader.name($0) }
+    }
+  }
+
+  // MARK: - Reading
+
+  /// Reads the rows of `shard` into a column store, with the columns `plan` chooses from the
+  /// file's column names.
+  static func read(
+    path: String, shard: Shard?, plan: ([String]) throws -> ReadSpec
+  ) throws -> RawTable {
+    try shard?.validate()
+    switch try InputFormat(path: path) {
+    case .csv:
+      let source = try CSVReader.source(path)
+      let header = try CSVReader.header(source, path: path)
+      guard try CSVReader.hasData(source, from: header.dataStart) else {
+        throw DataError(.noDataRows, "the file has a header but no data rows", file: path)
+      }
+      let spec = try plan(header.names)
+      var table = spec.makeTable()
+      let range = try CSVReader.range(shard, dataStart: header.dataStart, source)
+      try CSVReader.load(
+        source, path: path, range: range, header: header, roles: spec.roles, into: &table)
+      return table
+    case .libsvm:
+      let sparse = try LIBSVMReader.read(path: path, shard: shard)
+      if shard == nil && sparse.labels.isEmpty {
+        throw DataError(.emptyFile, "the file has no data rows", file: path)
+      }
+      let names = [""] + (0..<sparse.width).map { LIBSVMReader.name($0 + 1) }
+      let spec = try plan(names)
+      if !spec.categoricalNames.isEmpty {
+        throw DataError(
+          .unsupportedFormat, "categorical columns need CSV input (LIBSVM is numeric)", file: path)
+      }
+      // Features the pipeline needs beyond the widest row are all-zero columns, not missing.
+      let width = max(
+        sparse.width,
+        spec.numericNames.compactMap { Int($0.dropFirst()) }.max() ?? 0)
+      var slotOf = [Int?](repeating: nil, count: width)
+      for (slot, name) in spec.numericNames.enumerated() {
+        if let k = Int(name.dropFirst()), k >= 1 { slotOf[k - 1] = slot }
+      }
+      return try LIBSVMReader.table(
+        sparse, width: width, slotOf: slotOf, names: spec.numericNames, path: path)
+    case .npy:
+      let bytes = try InputFile.readAll(path)
+      let h = try NPY.header(bytes, path: path)
+      if h.rows == 0 { throw DataError(.noDataRows, "the array has no rows", file: path) }
+      // Column 0 is the label, unless (at predict time) the file has exactly the features the
+      // pipeline needs and no label column.
+      let features = (1..<max(1, h.cols)).map { LIBSVMReader.name($0) }
+      var spec: ReadSpec
+      var labelColumn: Int? = 0
+      do {
+        spec = try plan([""] + features)
+      } catch let error {
+        guard let fallback = try? plan((1...max(1, h.cols)).map { LIBSVMReader.name($0) }),
+          !fallback.requireLabel
+        else { throw error }
+        spec = fallback
+        labelColumn = nil
+      }
+      var table = spec.makeTable()
+      if labelColumn == nil { table.labels = nil }
+      if !spec.categoricalNames.isEmpty {
+        throw DataError(
+          .unsupportedFormat, "categorical columns need CSV input (.npy is numeric)", file: path)
+      }
+      let range = shard?.rowRange(of: h.rows) ?? 0..<h.rows
+      let roles = labelColumn == nil ? spec.roles : Array(spec.roles.dropFirst())
+      let width = table.numericNames.count
+      table.rows = range.count
+      table.numeric = Array(repeating: .nan, count: range.count * width)
+      try NPY.decode(bytes, h, path: path) { value in
+        for (i, r) in range.enumerated() {
+          if labelColumn != nil { table.labels?.append(value(r * h.cols)) }
+          for (k, role) in roles.enumerated() {
+            if case .numeric(let slot) = role {
+              table.numeric[i * width + slot] = value(r * h.cols + k + (labelColumn ?? -1) + 1)
+            }
+          }
+        }
+      }
+      return table
+    }
+  }
+}
+
+/// Which columns to read and how: the roles per source column.
+struct ReadSpec {
+  /// Per source column.
+  var roles: [ColumnRole]
+  /// Numeric feature names by slot.
+  var numericNames: [String]
+  /// Categorical feature names by slot.
+  var categoricalNames: [String]
+  /// Whether the label column is present in the file.
+  var hasLabel: Bool
+  /// Whether a missing label column is an error (and a row without a label is dropped).
+  var requireLabel: Bool
+
+  var featureCount: Int { numericNames.count + categoricalNames.count }
+
+  func makeTable() -> RawTable {
+    var table = RawTable(
+      numericNames: numericNames, categoricalNames: categoricalNames, hasLabel: hasLabel)
+    table.order = roles.filter { $0 != .skip && $0 != .label }
+    return table
+  }
+
+  /// Roles for fitting with `options` on a file with columns `names`.
+  init(fitting options: PipelineOptions, names: [String], path: String) throws {
+    let isNamed = names.first != ""
+    let label = options.label
+    let present = Set(names)
+    if isNamed && !present.contains(label) {
+      throw DataError(
+        .missingLabelColumn,
+        "label column '\(label)' is not in the file (columns: "
+          + names.joined(separator: ", ") + ")", file: path)
+    }
+    for name in (options.include ?? []) + options.exclude + options.categorical
+    where !present.contains(name) {
+      throw DataError(.unknownColumn, "column '\(name)' named in the options is not in the file",
+        file: path)
+    }
+    let included = options.include.map(Set.init)
+    let excluded = Set(options.exclude)
+    let categorical = Set(options.categorical)
+    roles = []
+    numericNames = []
+    categoricalNames = []
+    for (k, name) in names.enumerated() {
+      if k == 0 && !isNamed {
+        roles.append(.label)
+      } else if isNamed && name == label {
+        roles.append(.label)
+      } else if excluded.contains(name) || !(included?.contains(name) ?? true) {
+        roles.append(.skip)
+      } else if categorical.contains(name) {
+        roles.append(.categorical(categoricalNames.count))
+        categoricalNames.append(name)
+      } else {
+        roles.append(.numeric(numericNames.count))
+        numericNames.append(name)
+      }
+    }
+    hasLabel = true
+    requireLabel = true
+    if numericNames.isEmpty && categoricalNames.isEmpty {
+      throw DataError(.noFeatures, "no feature columns are left after the options", file: path)
+    }
+  }
+
+  /// Roles for replaying `pipeline` on a file with columns `names`.
+  init(replaying pipeline: FittedPipeline, names: [String], requireLabel: Bool, path: String)
+    throws
+  {
+    let isNamed = names.first != ""
+    var index: [String: Int] = [:]
+    for (k, name) in names.enumerated() where index[name] == nil { index[name] = k }
+    roles = Array(repeating: .skip, count: names.count)
+    numericNames = []
+    categoricalNames = []
+    self.requireLabel = requireLabel
+    for column in pipeline.columns {
+      guard let k = index[column.name] else {
+        throw DataError(
+          .missingFeatureColumn,
+          "column '\(column.name)' needed by the fitted pipeline is not in the file",
+          file: path)
+      }
+      switch column.kind {
+      case .numeric:
+        roles[k] = .numeric(numericNames.count)
+        numericNames.append(column.name)
+      case .categorical:
+        roles[k] = .categorical(categoricalNames.count)
+        categoricalNames.append(column.name)
+      }
+    }
+    let labelIndex = isNamed ? index[pipeline.label] : 0
+    if let labelIndex {
+      roles[labelIndex] = .label
+      hasLabel = true
+    } else {
+      if requireLabel {
+        throw DataError(
+          .missingLabelColumn, "label column '\(pipeline.label)' is not in the file",
+          file: path)
+      }
+      hasLabel = false
+    }
+  }
+}

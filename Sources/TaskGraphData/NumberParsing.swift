@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Parses decimal numbers straight from bytes.
+///
+/// The fast path (Clinger's): a decimal significand of at most 15 digits and a power of ten of
+/// at most 22 in magnitude are both exact doubles, so one correctly rounded multiply or divide
+/// gives the correctly rounded result. Everything else falls back to `strtod` on a
+/// NUL-terminated scratch copy, so results always equal `strtod`'s.
+struct NumberParser {
+  private var scratch: [CChar] = Array(repeating: 0, count: 64)
+
+  private static let powersOfTen: [Double] = (0...22).map { e in
+    var v = 1.0
+    for _ in 0..<e { v *= 10 }
+    return v
+  }
+
+  /// Whether the bytes spell a missing value: empty, `NA` or `NaN`.
+  @inline(__always)
+  static func isMissing(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    if n == 0 { return true }
+    if n == 2 { return p[0] == 0x4E && p[1] == 0x41 }  // NA
+    if n == 3 { return p[0] == 0x4E && p[1] == 0x61 && p[2] == 0x4E }  // NaN
+    return false
+  }
+
+  /// The number the `n` bytes at `p` spell, or `nil` if they are not a number.
+  /// Leading and trailing spaces are ignored.
+  @inline(__always)
+  mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+    var start = 0
+    var end = n
+    while start < end && p[start] == 0x20 { start += 1 }
+    while end > start && p[end - 1] == 0x20 { end -= 1 }
+    if start == end { return nil }
+    var i = start
+    var negative = false
+    if p[i] == 0x2D {
+      negative = true
+      i += 1
+    } else if p[i] == 0x2B {
+      i += 1
+    }
+    var mantissa: UInt64 = 0
+    var digits = 0
+    var exponent = 0
+    var sawDigit = false
+    var exact = true
+    while i < end {
+      let d = p[i] &- 0x30
+      if d > 9 { break }
+      sawDigit = true
+      if digits < 19 {
+        mantissa = mantissa &* 10 &+ UInt64(d)
+        if mantissa != 0 { digits += 1 }
+      } else {
+        exponent += 1
+        if d != 0 { exact = false }
+      }
+      i += 1
+    }
+    if i < end && p[i] == 0x2E {
+      i += 1
+      while i < end {
+        let d = p[i] &- 0x30
+        if d > 9 { break }
+        sawDigit = true
+        if digits < 19 {
+          mantissa = mantissa &* 10 &+ UInt64(d)
+          if mantissa != 0 { digits += 1 }
+          exponent -= 1
+        } else if d != 0 {
+          exact = false
+        }
+        i += 1
+      }
+    }
+    if sawDigit && i < end && (p[i] | 0x20) == 0x65 {
+      var j = i + 1
+      var expNegative = false
+      if j < end && (p[j] == 0x2D || p[j] == 0x2B) {
+        expNegative = p[j] == 0x2D
+        j += 1
+      }
+      var e = 0
+      var sawExpDigit = false
+      while j < end {
+        let d = p[j] &- 0x30
+        if d > 9 { break }
+        sawExpDigit = true
+        if e < 100_000 { e = e * 10 + Int(d) }
+        j += 1
+      }
+      if sawExpDigit {
+        exponent += expNegative ? -e : e
+        i = j
+      }
+    }
+    if sawDigit && i == end && exact && digits <= 15 && exponent >= -22 && exponent <= 22 {
+      var value = Double(mantissa)
+      if exponent >= 0 {
+        value *= Self.powersOfTen[exponent]
+      } else {
+        value /= Self.powersOfTen[-exponent]
+      }
+      return negative ? -value : value
+    }
+    return slowParse(p + start, end - start)
+  }
+
+  private mutating func slowParse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+    if scratch.count < n + 1 { scratch = Array(repeating: 0, count: n + 1) }
+    return scratch.withUnsafeMutableBufferPointer { buf -> Double? in
+      let base = buf.baseAddress!
+      for k in 0..<n { base[k] = CChar(bitPattern: p[k]) }
+      base[n] = 0
+      var endPtr: UnsafeMutablePointer<CChar>? = nil
+      let value = strtod(base, &endPtr)
+      guard let endPtr, endPtr == base + n else { return nil }
+      return value
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import TaskGraphLinalg
+
+/// What to do with a row that has a missing value (an empty field, `NA` or `NaN`).
+public enum MissingPolicy: String, Codable, Sendable {
+  /// Drop the row (the default); the count is reported in `PreparedData.droppedRows`.
+  case drop
+  /// Replace a missing numeric value by the column's mean over the training rows.
+  case mean
+  /// Replace a missing numeric value by the column's median over the training rows.
+  case median
+}
+
+/// How to turn a file into features and a label.
+///
+/// Features are all columns but the label, or only `include` when it is given, minus
+/// `exclude`, in the file's column order. Columns in `categorical` are one-hot encoded; every
+/// other feature column must be numeric.
+public struct PipelineOptions: Sendable {
+  /// The label column's name (for LIBSVM and `.npy` input, a name given to the label).
+  public var label: String
+  /// Columns holding strings to one-hot encode.
+  public var categorical: [String] = []
+  /// If set, the only feature columns to use.
+  public var include: [String]? = nil
+  /// Columns not to use as features.
+  public var exclude: [String] = []
+  /// What to do with missing values.
+  public var missing: MissingPolicy = .drop
+  /// Whether to standardise numeric features to mean 0 and standard deviation 1.
+  public var standardize: Bool = false
+
+  /// Options with `label` as the label column and defaults for the rest.
+  public init(label: String) { self.label = label }
+}
+
+/// Shard `index` of `count`: a deterministic part of a file's rows. The shards `0..<count`
+/// partition the rows, and concatenating them in index order gives the rows of the file in
+/// order.
+public struct Shard: Sendable, Equatable, Codable {
+  /// This shard's index, `0..<count`.
+  public var index: Int
+  /// The number of shards, at least 1.
+  public var count: Int
+
+  /// Shard `index` of `count`.
+  public init(index: Int, count: Int) {
+    self.index = index
+    self.count = count
+  }
+
+  /// Checks `0 <= index < count`.
+  func validate() throws {
+    guard count >= 1, index >= 0, index < count else {
+      throw DataError(
+        .invalidShard, "invalid shard \(index) of \(count): need 0 <= index < count")
+    }
+  }
+
+  /// The contiguous row range `[lo, hi)` this shard owns out of `rows` rows.
+  func rowRange(of rows: Int) -> Range<Int> {
+    (rows * index / count)..<(rows * (index + 1) / count)
+  }
+}
+
+/// Rows materialised as a dense matrix, with their labels and the pipeline that made them.
+public struct PreparedData<T: BLASScalar>: Sendable {
+  /// Features, one row per kept row, `featureNames.count` columns.
+  public var x: Matrix<T>
+  /// Labels, one per row of `x`; nil when the label column is absent and was not required.
+  /// A missing label is NaN when the label was not required.
+  public var y: [Double]?
+  /// Names of the columns of `x` (one-hot columns as `column=value`).
+  public var featureNames: [String]
+  /// Rows dropped for missing values.
+  public var droppedRows: Int
+  /// Rows read from the input (before dropping).
+  public var rowsRead: Int
+  /// The fitted pipeline that produced `x`.
+  public var pipeline: FittedPipeline
+
+  /// Prepared data from its parts.
+  public init(
+    x: Matrix<T>, y: [Double]?, featureNames: [String], droppedRows: Int, rowsRead: Int,
+    pipeline: FittedPipeline
+  ) {
+    self.x = x
+    self.y = y
+    self.featureNames = featureNames
+    self.droppedRows = droppedRows
+    self.rowsRead = rowsRead
+    self.pipeline = pipeline
+  }
+}

@@ -1,0 +1,113 @@
+import TaskGraphLinalg
+
+/// Direct solvers for linear least squares and ridge regression (squared loss, no L1).
+///
+/// Both minimise `(1/n) Σ ½(xᵢ·w + b − yᵢ)² + (l2/2)‖w‖²`, whose normal equations are
+/// `(XᵀX + n·l2·I) w = Xᵀy` for centred data, with `b = ȳ − x̄·w`.
+public enum ExactSolver {
+  /// Ridge (or, with `l2 == 0`, ordinary least squares) by Cholesky on the normal equations.
+  ///
+  /// The features are centred into a copy (so the intercept stays unpenalised and the
+  /// Gram matrix is formed without cancellation), `XᵀX` is one BLAS `gemm` in `T` and the
+  /// d×d system is solved in Double by LAPACK `posv`. O(n·d² + d³) time, O(n·d) memory.
+  ///
+  /// - Throws: `MLError.Code.singularSystem` if `XᵀX + n·l2·I` is not positive definite.
+  public static func cholesky<T: BLASScalar>(
+    x: Matrix<T>, y: [Double], l2: Double = 0, fitIntercept: Bool = true
+  ) throws -> Parameters {
+    precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
+    precondition(x.rows > 0, "no rows")
+    precondition(l2 >= 0, "l2 must be non-negative")
+    let (n, d) = (x.rows, x.cols)
+    let (means, yMean) = fitIntercept ? columnMeans(x, y) : ([Double](repeating: 0, count: d), 0)
+    if d == 0 { return Parameters(weights: [], intercept: yMean) }
+    var centred = x
+    if fitIntercept {
+      let m = means.map { T($0) }
+      centred.withUnsafeMutableBufferPointer { p in
+        for i in 0..<n {
+          let row = i * d
+          for j in 0..<d { p[row + j] -= m[j] }
+        }
+      }
+    }
+    let gram = BLAS.gemm(centred, centred, transposeA: true)
+    let yc = y.map { T($0 - yMean) }
+    let xty = BLAS.gemv(centred, yc, transposed: true)
+    var a = Matrix<Double>(rows: d, cols: d)
+    for i in 0..<d {
+      for j in 0..<d { a[i, j] = Double(gram[i, j]) }
+      a[i, i] += Double(n) * l2
+    }
+    let w: [Double]
+    do {
+      w = try LAPACK.solvePositiveDefinite(a, xty.map { Double($0) })
+    } catch let error as LinalgError {
+      throw MLError(
+        code: .singularSystem,
+        message: "XᵀX + n·l2·I is not positive definite (collinear features? try l2 > 0)",
+        cause: error)
+    }
+    var b = yMean
+    for j in 0..<d { b -= means[j] * w[j] }
+    return Parameters(weights: w, intercept: b)
+  }
+
+  /// Least squares by Householder QR (LAPACK `gels`) on `[X 1]`, in the precision `T`.
+  ///
+  /// With `l2 > 0` the rows `√(n·l2)·eⱼ` (label 0, no intercept entry) are appended, which
+  /// gives ridge without squaring the condition number. O(n·d²) time, O(n·d) memory.
+  ///
+  /// - Throws: `MLError.Code.singularSystem` if the design does not have full column rank.
+  public static func qr<T: BLASScalar>(
+    x: Matrix<T>, y: [Double], l2: Double = 0, fitIntercept: Bool = true
+  ) throws -> Parameters {
+    precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
+    precondition(l2 >= 0, "l2 must be non-negative")
+    let (n, d) = (x.rows, x.cols)
+    let cols = d + (fitIntercept ? 1 : 0)
+    let extra = l2 > 0 ? d : 0
+    precondition(n + extra >= cols, "QR needs at least as many rows as unknowns")
+    var storage = [T]()
+    storage.reserveCapacity((n + extra) * cols)
+    x.withUnsafeBufferPointer { p in
+      for i in 0..<n {
+        storage.append(contentsOf: p[(i * d)..<((i + 1) * d)])
+        if fitIntercept { storage.append(1) }
+      }
+    }
+    var labels = y.map { T($0) }
+    if extra > 0 {
+      let s = T((Double(n) * l2).squareRoot())
+      for j in 0..<d {
+        for k in 0..<cols { storage.append(k == j ? s : 0) }
+        labels.append(0)
+      }
+    }
+    let a = Matrix<T>(rows: n + extra, cols: cols, storage: storage)
+    let solution: [T]
+    do {
+      solution = try LAPACK.leastSquares(a, labels)
+    } catch let error as LinalgError {
+      throw MLError(
+        code: .singularSystem, message: "the design matrix does not have full column rank",
+        cause: error)
+    }
+    let w = solution.prefix(d).map { Double($0) }
+    return Parameters(weights: w, intercept: fitIntercept ? Double(solution[d]) : 0)
+  }
+
+  /// Column means of `x` and the mean of `y`, accumulated in Double. O(n·d).
+  static func columnMeans<T: BLASScalar>(_ x: Matrix<T>, _ y: [Double]) -> ([Double], Double) {
+    let (n, d) = (x.rows, x.cols)
+    var sums = [Double](repeating: 0, count: d)
+    x.withUnsafeBufferPointer { p in
+      for i in 0..<n {
+        let row = i * d
+        for j in 0..<d { sums[j] += Double(p[row + j]) }
+      }
+    }
+    let inv = 1 / Double(n)
+    return (sums.map { $0 * inv }, y.reduce(0, +) * inv)
+  }
+}

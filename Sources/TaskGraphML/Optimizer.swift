@@ -1,0 +1,265 @@
+import TaskGraphLinalg
+
+/// What one optimizer iteration did.
+public struct StepOutcome: Sendable, Hashable {
+  /// Iterations completed, including this one.
+  public var iteration: Int
+  /// The objective `F` at the new parameters (for SGD: on the mini-batch, before the update).
+  public var objective: Double
+  /// The objective before the iteration.
+  public var previousObjective: Double
+  /// The norm of the gradient at the new parameters: the pseudo-gradient with an L1
+  /// penalty, the projected gradient with bounds (for SGD: the mini-batch gradient).
+  public var gradientNorm: Double
+  /// The accepted step length (the learning rate for SGD).
+  public var stepSize: Double
+  /// Gradient evaluations this iteration used.
+  public var evaluations: Int
+  /// `true` if the line search found no acceptable step; the parameters did not move.
+  public var lineSearchFailed: Bool
+}
+
+/// The cached evaluation at the optimizer's current parameters.
+struct EvaluatedPoint: Sendable, Codable, Hashable {
+  /// Mean loss plus `(l2/2)‖w‖²`.
+  var smooth: Double
+  /// `smooth + l1‖w‖₁`.
+  var objective: Double
+  /// Gradient of `smooth`, `d + 1` entries (the last for the intercept).
+  var gradient: [Double]
+}
+
+/// One stored L-BFGS curvature pair.
+struct CurvaturePair: Sendable, Codable, Hashable {
+  var s: [Double]
+  var y: [Double]
+  var rho: Double
+}
+
+/// A steppable optimizer for the regularised objective of `Regularization`.
+///
+/// The optimizer is a plain value: its whole state (iteration, parameters, the cached
+/// objective and gradient at the parameters, the L-BFGS curvature pairs, the step size and
+/// the SGD random state) is `Codable`, so it can be checkpointed mid-run and resumed with
+/// bit-identical results. It performs no I/O: each `step` asks its caller for gradient sums
+/// through `evaluate` (several times when a line search backtracks), so the sums may come
+/// from a local matrix or from a parameter server.
+///
+/// Internally the parameters are one vector `θ` of `d + 1` entries, the intercept last and
+/// never penalised or bounded.
+public struct Optimizer: Sendable, Codable {
+  /// The method, penalty and line search settings.
+  public let configuration: OptimizerConfiguration
+  /// The rows of the full data set (`n`), used to draw SGD batches.
+  public let rowCount: Int
+  /// Completed iterations.
+  public internal(set) var iteration: Int
+  /// Gradient evaluations requested so far.
+  public internal(set) var evaluations: Int
+  /// The last accepted step length (the learning rate for SGD).
+  public internal(set) var stepSize: Double
+  /// The state of the SGD random number generator.
+  public internal(set) var rng: SplitMix64
+  var theta: [Double]
+  var current: EvaluatedPoint?
+  var history: [CurvaturePair]
+  var batchCursor: Int
+
+  /// An optimizer at `initial` for data with `rowCount` rows.
+  ///
+  /// With box constraints the initial coefficients are projected into the box.
+  public init(configuration: OptimizerConfiguration, initial: Parameters, rowCount: Int) {
+    precondition(rowCount > 0, "rowCount must be positive")
+    self.configuration = configuration
+    self.rowCount = rowCount
+    self.iteration = 0
+    self.evaluations = 0
+    self.stepSize = 1
+    self.history = []
+    self.batchCursor = 0
+    self.current = nil
+    var theta = initial.weights + [initial.intercept]
+    switch configuration.method {
+    case .sgd(let sgd):
+      rng = SplitMix64(seed: sgd.seed)
+      if case .constant(let eta) = sgd.schedule { stepSize = eta }
+    case .projectedGradient(let bounds):
+      precondition(
+        bounds.lower.count == initial.weights.count,
+        "bounds for \(bounds.lower.count) coefficients, model has \(initial.weights.count)")
+      for j in 0..<bounds.lower.count { theta[j] = bounds.clamp(theta[j], at: j) }
+      rng = SplitMix64(seed: 0)
+    default:
+      rng = SplitMix64(seed: 0)
+    }
+    self.theta = theta
+  }
+
+  /// The current parameters.
+  public var parameters: Parameters {
+    Parameters(weights: Array(theta.dropLast()), intercept: theta[theta.count - 1])
+  }
+
+  /// The number of coefficients `d`.
+  public var featureCount: Int { theta.count - 1 }
+
+  /// The objective at the current parameters if it has been evaluated over all rows.
+  public var objective: Double? { current?.objective }
+
+  /// The full objective `F` at the current parameters, evaluating it if not cached.
+  public mutating func prepare(evaluate: (EvaluationRequest) throws -> GradientSums) throws
+    -> Double
+  {
+    try ensureCurrent(evaluate).objective
+  }
+
+  /// The stop-criterion gradient norm at the current parameters (pseudo-gradient with L1,
+  /// projected gradient with bounds), evaluating if not cached.
+  public mutating func gradientNorm(evaluate: (EvaluationRequest) throws -> GradientSums) throws
+    -> Double
+  {
+    let point = try ensureCurrent(evaluate)
+    return norm(stationarity(theta, point.gradient))
+  }
+
+  /// Runs one iteration.
+  ///
+  /// - Parameter evaluate: returns the gradient sums of the data term for a request; called
+  ///   once per trial point (more than once when the line search backtracks).
+  /// - Returns: what the iteration did; on a failed line search the parameters are unchanged.
+  public mutating func step(evaluate: (EvaluationRequest) throws -> GradientSums) throws
+    -> StepOutcome
+  {
+    switch configuration.method {
+    case .gradientDescent:
+      return try gradientDescentStep(evaluate)
+    case .sgd(let sgd):
+      return try sgdStep(sgd, evaluate)
+    case .lbfgs(let m):
+      return try quasiNewtonStep(memory: m, orthantWise: false, evaluate)
+    case .owlqn(let m):
+      return try quasiNewtonStep(memory: m, orthantWise: true, evaluate)
+    case .projectedGradient(let bounds):
+      return try projectedStep(bounds, evaluate)
+    }
+  }
+
+  /// Runs one iteration against a gradient source.
+  public mutating func step(source: some GradientSource) throws -> StepOutcome {
+    precondition(source.featureCount == featureCount, "source and optimizer disagree on d")
+    return try step(evaluate: { try source.gradientSums($0) })
+  }
+
+  // MARK: - Evaluation
+
+  var penalisedCount: Int { theta.count - 1 }
+
+  mutating func evaluatePoint(
+    _ point: [Double], batch: Batch, _ evaluate: (EvaluationRequest) throws -> GradientSums
+  ) throws -> EvaluatedPoint {
+    let d = penalisedCount
+    let params = Parameters(weights: Array(point[0..<d]), intercept: point[d])
+    let sums = try evaluate(EvaluationRequest(parameters: params, batch: batch))
+    evaluations += 1
+    precondition(
+      sums.gradient.count == d, "gradient sums have \(sums.gradient.count) entries, expected \(d)")
+    precondition(sums.rows > 0, "gradient sums over zero rows")
+    let n = Double(sums.rows)
+    let reg = configuration.regularization
+    var gradient = [Double](repeating: 0, count: d + 1)
+    var sq = 0.0
+    var abs1 = 0.0
+    for j in 0..<d {
+      let w = point[j]
+      gradient[j] = sums.gradient[j] / n + reg.l2 * w
+      sq += w * w
+      abs1 += abs(w)
+    }
+    gradient[d] = configuration.fitIntercept ? sums.intercept / n : 0
+    let smooth = sums.loss / n + 0.5 * reg.l2 * sq
+    return EvaluatedPoint(smooth: smooth, objective: smooth + reg.l1 * abs1, gradient: gradient)
+  }
+
+  mutating func ensureCurrent(_ evaluate: (EvaluationRequest) throws -> GradientSums) throws
+    -> EvaluatedPoint
+  {
+    if let current { return current }
+    let p = try evaluatePoint(theta, batch: .all, evaluate)
+    current = p
+    return p
+  }
+
+  /// The vector whose norm measures stationarity at `point` with smooth gradient `g`.
+  func stationarity(_ point: [Double], _ g: [Double]) -> [Double] {
+    if case .projectedGradient(let bounds) = configuration.method {
+      return projectedGradient(point, effectiveBoxGradient(g), bounds)
+    }
+    return pseudoGradient(point, g, l1: configuration.regularization.l1)
+  }
+
+  /// The sufficient-decrease test with the configured rounding slack.
+  func accepts(new: Double, old: Double, decrease: Double) -> Bool {
+    if !new.isFinite { return false }
+    if new <= old + configuration.lineSearch.armijo * decrease { return true }
+    return new <= old + configuration.lineSearch.relativeSlack * abs(old)
+  }
+
+  func outcome(
+    previous: Double, objective: Double, gradientNorm: Double, evaluationsBefore: Int,
+    failed: Bool
+  ) -> StepOutcome {
+    StepOutcome(
+      iteration: iteration, objective: objective, previousObjective: previous,
+      gradientNorm: gradientNorm, stepSize: stepSize, evaluations: evaluations - evaluationsBefore,
+      lineSearchFailed: failed)
+  }
+}
+
+// MARK: - Vector helpers (d is small next to n; plain loops are clear and fast enough)
+
+@inline(__always)
+func dot(_ a: [Double], _ b: [Double]) -> Double {
+  var s = 0.0
+  for i in a.indices { s += a[i] * b[i] }
+  return s
+}
+
+@inline(__always)
+func norm(_ a: [Double]) -> Double {
+  dot(a, a).squareRoot()
+}
+
+/// The minimum-norm subgradient of `smooth + l1‖w‖₁` (Andrew & Gao's pseudo-gradient); the
+/// last entry (intercept) is unpenalised.
+func pseudoGradient(_ point: [Double], _ g: [Double], l1: Double) -> [Double] {
+  if l1 == 0 { return g }
+  var pg = g
+  for j in 0..<(point.count - 1) {
+    let w = point[j]
+    if w > 0 {
+      pg[j] = g[j] + l1
+    } else if w < 0 {
+      pg[j] = g[j] - l1
+    } else if g[j] + l1 < 0 {
+      pg[j] = g[j] + l1
+    } else if g[j] - l1 > 0 {
+      pg[j] = g[j] - l1
+    } else {
+      pg[j] = 0
+    }
+  }
+  return pg
+}
+
+/// The projected gradient: zero where the bound blocks descent.
+func projectedGradient(_ point: [Double], _ g: [Double], _ bounds: Bounds) -> [Double] {
+  var pg = g
+  for j in 0..<(point.count - 1) {
+    if point[j] <= bounds.lower[j] {
+      pg[j] = min(0, g[j])
+    } else if point[j] >= bounds.upper[j] {
+      pg[j] = max(0, g[j])
+    }
+  }
+  return pg
+}

@@ -1,0 +1,223 @@
+import TaskGraphLinalg
+
+/// The algorithm `Trainer.fit` uses.
+public enum Solver: String, Sendable, Codable, CaseIterable {
+  /// Exact Cholesky for linear/ridge, L-BFGS for logistic, OWL-QN whenever `l1 > 0`.
+  case auto
+  /// Normal equations with Cholesky (squared loss, `l1 == 0`).
+  case exact
+  /// Householder QR (squared loss, `l1 == 0`).
+  case qr
+  /// Gradient descent with backtracking (proximal with `l1 > 0`).
+  case gradientDescent
+  /// Mini-batch stochastic gradient descent.
+  case sgd
+  /// L-BFGS (`l1 == 0`).
+  case lbfgs
+  /// OWL-QN (any `l1 ≥ 0`).
+  case owlqn
+  /// Projected gradient with box constraints.
+  case projected
+}
+
+/// Everything `Trainer.fit` needs besides the data.
+public struct TrainingConfiguration: Sendable, Codable, Hashable {
+  /// The model family (decides the loss).
+  public var kind: LinearModel.Kind
+  /// The penalty; see `Regularization` for the objective.
+  public var regularization: Regularization
+  /// The algorithm.
+  public var solver: Solver
+  /// When an iterative solver stops.
+  public var stop: StopCriteria
+  /// Whether to fit the intercept.
+  public var fitIntercept: Bool
+  /// L-BFGS / OWL-QN history length.
+  public var memory: Int
+  /// SGD settings (used by `.sgd`).
+  public var sgd: SGDConfiguration
+  /// Box constraints (required by `.projected`).
+  public var bounds: Bounds?
+  /// Line search settings; `nil` picks the slack from the matrix precision.
+  public var lineSearch: LineSearchConfiguration?
+  /// Threads of the fused gradient kernel.
+  public var threads: Int
+
+  /// A configuration; the defaults give an automatically chosen solver.
+  public init(
+    kind: LinearModel.Kind, regularization: Regularization = .none, solver: Solver = .auto,
+    stop: StopCriteria = .defaults, fitIntercept: Bool = true, memory: Int = 10,
+    sgd: SGDConfiguration = .defaults, bounds: Bounds? = nil,
+    lineSearch: LineSearchConfiguration? = nil, threads: Int = 1
+  ) {
+    precondition(memory > 0, "memory must be positive")
+    precondition(threads >= 1, "threads must be at least 1")
+    self.kind = kind
+    self.regularization = regularization
+    self.solver = solver
+    self.stop = stop
+    self.fitIntercept = fitIntercept
+    self.memory = memory
+    self.sgd = sgd
+    self.bounds = bounds
+    self.lineSearch = lineSearch
+    self.threads = threads
+  }
+
+  /// The solver `.auto` stands for with this configuration (others map to themselves).
+  public var resolvedSolver: Solver {
+    guard solver == .auto else { return solver }
+    if bounds != nil { return .projected }
+    if regularization.l1 > 0 { return .owlqn }
+    return kind == .logistic ? .lbfgs : .exact
+  }
+}
+
+/// What a training run did.
+public struct TrainingSummary: Sendable, Codable, Hashable {
+  /// The solver that ran (`.auto` resolved).
+  public var solver: Solver
+  /// The objective `F` before the first iteration and after each one (for SGD: mini-batch
+  /// objectives after the initial full one; for exact solvers: the final objective).
+  public var objectives: [Double]
+  /// Iterations run.
+  public var iterations: Int
+  /// Why the run stopped.
+  public var stopReason: StopReason
+  /// Wall-clock seconds on the run's clock.
+  public var seconds: Double
+  /// Gradient evaluations (full or mini-batch).
+  public var evaluations: Int
+}
+
+/// A trained model and how it was trained.
+public struct TrainingResult: Sendable {
+  /// The model.
+  public var model: LinearModel
+  /// The run's summary.
+  public var summary: TrainingSummary
+  /// The optimizer's final state (`nil` for exact solvers), e.g. to continue training.
+  public var optimizer: Optimizer?
+}
+
+/// Fits linear models by the solver a `TrainingConfiguration` names.
+public enum Trainer {
+  /// Fits a model of `configuration.kind` to `x` (n × d) and `y`.
+  ///
+  /// - Parameters:
+  ///   - initial: warm-start parameters for iterative solvers (zeros by default).
+  ///   - clock: the clock of the time limit and of `TrainingSummary.seconds`.
+  /// - Throws: `MLError` from exact solvers on a singular system, or what `evaluate` throws.
+  public static func fit<T: BLASScalar>(
+    x: Matrix<T>, y: [Double], configuration: TrainingConfiguration, initial: Parameters? = nil,
+    clock: some TrainingClock = SystemTrainingClock()
+  ) throws -> TrainingResult {
+    precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
+    precondition(x.rows > 0, "no rows to train on")
+    if configuration.kind == .logistic {
+      precondition(y.allSatisfy { $0 == 0 || $0 == 1 }, "logistic labels must be 0 or 1")
+    }
+    let solver = configuration.resolvedSolver
+    if solver == .exact || solver == .qr {
+      precondition(configuration.kind != .logistic, "exact solvers need the squared loss")
+      precondition(configuration.regularization.l1 == 0, "exact solvers cannot handle l1 > 0")
+      let start = clock.seconds()
+      let l2 = configuration.regularization.l2
+      let p =
+        solver == .exact
+        ? try ExactSolver.cholesky(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
+        : try ExactSolver.qr(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
+      let source = LocalGradientSource(
+        x: x, labels: y, loss: .squared, threads: configuration.threads)
+      let sums = source.gradientSums(EvaluationRequest(parameters: p))
+      let objective =
+        sums.loss / Double(sums.rows) + configuration.regularization.penalty(p.weights)
+      let summary = TrainingSummary(
+        solver: solver, objectives: [objective], iterations: 0, stopReason: .exactSolution,
+        seconds: clock.seconds() - start, evaluations: 1)
+      return TrainingResult(
+        model: LinearModel(kind: configuration.kind, parameters: p), summary: summary,
+        optimizer: nil)
+    }
+    let source = LocalGradientSource(
+      x: x, labels: y, loss: configuration.kind.loss, threads: configuration.threads)
+    let slack = max(1e-12, 10 * Double(T.ulpOfOne))
+    return try fit(
+      source: source, configuration: configuration, initial: initial, clock: clock,
+      defaultSlack: slack)
+  }
+
+  /// Fits with an iterative solver against any gradient source.
+  ///
+  /// `configuration.solver` must not resolve to an exact solver.
+  public static func fit(
+    source: some GradientSource, configuration: TrainingConfiguration, initial: Parameters? = nil,
+    clock: some TrainingClock = SystemTrainingClock(), defaultSlack: Double = 1e-12
+  ) throws -> TrainingResult {
+    let solver = configuration.resolvedSolver
+    let method: OptimizationMethod
+    switch solver {
+    case .gradientDescent: method = .gradientDescent
+    case .sgd: method = .sgd(configuration.sgd)
+    case .lbfgs: method = .lbfgs(memory: configuration.memory)
+    case .owlqn: method = .owlqn(memory: configuration.memory)
+    case .projected:
+      guard let bounds = configuration.bounds else {
+        preconditionFailure("the projected solver needs bounds")
+      }
+      method = .projectedGradient(bounds)
+    case .auto, .exact, .qr:
+      preconditionFailure("\(solver) is not an iterative solver")
+    }
+    let start = initial ?? .zeros(features: source.featureCount)
+    precondition(start.weights.count == source.featureCount, "initial parameters have the wrong d")
+    let optimizerConfiguration = OptimizerConfiguration(
+      method: method, regularization: configuration.regularization,
+      fitIntercept: configuration.fitIntercept,
+      lineSearch: configuration.lineSearch ?? LineSearchConfiguration(relativeSlack: defaultSlack))
+    var optimizer = Optimizer(
+      configuration: optimizerConfiguration, initial: start, rowCount: source.rowCount)
+    let record = try Self.run(
+      &optimizer, stop: configuration.stop, clock: clock, evaluate: { try source.gradientSums($0) })
+    let summary = TrainingSummary(
+      solver: solver, objectives: record.objectives, iterations: optimizer.iteration,
+      stopReason: record.reason, seconds: record.seconds, evaluations: optimizer.evaluations)
+    return TrainingResult(
+      model: LinearModel(kind: configuration.kind, parameters: optimizer.parameters),
+      summary: summary, optimizer: optimizer)
+  }
+
+  /// Steps `optimizer` until a stop criterion holds or the line search fails.
+  ///
+  /// The criteria are checked once before the first step (so a converged warm start takes
+  /// no iteration) and after every step; iteration counts include the optimizer's earlier
+  /// iterations, so a resumed optimizer keeps its budget.
+  ///
+  /// - Returns: the objectives (initial, then one per step), the stop reason and seconds.
+  public static func run(
+    _ optimizer: inout Optimizer, stop: StopCriteria, clock: some TrainingClock,
+    evaluate: (EvaluationRequest) throws -> GradientSums
+  ) throws -> (objectives: [Double], reason: StopReason, seconds: Double) {
+    let start = clock.seconds()
+    let f0 = try optimizer.prepare(evaluate: evaluate)
+    var objectives = [f0]
+    let initial = Progress(
+      iteration: optimizer.iteration, objective: f0, previousObjective: nil,
+      gradientNorm: try optimizer.gradientNorm(evaluate: evaluate),
+      elapsedSeconds: clock.seconds() - start)
+    if let reason = stop.reason(at: initial) {
+      return (objectives, reason, clock.seconds() - start)
+    }
+    while true {
+      let outcome = try optimizer.step(evaluate: evaluate)
+      objectives.append(outcome.objective)
+      let elapsed = clock.seconds() - start
+      if outcome.lineSearchFailed { return (objectives, .lineSearchFailed, elapsed) }
+      let progress = Progress(
+        iteration: outcome.iteration, objective: outcome.objective,
+        previousObjective: outcome.previousObjective, gradientNorm: outcome.gradientNorm,
+        elapsedSeconds: elapsed)
+      if let reason = stop.reason(at: progress) { return (objectives, reason, elapsed) }
+    }
+  }
+}
