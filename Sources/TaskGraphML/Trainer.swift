@@ -110,7 +110,7 @@ public enum Trainer {
   /// - Throws: `MLError` from exact solvers on a singular system, or what `evaluate` throws.
   public static func fit<T: BLASScalar>(
     x: Matrix<T>, y: [Double], configuration: TrainingConfiguration, initial: Parameters? = nil,
-    clock: some TrainingClock = SystemTrainingClock()
+    clock: some TrainingClock = SystemTrainingClock(), progress: (Progress) -> Void = { _ in }
   ) throws -> TrainingResult {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(x.rows > 0, "no rows to train on")
@@ -144,7 +144,7 @@ public enum Trainer {
     let slack = max(1e-12, 10 * Double(T.ulpOfOne))
     return try fit(
       source: source, configuration: configuration, initial: initial, clock: clock,
-      defaultSlack: slack)
+      defaultSlack: slack, progress: progress)
   }
 
   /// Fits with an iterative solver against any gradient source.
@@ -152,7 +152,8 @@ public enum Trainer {
   /// `configuration.solver` must not resolve to an exact solver.
   public static func fit(
     source: some GradientSource, configuration: TrainingConfiguration, initial: Parameters? = nil,
-    clock: some TrainingClock = SystemTrainingClock(), defaultSlack: Double = 1e-12
+    clock: some TrainingClock = SystemTrainingClock(), defaultSlack: Double = 1e-12,
+    progress: (Progress) -> Void = { _ in }
   ) throws -> TrainingResult {
     let solver = configuration.resolvedSolver
     let method: OptimizationMethod
@@ -178,7 +179,8 @@ public enum Trainer {
     var optimizer = Optimizer(
       configuration: optimizerConfiguration, initial: start, rowCount: source.rowCount)
     let record = try Self.run(
-      &optimizer, stop: configuration.stop, clock: clock, evaluate: { try source.gradientSums($0) })
+      &optimizer, stop: configuration.stop, clock: clock, progress: progress,
+      evaluate: { try source.gradientSums($0) })
     let summary = TrainingSummary(
       solver: solver, objectives: record.objectives, iterations: optimizer.iteration,
       stopReason: record.reason, seconds: record.seconds, evaluations: optimizer.evaluations)
@@ -196,6 +198,7 @@ public enum Trainer {
   /// - Returns: the objectives (initial, then one per step), the stop reason and seconds.
   public static func run(
     _ optimizer: inout Optimizer, stop: StopCriteria, clock: some TrainingClock,
+    progress: (Progress) -> Void = { _ in },
     evaluate: (EvaluationRequest) throws -> GradientSums
   ) throws -> (objectives: [Double], reason: StopReason, seconds: Double) {
     let start = clock.seconds()
@@ -205,6 +208,7 @@ public enum Trainer {
       iteration: optimizer.iteration, objective: f0, previousObjective: nil,
       gradientNorm: try optimizer.gradientNorm(evaluate: evaluate),
       elapsedSeconds: clock.seconds() - start)
+    progress(initial)
     if let reason = stop.reason(at: initial) {
       return (objectives, reason, clock.seconds() - start)
     }
@@ -213,11 +217,12 @@ public enum Trainer {
       objectives.append(outcome.objective)
       let elapsed = clock.seconds() - start
       if outcome.lineSearchFailed { return (objectives, .lineSearchFailed, elapsed) }
-      let progress = Progress(
+      let current = Progress(
         iteration: outcome.iteration, objective: outcome.objective,
         previousObjective: outcome.previousObjective, gradientNorm: outcome.gradientNorm,
         elapsedSeconds: elapsed)
-      if let reason = stop.reason(at: progress) { return (objectives, reason, elapsed) }
+      progress(current)
+      if let reason = stop.reason(at: current) { return (objectives, reason, elapsed) }
     }
   }
 }

@@ -39,7 +39,7 @@ public struct TrainingJob: Sendable {
 public enum LocalTraining {
   /// Runs `job`, calling `progress` after each solver iteration.
   public static func run(
-    _ job: TrainingJob, progress: @escaping (Progress) -> Void = { _ in }
+    _ job: TrainingJob, progress: @escaping (TaskGraphML.Progress) -> Void = { _ in }
   ) throws -> ModelFile {
     switch job.precision {
     case .float64: return try run(job, scalar: Double.self, progress: progress)
@@ -48,14 +48,13 @@ public enum LocalTraining {
   }
 
   static func run<T: BLASScalar>(
-    _ job: TrainingJob, scalar: T.Type, progress: @escaping (Progress) -> Void
+    _ job: TrainingJob, scalar: T.Type, progress: @escaping (TaskGraphML.Progress) -> Void
   ) throws -> ModelFile {
     guard job.validationSplit >= 0, job.validationSplit < 1 else {
       throw TrainingError(
         code: .invalidConfiguration, message: "validation split must be in [0, 1)")
     }
-    let t0 = Date()
-    let prepared = try DataPipeline.fit(
+    let (prepared, timings) = try DataPipeline.fitTimed(
       path: job.dataPath, options: job.pipeline, shard: nil, as: T.self)
     let loaded = Date()
     guard let labels = prepared.y else {
@@ -73,7 +72,8 @@ public enum LocalTraining {
     let (train, validation) = split(
       x: prepared.x, y: labels, fraction: job.validationSplit, seed: job.seed)
     guard train.x.rows > 0 else {
-      throw TrainingError(code: .invalidConfiguration, message: "\(job.dataPath): no rows to train on")
+      throw TrainingError(
+        code: .invalidConfiguration, message: "\(job.dataPath): no rows to train on")
     }
     let split = Date()
     let result: TrainingResult
@@ -91,8 +91,8 @@ public enum LocalTraining {
       solver: result.summary.solver.rawValue, iterations: result.summary.iterations,
       stopReason: result.summary.stopReason.rawValue, objectives: result.summary.objectives,
       objective: result.summary.objectives.last ?? .nan,
-      loadSeconds: prepared.timings.loadSeconds,
-      preprocessSeconds: prepared.timings.preprocessSeconds
+      loadSeconds: timings.loadSeconds,
+      preprocessSeconds: timings.preprocessSeconds
         + split.timeIntervalSince(loaded),
       fitSeconds: fitSeconds,
       msPerIteration: 1000 * fitSeconds / Double(max(1, result.summary.iterations)),
@@ -100,7 +100,6 @@ public enum LocalTraining {
       validationRows: validation?.x.rows ?? 0, trainMetrics: trainMetrics,
       validationMetrics: validationMetrics, precision: job.precision.rawValue,
       threads: job.configuration.threads, workers: 1)
-    _ = t0
     return ModelFile(
       model: result.model, regularization: job.configuration.regularization,
       pipeline: prepared.pipeline, training: report)

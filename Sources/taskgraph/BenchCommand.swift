@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TaskGraphLinalg
+import TaskGraphTraining
 
 struct BenchCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -8,10 +9,6 @@ struct BenchCommand: AsyncParsableCommand {
     abstract: "Measure kernels and the runtime against the machine's limits.",
     subcommands: [BenchGradient.self]
   )
-}
-
-enum Precision: String, ExpressibleByArgument, CaseIterable, Codable {
-  case float64, float32
 }
 
 struct BenchGradient: ParsableCommand {

@@ -27,7 +27,7 @@ final class ProgressDisplay: @unchecked Sendable {
 
   init(quiet: Bool) { self.quiet = quiet }
 
-  func update(_ p: Progress) {
+  func update(_ p: TaskGraphML.Progress) {
     guard !quiet else { return }
     let now = Date()
     let line = String(
@@ -66,7 +66,10 @@ enum SummaryTable {
     var lines: [(String, String)] = [
       ("model", "\(file.model.rawValue) (l1 \(file.l1), l2 \(file.l2))"),
       ("solver", "\(t.solver), stopped: \(t.stopReason)"),
-      ("rows", "\(t.rowsRead) read, \(t.rowsDropped) dropped, \(t.trainRows) train, \(t.validationRows) validation"),
+      (
+        "rows",
+        "\(t.rowsRead) read, \(t.rowsDropped) dropped, \(t.trainRows) train, \(t.validationRows) validation"
+      ),
       ("features", "\(file.featureNames.count)"),
       ("iterations", "\(t.iterations)"),
       ("objective", String(format: "%.12g", t.objective)),

@@ -28,7 +28,11 @@ struct PredictCommand: AsyncParsableCommand {
       var csv = data.y != nil ? "\(file.label),prediction\n" : "prediction\n"
       csv.reserveCapacity(p.count * 24)
       for i in p.indices {
-        if let y = data.y { csv += "\(format(y[i])),\(format(p[i]))\n" } else { csv += "\(format(p[i]))\n" }
+        if let y = data.y {
+          csv += "\(format(y[i])),\(format(p[i]))\n"
+        } else {
+          csv += "\(format(p[i]))\n"
+        }
       }
       if let output {
         try AtomicFile.write(Data(csv.utf8), to: output)
@@ -59,7 +63,8 @@ struct EvaluateCommand: AsyncParsableCommand {
       let data = try DataPipeline.apply(
         file.preprocessing, path: input.data, requireLabel: true, as: Double.self)
       guard let y = data.y else {
-        throw TrainingError(code: .mismatch, message: "\(input.data): label column '\(file.label)' not found")
+        throw TrainingError(
+          code: .mismatch, message: "\(input.data): label column '\(file.label)' not found")
       }
       let m = LocalTraining.metrics(file.linearModel, data.x, y)
       if json {
@@ -73,7 +78,8 @@ struct EvaluateCommand: AsyncParsableCommand {
       }
       Swift.print("metrics on \(input.data) (\(data.x.rows) rows, \(data.droppedRows) dropped)")
       for (k, v) in m.sorted(by: { $0.key < $1.key }) {
-        Swift.print("  " + k.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%.6g", v))
+        Swift.print(
+          "  " + k.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%.6g", v))
       }
     }
   }

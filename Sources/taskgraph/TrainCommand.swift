@@ -25,7 +25,8 @@ struct TrainCommand: AsyncParsableCommand {
 
   @OptionGroup var input: DataOptions
   @Option(help: "The label column.") var label: String
-  @Option(help: "Model: linear, ridge, lasso, elastic-net or logistic.") var model: ModelKind = .linear
+  @Option(help: "Model: linear, ridge, lasso, elastic-net or logistic.") var model: ModelKind =
+    .linear
   @Option(help: "L1 weight (lasso, elastic net).") var l1: Double = 0
   @Option(help: "L2 weight (ridge, elastic net, logistic).") var l2: Double = 0
   @Option(help: "Solver: auto, exact, qr, gd, sgd, lbfgs, owlqn, projected.")
@@ -38,7 +39,8 @@ struct TrainCommand: AsyncParsableCommand {
   @Option(help: "Comma-separated feature columns to use (default: all but the label).")
   var features: String?
   @Option(help: "Comma-separated columns to leave out.") var exclude: String?
-  @Option(help: "Missing values: drop (the row), mean or median.") var missing: MissingPolicy = .drop
+  @Option(help: "Missing values: drop (the row), mean or median.") var missing: MissingPolicy =
+    .drop
   @Flag(help: "Standardise features to mean 0, variance 1.") var standardize = false
   @Option(help: "Matrix element type: float64 or float32.") var precision: Precision = .float64
   @Option(help: "Threads for the gradient kernel.") var threads = 1
@@ -84,7 +86,7 @@ struct TrainCommand: AsyncParsableCommand {
     if let timeLimit { stop.append(.timeLimit(seconds: timeLimit)) }
     var sgd = SGDConfiguration.defaults
     sgd.batchSize = batchSize
-    sgd.schedule = .inverseScaling(initial: learningRate, power: 0.5)
+    sgd.schedule = .inverseScaling(eta0: learningRate, power: 0.5)
     sgd.seed = seed
     let configuration = TrainingConfiguration(
       kind: model.kind, regularization: Regularization(l1: l1, l2: l2), solver: solver.solver,
@@ -96,7 +98,8 @@ struct TrainCommand: AsyncParsableCommand {
     job.seed = seed
     if let warmStart {
       let m = try ModelFile.read(from: warmStart)
-      job.initial = Parameters(weights: m.standardizedCoefficients, intercept: m.standardizedIntercept)
+      job.initial = Parameters(
+        weights: m.standardizedCoefficients, intercept: m.standardizedIntercept)
     }
     return job
   }
@@ -109,7 +112,10 @@ struct TrainCommand: AsyncParsableCommand {
       display.finish()
       if let warm = job.initial, warm.weights.count != file.featureNames.count {
         throw TrainingError(
-          code: .mismatch, message: "\(warmStart ?? ""): warm start has \(warm.weights.count) coefficients, the data has \(file.featureNames.count) features")
+          code: .mismatch,
+          message:
+            "\(warmStart ?? ""): warm start has \(warm.weights.count) coefficients, the data has \(file.featureNames.count) features"
+        )
       }
       try file.write(to: output)
       if let summaryJson { try SummaryJSON.write(file.training, to: summaryJson) }
@@ -152,5 +158,7 @@ extension Precision: ExpressibleByArgument {}
 
 func list(_ s: String?) -> [String] {
   guard let s else { return [] }
-  return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+  return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+    !$0.isEmpty
+  }
 }
