@@ -1,5 +1,0 @@
-import XCTest
-
-final class PlaceholderTests_TaskGraphCLITests: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
