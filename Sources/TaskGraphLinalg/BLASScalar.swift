@@ -15,6 +15,11 @@ where Self.RawSignificand: FixedWidthInteger {
     transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
     a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+  /// `C = alpha * Aᵀ A + beta * C` for a row-major `A` of `k` by `n`, updating only the upper
+  /// triangle of the `n` by `n` row-major `C`.
+  static func syrkTransposed(
+    n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, beta: Self,
+    c: UnsafeMutablePointer<Self>, ldc: Int)
   /// `sum(x[i] * y[i])` over `n` contiguous elements.
   static func dot(n: Int, x: UnsafePointer<Self>, y: UnsafePointer<Self>) -> Self
   /// `y += alpha * x` over `n` contiguous elements.
@@ -58,6 +63,14 @@ extension Double: BLASScalar {
     cblas_dgemm(
       order(), transpose(transA), transpose(transB), blasint(m), blasint(n), blasint(k), alpha,
       a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+  }
+  public static func syrkTransposed(
+    n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int, beta: Double,
+    c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    cblas_dsyrk(
+      order(), CblasUpper, CblasTrans, blasint(n), blasint(k), alpha, a, blasint(lda), beta, c,
+      blasint(ldc))
   }
   public static func dot(n: Int, x: UnsafePointer<Double>, y: UnsafePointer<Double>) -> Double {
     cblas_ddot(blasint(n), x, 1, y, 1)
@@ -107,6 +120,14 @@ extension Float: BLASScalar {
     cblas_sgemm(
       order(), transpose(transA), transpose(transB), blasint(m), blasint(n), blasint(k), alpha,
       a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+  }
+  public static func syrkTransposed(
+    n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    cblas_ssyrk(
+      order(), CblasUpper, CblasTrans, blasint(n), blasint(k), alpha, a, blasint(lda), beta, c,
+      blasint(ldc))
   }
   public static func dot(n: Int, x: UnsafePointer<Float>, y: UnsafePointer<Float>) -> Float {
     cblas_sdot(blasint(n), x, 1, y, 1)

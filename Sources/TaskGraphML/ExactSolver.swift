@@ -7,13 +7,14 @@ import TaskGraphLinalg
 public enum ExactSolver {
   /// Ridge (or, with `l2 == 0`, ordinary least squares) by Cholesky on the normal equations.
   ///
-  /// The features are centred into a copy (so the intercept stays unpenalised and the
-  /// Gram matrix is formed without cancellation), `XᵀX` is one BLAS `gemm` in `T` and the
-  /// d×d system is solved in Double by LAPACK `posv`. O(n·d² + d³) time, O(n·d) memory.
+  /// The features are centred a block of rows at a time (so the intercept stays
+  /// unpenalised and the Gram matrix is formed without cancellation, with no copy of `X`),
+  /// the Gram matrix is built by BLAS `syrk` updates (`centredGram`) and the d×d system is
+  /// solved in Double by LAPACK `posv`. O(n·d² + d³) time, O(d² + block·d) extra memory.
   ///
   /// - Throws: `MLError.Code.singularSystem` if `XᵀX + n·l2·I` is not positive definite.
   public static func cholesky<T: BLASScalar>(
-    x: Matrix<T>, y: [Double], l2: Double = 0, fitIntercept: Bool = true
+    x: Matrix<T>, y: [Double], l2: Double = 0, fitIntercept: Bool = true, threads: Int = 1
   ) throws -> Parameters {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(x.rows > 0, "no rows")
@@ -21,27 +22,11 @@ public enum ExactSolver {
     let (n, d) = (x.rows, x.cols)
     let (means, yMean) = fitIntercept ? columnMeans(x, y) : ([Double](repeating: 0, count: d), 0)
     if d == 0 { return Parameters(weights: [], intercept: yMean) }
-    var centred = x
-    if fitIntercept {
-      let m = means.map { T($0) }
-      centred.withUnsafeMutableBufferPointer { p in
-        for i in 0..<n {
-          let row = i * d
-          for j in 0..<d { p[row + j] -= m[j] }
-        }
-      }
-    }
-    let gram = BLAS.gemm(centred, centred, transposeA: true)
-    let yc = y.map { T($0 - yMean) }
-    let xty = BLAS.gemv(centred, yc, transposed: true)
-    var a = Matrix<Double>(rows: d, cols: d)
-    for i in 0..<d {
-      for j in 0..<d { a[i, j] = Double(gram[i, j]) }
-      a[i, i] += Double(n) * l2
-    }
+    var (a, xty) = centredGram(x: x, y: y, means: means, yMean: yMean, threads: threads)
+    for i in 0..<d { a[i, i] += Double(n) * l2 }
     let w: [Double]
     do {
-      w = try LAPACK.solvePositiveDefinite(a, xty.map { Double($0) })
+      w = try LAPACK.solvePositiveDefinite(a, xty)
     } catch let error as LinalgError {
       throw MLError(
         code: .singularSystem,

@@ -125,7 +125,9 @@ public enum Trainer {
       let l2 = configuration.regularization.l2
       let p =
         solver == .exact
-        ? try ExactSolver.cholesky(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
+        ? try ExactSolver.cholesky(
+          x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept,
+          threads: configuration.threads)
         : try ExactSolver.qr(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
       let source = LocalGradientSource(
         x: x, labels: y, loss: .squared, threads: configuration.threads)
