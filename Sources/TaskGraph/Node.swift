@@ -637,8 +637,15 @@ actor NodeRuntime {
     }
     do {
       return try await work.value
+    } catch where outcome != nil {
+      throw TransportError(code: .unavailable, message: "node stopped while serving")
     } catch is CancellationError {
-      throw TransportError.staleEpoch(server: book.current ?? 0, request: request.epoch)
+      guard book.current == request.epoch, outcome == nil else {
+        throw TransportError.staleEpoch(server: book.current ?? 0, request: request.epoch)
+      }
+      // Cancelled for another reason than the epoch's end: let the requester try again.
+      if serveCache[key] == work { serveCache[key] = nil }
+      throw TransportError(code: .unavailable, message: "serving was cancelled")
     }
   }
 }

@@ -113,10 +113,10 @@ public struct RetryPolicy: Sendable, Hashable {
     }
     switch error.code {
     case .staleEpoch:
-      if let server = error.serverEpoch, server < requestEpoch {
-        return .retry(after: backoff.delay(attempt: attempt, random: random))
+      if let server = error.serverEpoch, server > requestEpoch {
+        return .drop(reason: "server left epoch \(requestEpoch) for \(server)")
       }
-      return .drop(reason: "server left epoch \(requestEpoch)")
+      return .retry(after: backoff.delay(attempt: attempt, random: random))
     case .handlerFailed, .messageTooLarge:
       if attempt > permanentFailureRetries { return .fail(reason: error.description) }
       return .retry(after: backoff.delay(attempt: attempt, random: random))

@@ -115,9 +115,9 @@ public final class FaultInjectingTransport: Transport {
     if duplicate {
       count { $0.duplicated += 1 }
       let inner = inner
-      async let first = inner.send(request, to: address, timeout: timeout)
-      async let second = inner.send(request, to: address, timeout: timeout)
-      let results = (await Result { try await first }, await Result { try await second })
+      let first = Task { try await inner.send(request, to: address, timeout: timeout) }
+      let second = Task { try await inner.send(request, to: address, timeout: timeout) }
+      let results = await (first.result, second.result)
       response = try results.0.get()
       // The duplicate must be answered identically (or fail on its own).
       if case .success(let other) = results.1, other != response {
@@ -139,12 +139,6 @@ public final class FaultInjectingTransport: Transport {
 
   private func count(_ update: (inout FaultCounts) -> Void) {
     state.withLock { update(&$0.counts) }
-  }
-}
-
-extension Result where Failure == any Error {
-  fileprivate init(catching body: () async throws -> Success) async {
-    do { self = .success(try await body()) } catch { self = .failure(error) }
   }
 }
 
