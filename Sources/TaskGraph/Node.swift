@@ -355,9 +355,11 @@ actor NodeRuntime {
         await task.enterEpoch(context.epoch, context: context)
       case .meta(let from, let linkType, let meta, let epoch):
         guard book.isCurrent(epoch), let context, context.epoch == epoch, let task else { continue }
+        logger.trace("meta", metadata: ["from": "\(from)", "link": "\(linkType)", "meta": "\(meta)"])
         await task.metaReady(from: from, linkType: linkType, meta: meta, context: context)
       case .data(let key, let method, let response):
         guard book.acceptResponse(key), let context, let task else { continue }
+        logger.trace("data", metadata: ["from": "\(key.to)", "method": "\(method)"])
         await task.dataReady(from: key.to, method: method, response: response, context: context)
       case .stop(let outcome):
         return outcome

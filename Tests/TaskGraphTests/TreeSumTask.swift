@@ -166,11 +166,11 @@ actor TreeSumTask: Backupable {
   }
 
   private func startChildren(_ context: TaskContext) async throws {
-    if context.neighbors(TreeTopology.children).isEmpty {
-      try await finishIfComplete(context)
-    } else {
+    if !context.neighbors(TreeTopology.children).isEmpty {
       try await context.flagMeta(linkType: TreeTopology.children, meta: Self.param)
     }
+    // A replacement may have its children's values before its parent's parameter.
+    try await finishIfComplete(context)
   }
 
   private func finishIfComplete(_ context: TaskContext) async throws {
