@@ -1,1 +1,110 @@
-print("regression")
+import ArgumentParser
+import TaskGraph
+
+/// The regression example of the original TaskGraph: a tree of tasks sums `e·id` per
+/// epoch, and the master prints the aggregate of every epoch.
+struct RegressionExample: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "regression-example",
+    abstract: "Runs the original TaskGraph regression example.",
+    discussion: """
+      Embedded (default): all tasks in this process, on the in-memory coordinator and the \
+      in-process transport. With --etcd, --job and --role, each process is one role of a \
+      distributed job.
+      """)
+
+  @Option(help: "The number of tasks (a tree of fan-out 2 rooted at task 0).")
+  var tasks = 15
+
+  @Option(help: "The number of epochs to compute.")
+  var epochs: UInt64 = 10
+
+  @Option(help: "The etcd endpoint (e.g. http://127.0.0.1:2379) of a distributed job.")
+  var etcd: String?
+
+  @Option(help: "The job's name.")
+  var job = "regression"
+
+  @Option(help: "The role of this process in a distributed job: controller or task.")
+  var role: Role?
+
+  enum Role: String, ExpressibleByArgument {
+    case controller, task
+  }
+
+  func validate() throws {
+    guard tasks >= 1 else { throw ValidationError("--tasks must be at least 1") }
+    guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+    if etcd != nil && role == nil { throw ValidationError("--etcd needs --role") }
+  }
+
+  func run() async throws {
+    guard let etcd else {
+      let series = try await Regression.runEmbedded(tasks: tasks, epochs: epochs)
+      Regression.print(series)
+      return
+    }
+    // The distributed wiring (an etcd Coordinator, a gRPC Transport) plugs in here: build
+    // them from `etcd`, then call `Regression.runController` or `Regression.runTask`.
+    throw ValidationError(
+      "--etcd \(etcd): the etcd coordinator and gRPC transport are not wired into this build yet")
+  }
+}
+
+/// The example's entry points, independent of how the coordinator and transport are made.
+enum Regression {
+  /// The topology: a tree of fan-out 2.
+  static func topology(tasks: Int) -> TreeTopology { TreeTopology(taskCount: tasks, fanOut: 2) }
+
+  /// Runs a whole job in this process and returns the aggregate of every epoch.
+  static func runEmbedded(tasks: Int, epochs: UInt64) async throws -> [(UInt64, Int64)] {
+    let job = EmbeddedJob(name: "regression", topology: topology(tasks: tasks)) { id in
+      RegressionTask(id: id, epochs: epochs)
+    }
+    _ = try await job.run()
+    return try await aggregates(job.controller)
+  }
+
+  /// The controller role: lays out `job` on `coordinator`, waits for it to end and returns
+  /// the aggregates.
+  static func runController(
+    coordinator: any Coordinator, job: String, tasks: Int
+  ) async throws -> [(UInt64, Int64)] {
+    let topology = topology(tasks: tasks)
+    let controller = Controller(
+      coordinator: coordinator, job: job,
+      spec: JobSpec(taskCount: tasks, topology: topology.description))
+    try await controller.create()
+    try await controller.waitForCompletion()
+    return try await aggregates(controller)
+  }
+
+  /// The task role: one node that claims a free slot of `job` and serves it until the job
+  /// ends (or fails fast if the job is missing or full).
+  static func runTask(
+    coordinator: any Coordinator, transport: any Transport, job: String, tasks: Int,
+    epochs: UInt64, configuration: NodeConfiguration? = nil
+  ) async throws -> NodeOutcome {
+    let node = Node(
+      configuration: configuration ?? NodeConfiguration(job: job), coordinator: coordinator,
+      transport: transport, topology: topology(tasks: tasks)
+    ) { id in
+      RegressionTask(id: id, epochs: epochs)
+    }
+    return try await node.run()
+  }
+
+  static func aggregates(_ controller: Controller) async throws -> [(UInt64, Int64)] {
+    try await controller.records().compactMap { name, value -> (UInt64, Int64)? in
+      guard name.hasPrefix("aggregate-"), let epoch = UInt64(name.dropFirst("aggregate-".count))
+      else { return nil }
+      return (epoch, Int64(bitPattern: UInt64(decoding: value)))
+    }.sorted { $0.0 < $1.0 }
+  }
+
+  static func print(_ series: [(UInt64, Int64)]) {
+    for (epoch, value) in series { Swift.print("epoch \(epoch) aggregate \(value)") }
+  }
+}
+
+await RegressionExample.main()

@@ -1,5 +1,0 @@
-import XCTest
-
-final class PlaceholderTests_TaskGraphTests: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
