@@ -75,7 +75,10 @@ let package = Package(
     ),
     .target(
       name: "TaskGraphTraining",
-      dependencies: ["TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg"],
+      dependencies: [
+        "TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg",
+        .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strict
     ),
     .target(
@@ -91,6 +94,7 @@ let package = Package(
       dependencies: [
         "TaskGraphLinalg", "TaskGraphData", "TaskGraphML", "TaskGraph", "TaskGraphTraining",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strict
     ),

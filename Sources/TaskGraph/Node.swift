@@ -260,8 +260,11 @@ actor NodeRuntime {
     for id in order {
       let key = layout.address(id)
       let created = try await coordinator.create(key, record.bytes, lease: lease)
-      let existing = created ? nil : try await coordinator.get(key).flatMap { AddressRecord($0.value) }
-      if case .claimed = SlotClaim.decide(created: created, existing: existing, nodeID: record.nodeID) {
+      let existing =
+        created ? nil : try await coordinator.get(key).flatMap { AddressRecord($0.value) }
+      if case .claimed = SlotClaim.decide(
+        created: created, existing: existing, nodeID: record.nodeID)
+      {
         return id
       }
     }
@@ -320,7 +323,8 @@ actor NodeRuntime {
       case .epoch: epoch = parseEpoch(kv.value) ?? 0
       case .status: done = kv.string == JobLayout.done
       case .address(let id): if let r = AddressRecord(kv.value) { addresses[id] = r.address }
-      case .meta(let id, let linkType): if let m = MetaRecord(kv.value) { metas.append((id, linkType, m)) }
+      case .meta(let id, let linkType):
+        if let m = MetaRecord(kv.value) { metas.append((id, linkType, m)) }
       default: break
       }
     }
@@ -355,7 +359,8 @@ actor NodeRuntime {
         await task.enterEpoch(context.epoch, context: context)
       case .meta(let from, let linkType, let meta, let epoch):
         guard book.isCurrent(epoch), let context, context.epoch == epoch, let task else { continue }
-        logger.trace("meta", metadata: ["from": "\(from)", "link": "\(linkType)", "meta": "\(meta)"])
+        logger.trace(
+          "meta", metadata: ["from": "\(from)", "link": "\(linkType)", "meta": "\(meta)"])
         await task.metaReady(from: from, linkType: linkType, meta: meta, context: context)
       case .data(let key, let method, let response):
         guard book.acceptResponse(key), let context, let task else { continue }
@@ -500,7 +505,8 @@ actor NodeRuntime {
     if swapped { return }
     let reread = try await coordinator.get(layout.epoch).flatMap { parseEpoch($0.value) }
     if !EpochAdvance.succeeded(casResult: false, from: epoch, reread: reread) {
-      logger.warning("epoch not advanced from \(epoch): stored epoch is \(reread.map(String.init) ?? "missing")")
+      logger.warning(
+        "epoch not advanced from \(epoch): stored epoch is \(reread.map(String.init) ?? "missing")")
     }
   }
 
@@ -639,7 +645,7 @@ actor NodeRuntime {
     }
     do {
       return try await work.value
-    } catch where outcome != nil {
+    } catch  where outcome != nil {
       throw TransportError(code: .unavailable, message: "node stopped while serving")
     } catch is CancellationError {
       guard book.current == request.epoch, outcome == nil else {

@@ -119,3 +119,6 @@ public struct SystemTrainingClock: TrainingClock, Sendable {
     Double(DispatchTime.now().uptimeNanoseconds) / 1e9
   }
 }
+
+/// `Progress` under a name that does not collide with Foundation's `Progress`.
+public typealias TrainingProgress = Progress

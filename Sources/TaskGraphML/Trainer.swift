@@ -197,17 +197,27 @@ public enum Trainer {
   /// no iteration) and after every step; iteration counts include the optimizer's earlier
   /// iterations, so a resumed optimizer keeps its budget.
   ///
+  /// - Parameters:
+  ///   - progress: called with the initial state and after every step.
+  ///   - afterStep: called after every step with the optimizer and the objectives so far
+  ///     (a checkpoint hook).
+  ///   - history: the objectives of the run being resumed (from a checkpoint), if any.
   /// - Returns: the objectives (initial, then one per step), the stop reason and seconds.
   public static func run(
     _ optimizer: inout Optimizer, stop: StopCriteria, clock: some TrainingClock,
     progress: (Progress) -> Void = { _ in },
+    afterStep: (Optimizer, [Double]) -> Void = { _, _ in },
+    history: [Double] = [],
     evaluate: (EvaluationRequest) throws -> GradientSums
   ) throws -> (objectives: [Double], reason: StopReason, seconds: Double) {
     let start = clock.seconds()
     let f0 = try optimizer.prepare(evaluate: evaluate)
-    var objectives = [f0]
+    // A resumed run continues the objective history of the run it resumes, so its stop
+    // criteria see the same previous objective the uninterrupted run saw.
+    var objectives = history.isEmpty ? [f0] : history
+    let previous = history.count >= 2 ? history[history.count - 2] : nil
     let initial = Progress(
-      iteration: optimizer.iteration, objective: f0, previousObjective: nil,
+      iteration: optimizer.iteration, objective: f0, previousObjective: previous,
       gradientNorm: try optimizer.gradientNorm(evaluate: evaluate),
       elapsedSeconds: clock.seconds() - start)
     progress(initial)
@@ -224,6 +234,7 @@ public enum Trainer {
         previousObjective: outcome.previousObjective, gradientNorm: outcome.gradientNorm,
         elapsedSeconds: elapsed)
       progress(current)
+      afterStep(optimizer, objectives)
       if let reason = stop.reason(at: current) { return (objectives, reason, elapsed) }
     }
   }

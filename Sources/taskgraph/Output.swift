@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TaskGraphML
 import TaskGraphTraining
 
 /// Turns library errors into one line on standard error and a non-zero exit.
 enum CLIErrors {
-  static func guarding(_ body: () throws -> Void) throws {
+  static func guarding(_ body: () async throws -> Void) async throws {
     do {
-      try body()
+      try await body()
     } catch let e as ValidationError {
       throw e
     } catch {
@@ -19,7 +20,8 @@ enum CLIErrors {
 
 /// Progress on a terminal (one rewritten line) or plain log lines otherwise.
 final class ProgressDisplay: @unchecked Sendable {
-  // Unchecked Sendable: only used from the training thread that owns it.
+  // Unchecked Sendable: `update` is called from one thread at a time (the solver's), and
+  // `finish` only after the solver has returned.
   let quiet: Bool
   let tty = isatty(STDERR_FILENO) == 1
   var last = Date.distantPast
@@ -27,7 +29,7 @@ final class ProgressDisplay: @unchecked Sendable {
 
   init(quiet: Bool) { self.quiet = quiet }
 
-  func update(_ p: TaskGraphML.Progress) {
+  func update(_ p: TrainingProgress) {
     guard !quiet else { return }
     let now = Date()
     let line = String(
@@ -85,6 +87,17 @@ enum SummaryTable {
     Swift.print("summary")
     for (k, v) in lines {
       Swift.print("  " + k.padding(toLength: 12, withPad: " ", startingAt: 0) + v)
+    }
+  }
+}
+
+/// Log output on standard error: warnings and errors, or everything with `--verbose`.
+enum Log {
+  static func setup(verbose: Bool) {
+    LoggingSystem.bootstrap { label in
+      var h = StreamLogHandler.standardError(label: label)
+      h.logLevel = verbose ? .info : .warning
+      return h
     }
   }
 }

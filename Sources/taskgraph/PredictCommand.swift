@@ -20,7 +20,7 @@ struct PredictCommand: AsyncParsableCommand {
   @Option(help: "Where to write the predictions (CSV).") var output: String?
 
   func run() async throws {
-    try CLIErrors.guarding {
+    try await CLIErrors.guarding {
       let file = try ModelFile.read(from: model)
       let data = try DataPipeline.apply(
         file.preprocessing, path: input.data, requireLabel: false, as: Double.self)
@@ -58,7 +58,7 @@ struct EvaluateCommand: AsyncParsableCommand {
   @Flag(help: "Print the metrics as one JSON object.") var json = false
 
   func run() async throws {
-    try CLIErrors.guarding {
+    try await CLIErrors.guarding {
       let file = try ModelFile.read(from: model)
       let data = try DataPipeline.apply(
         file.preprocessing, path: input.data, requireLabel: true, as: Double.self)

@@ -49,12 +49,22 @@ struct TrainCommand: AsyncParsableCommand {
   @Option(help: "SGD mini-batch size.") var batchSize = 256
   @Option(help: "SGD initial learning rate.") var learningRate: Double = 0.01
   @Option(help: "Start from this model file's coefficients.") var warmStart: String?
+  @Option(
+    help: "Train with a master and this many worker tasks (parameter server, in this process).")
+  var workers: Int?
+  @Option(help: "Checkpoint directory for --workers (resumable with --resume).")
+  var checkpointDir: String?
+  @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
+  @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
   @Option(help: "Where to write the model (JSON).") var output: String
   @Option(help: "Also write the run's summary as JSON here.") var summaryJson: String?
   @Flag(help: "No progress output.") var quiet = false
+  @Flag(help: "Log the runtime's events.") var verbose = false
 
   func validate() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+    guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
     guard maxIterations >= 0 else { throw ValidationError("--max-iterations must be ≥ 0") }
     guard l1 >= 0, l2 >= 0 else { throw ValidationError("--l1 and --l2 must be ≥ 0") }
     guard tolerance >= 0 else { throw ValidationError("--tolerance must be ≥ 0") }
@@ -105,10 +115,21 @@ struct TrainCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    try CLIErrors.guarding {
+    Log.setup(verbose: verbose)
+    try await CLIErrors.guarding {
       let job = try job()
       let display = ProgressDisplay(quiet: quiet)
-      let file = try LocalTraining.run(job) { display.update($0) }
+      let file: ModelFile
+      if let workers {
+        var options = DistributedOptions(workers: workers)
+        options.checkpointDirectory = checkpointDir
+        options.checkpointEvery = checkpointEvery
+        options.resume = resume
+        file = try await DistributedTraining.runEmbedded(
+          job, options: options, progress: { display.update($0) })
+      } else {
+        file = try LocalTraining.run(job) { display.update($0) }
+      }
       display.finish()
       if let warm = job.initial, warm.weights.count != file.featureNames.count {
         throw TrainingError(

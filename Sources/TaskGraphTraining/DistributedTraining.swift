@@ -1,0 +1,168 @@
+import Foundation
+import Logging
+import TaskGraph
+import TaskGraphData
+import TaskGraphLinalg
+import TaskGraphML
+
+/// Settings of a parameter-server run beyond the single-machine `TrainingJob`.
+public struct DistributedOptions: Sendable {
+  /// Number of worker tasks.
+  public var workers: Int
+  /// Where checkpoints go (nil: none).
+  public var checkpointDirectory: String?
+  /// Checkpoint every this many optimizer steps.
+  public var checkpointEvery: Int = 10
+  /// Continue from the newest checkpoint in `checkpointDirectory` if there is one.
+  public var resume: Bool = false
+  /// Lease TTL of every node.
+  public var leaseTTL: Duration = .seconds(2)
+
+  public init(workers: Int) {
+    precondition(workers >= 1, "at least one worker")
+    self.workers = workers
+  }
+}
+
+/// Parameter-server training on the runtime: a master task (task 0) steps the optimizer,
+/// worker tasks 1…N hold shards of the rows and compute loss and gradient sums.
+public enum DistributedTraining {
+  /// What the master and every worker agree on, fitted once by whoever starts the job.
+  public struct Plan: Sendable {
+    let description: JobDescription
+    /// The fitted preprocessing shared by all workers.
+    public var pipeline: FittedPipeline { description.pipeline }
+    /// Seconds spent fitting the pipeline.
+    public var preprocessSeconds: Double
+  }
+
+  /// Fits the preprocessing on the whole file (one pass) and computes the fingerprints.
+  public static func plan(_ job: TrainingJob) throws -> Plan {
+    guard job.validationSplit == 0 else {
+      throw TrainingError(
+        code: .invalidConfiguration,
+        message:
+          "--validation-split is not supported with --workers yet; evaluate on a held-out file")
+    }
+    if job.configuration.resolvedSolver == .exact || job.configuration.resolvedSolver == .qr {
+      // The parameter server is iterative; exact solvers run on one machine.
+    }
+    let start = Date()
+    let pipeline = try DataPipeline.fitPipeline(path: job.dataPath, options: job.pipeline)
+    let fingerprintInput = ConfigFingerprintInput(
+      configuration: job.configuration, pipeline: pipeline, precision: job.precision)
+    let description = JobDescription(
+      dataPath: job.dataPath, pipeline: pipeline, precision: job.precision,
+      loss: job.configuration.kind.loss, threads: job.configuration.threads,
+      dataFingerprint: try Fingerprint.ofFile(job.dataPath),
+      configFingerprint: Fingerprint.of(fingerprintInput))
+    return Plan(description: description, preprocessSeconds: Date().timeIntervalSince(start))
+  }
+
+  struct ConfigFingerprintInput: Encodable {
+    var configuration: TrainingConfiguration
+    var pipeline: FittedPipeline
+    var precision: Precision
+  }
+
+  /// The master task of `plan`.
+  public static func master(
+    plan: Plan, settings: MasterSettings, logger: Logger,
+    onResult: @escaping @Sendable (Result<DistributedResult, TrainingError>) -> Void
+  ) -> ParameterServerMaster {
+    ParameterServerMaster(
+      job: plan.description, settings: settings, logger: logger, onResult: onResult)
+  }
+
+  /// A worker task for slot `taskID` of a job with `workers` workers.
+  public static func worker(
+    taskID: Int, workers: Int, localDataPath: String?, logger: Logger,
+    onRefuse: @escaping @Sendable (String) -> Void = { _ in }
+  ) -> ParameterServerWorker {
+    ParameterServerWorker(
+      taskID: taskID, workerCount: workers, localDataPath: localDataPath, logger: logger,
+      onRefuse: onRefuse)
+  }
+
+  /// Substitutes an iterative solver for an exact one: the parameter server steps an
+  /// optimizer once per epoch.
+  public static func iterative(_ configuration: TrainingConfiguration) -> TrainingConfiguration {
+    var c = configuration
+    if c.resolvedSolver == .exact || c.resolvedSolver == .qr { c.solver = .lbfgs }
+    return c
+  }
+
+  /// Runs the whole job in this process: a master and `options.workers` workers on the
+  /// embedded coordinator and in-process transport.
+  public static func runEmbedded(
+    _ job: TrainingJob, options: DistributedOptions,
+    progress: @escaping @Sendable (TrainingProgress) -> Void = { _ in },
+    epochReport: @escaping @Sendable (EpochReport) -> Void = { _ in },
+    logger: Logger = Logger(label: "taskgraph.training")
+  ) async throws -> ModelFile {
+    var job = job
+    job.configuration = iterative(job.configuration)
+    let plan = try plan(job)
+    var settings = MasterSettings(configuration: job.configuration)
+    settings.checkpointEvery = options.checkpointEvery
+    settings.resume = options.resume
+    settings.progress = progress
+    settings.epochReport = epochReport
+    if let dir = options.checkpointDirectory {
+      try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+      settings.checkpoints = try DirectoryCheckpointStore(directory: dir)
+    }
+    let box = ResultBox()
+    let masterTask = master(plan: plan, settings: settings, logger: logger) { box.set($0) }
+    let n = options.workers
+    let embedded = EmbeddedJob(
+      name: "train", topology: StarTopology(taskCount: n + 1), leaseTTL: options.leaseTTL,
+      logger: logger,
+      builder: MasterWorker.builder(
+        master: { masterTask },
+        worker: { id in worker(taskID: id, workers: n, localDataPath: nil, logger: logger) }))
+    _ = try await embedded.run()
+    let result = try box.get()
+    return modelFile(result, plan: plan, job: job, workers: n)
+  }
+
+  /// The model file for a finished distributed run.
+  public static func modelFile(
+    _ result: DistributedResult, plan: Plan, job: TrainingJob, workers: Int
+  ) -> ModelFile {
+    let report = TrainingReport(
+      solver: job.configuration.resolvedSolver.rawValue, iterations: result.iterations,
+      stopReason: result.stopReason.rawValue, objectives: result.objectives,
+      objective: result.objectives.last ?? .nan, loadSeconds: result.loadSeconds,
+      preprocessSeconds: plan.preprocessSeconds, fitSeconds: result.fitSeconds,
+      msPerIteration: 1000 * result.fitSeconds / Double(max(1, result.iterations)),
+      rowsRead: result.rows, rowsDropped: 0, trainRows: result.rows, validationRows: 0,
+      trainMetrics: result.metrics, validationMetrics: [:], precision: job.precision.rawValue,
+      threads: job.configuration.threads, workers: workers)
+    return ModelFile(
+      model: result.model, regularization: job.configuration.regularization,
+      pipeline: plan.pipeline, training: report)
+  }
+}
+
+/// Holds the master's result for whoever waits on the job.
+final class ResultBox: @unchecked Sendable {
+  // Unchecked Sendable: every access to `value` is under `lock`.
+  private let lock = NSLock()
+  private var value: Result<DistributedResult, TrainingError>?
+
+  func set(_ v: Result<DistributedResult, TrainingError>) {
+    lock.lock()
+    if value == nil { value = v }
+    lock.unlock()
+  }
+
+  func get() throws -> DistributedResult {
+    lock.lock()
+    defer { lock.unlock() }
+    guard let value else {
+      throw TrainingError(code: .solverFailed, message: "the job ended without a result")
+    }
+    return try value.get()
+  }
+}

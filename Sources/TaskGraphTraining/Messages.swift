@@ -1,0 +1,175 @@
+import Foundation
+import TaskGraphData
+import TaskGraphLinalg
+import TaskGraphML
+
+/// What the master asks of every worker in one epoch.
+enum MasterMessage: Equatable {
+  /// Load your shard (if not loaded) and report its size: the first round of a job.
+  case load(JobDescription)
+  /// Sum loss and gradient over your shard at these parameters.
+  case evaluate(JobDescription, Parameters)
+
+  var job: JobDescription {
+    switch self {
+    case .load(let j), .evaluate(let j, _): j
+    }
+  }
+
+  func encoded() -> [UInt8] {
+    var w = WireWriter()
+    switch self {
+    case .load(let job):
+      w.u8(1)
+      job.write(to: &w)
+    case .evaluate(let job, let p):
+      w.u8(2)
+      job.write(to: &w)
+      w.f64(p.intercept)
+      w.doubles(p.weights)
+    }
+    return w.bytes
+  }
+
+  static func decode(_ bytes: [UInt8]) throws -> MasterMessage {
+    var r = WireReader(bytes)
+    let kind = try r.u8()
+    let job = try JobDescription.read(from: &r)
+    switch kind {
+    case 1: return .load(job)
+    case 2:
+      let b = try r.f64()
+      return .evaluate(job, Parameters(weights: try r.doubles(), intercept: b))
+    default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
+    }
+  }
+}
+
+/// What a worker answers.
+enum WorkerMessage: Equatable {
+  /// The shard is loaded: its size and the label statistics for R².
+  case loaded(ShardInfo)
+  /// The sums over the shard.
+  case sums(GradientSums)
+  /// The worker refuses the job (its data or configuration differ from the job's).
+  case refused(String)
+
+  func encoded() -> [UInt8] {
+    var w = WireWriter()
+    switch self {
+    case .loaded(let info):
+      w.u8(1)
+      w.i64(info.rows)
+      w.i64(info.cols)
+      w.f64(info.labelSum)
+      w.f64(info.labelSquares)
+      w.f64(info.loadSeconds)
+      w.u8(info.fromCache ? 1 : 0)
+    case .sums(let s):
+      w.u8(2)
+      w.i64(s.rows)
+      w.f64(s.loss)
+      w.f64(s.intercept)
+      w.doubles(s.gradient)
+    case .refused(let why):
+      w.u8(3)
+      w.string(why)
+    }
+    return w.bytes
+  }
+
+  static func decode(_ bytes: [UInt8]) throws -> WorkerMessage {
+    var r = WireReader(bytes)
+    switch try r.u8() {
+    case 1:
+      return .loaded(
+        ShardInfo(
+          rows: try r.i64(), cols: try r.i64(), labelSum: try r.f64(), labelSquares: try r.f64(),
+          loadSeconds: try r.f64(), fromCache: try r.u8() == 1))
+    case 2:
+      let rows = try r.i64()
+      let loss = try r.f64()
+      let intercept = try r.f64()
+      return .sums(
+        GradientSums(loss: loss, gradient: try r.doubles(), intercept: intercept, rows: rows))
+    case 3: return .refused(try r.string())
+    case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
+    }
+  }
+}
+
+/// A worker's shard after loading.
+struct ShardInfo: Equatable, Sendable {
+  var rows: Int
+  var cols: Int
+  var labelSum: Double
+  var labelSquares: Double
+  var loadSeconds: Double
+  var fromCache: Bool
+}
+
+/// What every worker must agree on: where the data is, how it is preprocessed, and the
+/// fingerprints that detect a worker started against other data or another configuration.
+struct JobDescription: Equatable, Sendable {
+  var dataPath: String
+  var pipeline: FittedPipeline
+  var precision: Precision
+  var loss: RowLoss
+  var threads: Int
+  var dataFingerprint: String
+  var configFingerprint: String
+
+  func write(to w: inout WireWriter) {
+    w.string(dataPath)
+    w.blob(Array((try? JSONEncoder().encode(pipeline)) ?? Data()))
+    w.string(precision.rawValue)
+    w.string(loss.rawValue)
+    w.i64(threads)
+    w.string(dataFingerprint)
+    w.string(configFingerprint)
+  }
+
+  static func read(from r: inout WireReader) throws -> JobDescription {
+    let path = try r.string()
+    let pipelineBytes = try r.blob()
+    let pipeline = try JSONDecoder().decode(FittedPipeline.self, from: Data(pipelineBytes))
+    guard let precision = Precision(rawValue: try r.string()),
+      let loss = RowLoss(rawValue: try r.string())
+    else { throw TrainingError(code: .mismatch, message: "bad job description") }
+    return JobDescription(
+      dataPath: path, pipeline: pipeline, precision: precision, loss: loss, threads: try r.i64(),
+      dataFingerprint: try r.string(), configFingerprint: try r.string())
+  }
+}
+
+/// Fingerprints of data files and configurations.
+public enum Fingerprint {
+  /// A fingerprint of a data file: its size and the bytes of its first and last MiB.
+  /// Cheap enough to compute on every worker, and different for any two files that differ
+  /// in length or near either end.
+  public static func ofFile(_ path: String) throws -> String {
+    guard let h = FileHandle(forReadingAtPath: path) else {
+      throw TrainingError(code: .io, message: "\(path): cannot open the data file")
+    }
+    defer { try? h.close() }
+    let size = try h.seekToEnd()
+    var f = FNV1a()
+    withUnsafeBytes(of: size.littleEndian) { f.add($0) }
+    try h.seek(toOffset: 0)
+    f.add(h.readData(ofLength: 1 << 20))
+    if size > 1 << 20 {
+      try h.seek(toOffset: size - min(size - (1 << 20), 1 << 20))
+      f.add(h.readData(ofLength: 1 << 20))
+    }
+    return f.hex
+  }
+
+  /// A fingerprint of anything encodable (sorted-key JSON).
+  public static func of<T: Encodable>(_ value: T) -> String {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    var f = FNV1a()
+    f.add((try? enc.encode(value)) ?? Data())
+    return f.hex
+  }
+}

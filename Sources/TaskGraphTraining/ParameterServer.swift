@@ -1,0 +1,428 @@
+import Foundation
+import Logging
+import TaskGraph
+import TaskGraphData
+import TaskGraphLinalg
+import TaskGraphML
+
+/// What the parameter-server master needs besides the runtime.
+public struct MasterSettings: Sendable {
+  /// The training configuration (model, penalty, solver, stop criteria).
+  public var configuration: TrainingConfiguration
+  /// Where checkpoints go; nil for none.
+  public var checkpoints: (any CheckpointStore)?
+  /// Checkpoint every this many optimizer steps.
+  public var checkpointEvery: Int = 10
+  /// Whether to resume from the newest valid checkpoint, if there is one.
+  public var resume: Bool = true
+  /// Called with the solver's progress.
+  public var progress: @Sendable (TrainingProgress) -> Void = { _ in }
+  /// Called with every epoch's figures (epoch, slowest worker ms, epoch ms).
+  public var epochReport: @Sendable (EpochReport) -> Void = { _ in }
+
+  public init(configuration: TrainingConfiguration) {
+    self.configuration = configuration
+  }
+}
+
+/// One epoch as the master saw it.
+public struct EpochReport: Sendable, Equatable {
+  /// The runtime's epoch.
+  public var epoch: UInt64
+  /// The optimizer's iteration.
+  public var iteration: Int
+  /// The objective of the last completed step, if any.
+  public var objective: Double?
+  /// Milliseconds from entering the epoch until every worker had answered.
+  public var epochMilliseconds: Double
+  /// The slowest worker's compute time in the epoch, milliseconds (measured by the master as
+  /// the gap from the broadcast to that worker's answer).
+  public var slowestWorkerMilliseconds: Double
+  /// Times the master resumed from a checkpoint so far in this process.
+  public var recoveries: Int
+}
+
+/// The outcome of a distributed run, as the master produced it.
+public struct DistributedResult: Sendable {
+  /// The trained model (in the pipeline's output units).
+  public var model: LinearModel
+  /// Objectives, iterations, stop reason.
+  public var objectives: [Double]
+  public var iterations: Int
+  public var stopReason: StopReason
+  public var fitSeconds: Double
+  /// Rows over all shards.
+  public var rows: Int
+  /// Metrics computed from the final sums (MSE/RMSE/R² or log-loss).
+  public var metrics: [String: Double]
+  /// The epoch the job ended in.
+  public var epochs: UInt64
+  /// Whether this master resumed from a checkpoint.
+  public var resumed: Bool
+  /// Slowest worker load time, seconds.
+  public var loadSeconds: Double
+}
+
+/// The master's checkpoint: everything needed to continue bit-identically.
+struct MasterCheckpoint: Codable {
+  var epoch: UInt64
+  var optimizer: Optimizer
+  var objectives: [Double]
+  var rows: Int
+  var labelSum: Double
+  var labelSquares: Double
+  var dataFingerprint: String
+  var configFingerprint: String
+}
+
+/// The parameter server: holds the model and optimizer state, broadcasts parameters, sums
+/// the workers' contributions in task-id order and steps the optimizer once per epoch.
+public actor ParameterServerMaster: MasterTask {
+  enum Phase {
+    case starting
+    case loading
+    case evaluating(EvaluationRequest)
+    case done
+  }
+
+  let job: JobDescription
+  let settings: MasterSettings
+  let logger: Logger
+  let onResult: @Sendable (Result<DistributedResult, TrainingError>) -> Void
+  var phase: Phase = .starting
+  var driver: OptimizerDriver?
+  var events: AsyncStream<OptimizerDriver.Event>.Iterator?
+  var answers: [Int: WorkerMessage] = [:]
+  var answerTimes: [Int: Double] = [:]
+  var epochStart = Date()
+  var epoch: UInt64 = 0
+  var rows = 0
+  var labelSum = 0.0
+  var labelSquares = 0.0
+  var loadSeconds = 0.0
+  var stepsSinceCheckpoint = 0
+  var recoveries = 0
+  var lastObjective: Double?
+  var iteration = 0
+
+  init(
+    job: JobDescription, settings: MasterSettings, logger: Logger,
+    onResult: @escaping @Sendable (Result<DistributedResult, TrainingError>) -> Void
+  ) {
+    self.job = job
+    self.settings = settings
+    self.logger = logger
+    self.onResult = onResult
+  }
+
+  public func enterEpoch(_ epoch: UInt64, context: MasterContext) async {
+    self.epoch = epoch
+    answers = [:]
+    answerTimes = [:]
+    epochStart = Date()
+    if case .starting = phase {
+      if await !restore() { phase = .loading }
+      // A restored driver's first event is the evaluation it needs next.
+      if driver != nil { await advance(context: context, increment: false) }
+    }
+    let message: MasterMessage
+    switch phase {
+    case .loading: message = .load(job)
+    case .evaluating(let request): message = .evaluate(job, request.parameters)
+    case .starting, .done: return
+    }
+    let bytes = message.encoded()
+    for w in context.workers { await context.notifyWorker(w, message: bytes) }
+  }
+
+  public func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws {
+    let answer = try WorkerMessage.decode(message)
+    if case .refused(let why) = answer {
+      logger.error("worker \(worker) refused the job: \(why)")
+      return
+    }
+    answers[worker] = answer
+    answerTimes[worker] = Date().timeIntervalSince(epochStart) * 1000
+    guard answers.count == context.workers.count else { return }
+    let workers = context.workers.sorted()
+    switch phase {
+    case .loading:
+      var cols: Int?
+      for w in workers {
+        guard case .loaded(let info) = answers[w] else { continue }
+        if let c = cols, c != info.cols {
+          fail(
+            context: context, "workers disagree on the number of features (\(c) vs \(info.cols))")
+          return
+        }
+        cols = info.cols
+        rows += info.rows
+        labelSum += info.labelSum
+        labelSquares += info.labelSquares
+        loadSeconds = max(loadSeconds, info.loadSeconds)
+      }
+      guard rows > 0, let d = cols else {
+        fail(context: context, "the shards hold no rows")
+        return
+      }
+      let optimizer = Optimizer(
+        configuration: Self.optimizerConfiguration(settings.configuration),
+        initial: .zeros(features: d), rowCount: rows)
+      startDriver(optimizer, history: [])
+      report()
+      await advance(context: context, increment: true)
+    case .evaluating:
+      // Sum in task-id order, whatever order the answers came in: the result does not
+      // depend on timing or failures.
+      var total: GradientSums?
+      for w in workers {
+        guard case .sums(let s) = answers[w] else {
+          fail(context: context, "worker \(w) answered an evaluation with another message")
+          return
+        }
+        if total == nil { total = s } else { total!.add(s) }
+      }
+      report()
+      driver?.deliver(total!)
+      await advance(context: context, increment: true)
+    case .starting, .done:
+      return
+    }
+  }
+
+  public func exit() async {
+    driver?.cancel()
+  }
+
+  private func report() {
+    settings.epochReport(
+      EpochReport(
+        epoch: epoch, iteration: iteration, objective: lastObjective,
+        epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
+        slowestWorkerMilliseconds: answerTimes.values.max() ?? 0, recoveries: recoveries))
+  }
+
+  static func optimizerConfiguration(_ c: TrainingConfiguration) -> OptimizerConfiguration {
+    let method: OptimizationMethod
+    switch c.resolvedSolver {
+    case .gradientDescent: method = .gradientDescent
+    case .owlqn: method = .owlqn(memory: c.memory)
+    case .projected: method = .projectedGradient(c.bounds ?? .nonNegative(count: 0))
+    case .sgd: method = .sgd(c.sgd)
+    default: method = c.regularization.l1 > 0 ? .owlqn(memory: c.memory) : .lbfgs(memory: c.memory)
+    }
+    return OptimizerConfiguration(
+      method: method, regularization: c.regularization, fitIntercept: c.fitIntercept,
+      lineSearch: c.lineSearch ?? LineSearchConfiguration(relativeSlack: 1e-12))
+  }
+
+  private func startDriver(_ optimizer: Optimizer, history: [Double]) {
+    let d = OptimizerDriver()
+    driver = d
+    events = d.events.makeAsyncIterator()
+    d.start(
+      optimizer: optimizer, stop: settings.configuration.stop, history: history,
+      progress: settings.progress)
+  }
+
+  /// Consumes driver events until the next evaluation (then advances the epoch) or the end.
+  private func advance(context: MasterContext, increment: Bool) async {
+    guard var iterator = events else { return }
+    defer { events = iterator }
+    while let event = await iterator.next(isolation: self) {
+      switch event {
+      case .stepped(let optimizer, let objectives):
+        iteration = optimizer.iteration
+        lastObjective = objectives.last
+        stepsSinceCheckpoint += 1
+        if stepsSinceCheckpoint >= settings.checkpointEvery {
+          stepsSinceCheckpoint = 0
+          await checkpoint(optimizer, objectives)
+        }
+      case .evaluate(let request):
+        phase = .evaluating(request)
+        if increment {
+          do {
+            try await context.incrementEpoch()
+          } catch {
+            logger.warning("could not advance the epoch: \(error)")
+          }
+        }
+        return
+      case .finished(let optimizer, let objectives, let reason, let seconds):
+        phase = .done
+        let model = LinearModel(kind: settings.configuration.kind, parameters: optimizer.parameters)
+        let result = DistributedResult(
+          model: model, objectives: objectives, iterations: optimizer.iteration,
+          stopReason: reason, fitSeconds: seconds, rows: rows,
+          metrics: finalMetrics(objectives.last ?? .nan, model: model), epochs: epoch,
+          resumed: recoveries > 0, loadSeconds: loadSeconds)
+        onResult(.success(result))
+        try? await context.shutdownJob()
+        return
+      case .failed(let message):
+        fail(context: context, "the optimizer failed: \(message)")
+        try? await context.shutdownJob()
+        return
+      }
+    }
+  }
+
+  /// Metrics that follow from the final objective: its data term is the mean loss (MSE/2
+  /// for squared loss); R² uses the label statistics the workers reported.
+  private func finalMetrics(_ objective: Double, model: LinearModel) -> [String: Double] {
+    let meanLoss = objective - settings.configuration.regularization.penalty(model.coefficients)
+    if settings.configuration.kind == .logistic { return ["log_loss": meanLoss] }
+    let n = Double(rows)
+    let mse = 2 * meanLoss
+    let variance = labelSquares / n - (labelSum / n) * (labelSum / n)
+    return ["mse": mse, "rmse": mse.squareRoot(), "r2": 1 - mse / variance]
+  }
+
+  private func fail(context: MasterContext, _ message: String) {
+    phase = .done
+    logger.error("\(message)")
+    onResult(.failure(TrainingError(code: .solverFailed, message: message)))
+  }
+
+  private func checkpoint(_ optimizer: Optimizer, _ objectives: [Double]) async {
+    guard let store = settings.checkpoints else { return }
+    let c = MasterCheckpoint(
+      epoch: epoch, optimizer: optimizer, objectives: objectives, rows: rows, labelSum: labelSum,
+      labelSquares: labelSquares, dataFingerprint: job.dataFingerprint,
+      configFingerprint: job.configFingerprint)
+    do {
+      let data = try JSONEncoder().encode(c)
+      try await store.save(Checkpoint(epoch: epoch, data: Array(data)), name: "master")
+    } catch {
+      logger.warning("checkpoint at epoch \(epoch) failed: \(error)")
+    }
+  }
+
+  /// Loads the newest valid checkpoint, if resuming is allowed and one matches this job.
+  private func restore() async -> Bool {
+    guard settings.resume, let store = settings.checkpoints else { return false }
+    do {
+      guard let (checkpoint, warnings) = try await store.latest(name: "master") else {
+        return false
+      }
+      for w in warnings { logger.warning("\(w)") }
+      let c = try JSONDecoder().decode(MasterCheckpoint.self, from: Data(checkpoint.data))
+      guard c.dataFingerprint == job.dataFingerprint, c.configFingerprint == job.configFingerprint
+      else {
+        logger.warning(
+          "ignoring checkpoint of epoch \(c.epoch): it is of other data or another configuration")
+        return false
+      }
+      rows = c.rows
+      labelSum = c.labelSum
+      labelSquares = c.labelSquares
+      iteration = c.optimizer.iteration
+      lastObjective = c.objectives.last
+      recoveries += 1
+      logger.notice(
+        "resuming from the checkpoint of epoch \(c.epoch), iteration \(c.optimizer.iteration)")
+      startDriver(c.optimizer, history: c.objectives)
+      return true
+    } catch {
+      logger.warning("cannot resume from a checkpoint: \(error)")
+      return false
+    }
+  }
+}
+
+/// A worker of the parameter server: loads its shard once and answers the master's
+/// evaluations with the fused kernel.
+public actor ParameterServerWorker: WorkerTask {
+  enum Loaded {
+    case double(Matrix<Double>)
+    case float(Matrix<Float>)
+  }
+
+  let taskID: Int
+  let workerCount: Int
+  /// The data file as this worker sees it (its own path on its own machine); nil to use the
+  /// master's path.
+  let localDataPath: String?
+  let logger: Logger
+  let onRefuse: @Sendable (String) -> Void
+  var x: Loaded?
+  var y: [Double] = []
+  var info: ShardInfo?
+  var checkedFingerprint: String?
+
+  init(
+    taskID: Int, workerCount: Int, localDataPath: String?, logger: Logger,
+    onRefuse: @escaping @Sendable (String) -> Void = { _ in }
+  ) {
+    self.taskID = taskID
+    self.workerCount = workerCount
+    self.localDataPath = localDataPath
+    self.logger = logger
+    self.onRefuse = onRefuse
+  }
+
+  public func enterEpoch(_ epoch: UInt64, context: WorkerContext) async {}
+
+  public func notified(message: [UInt8], context: WorkerContext) async throws {
+    let request = try MasterMessage.decode(message)
+    let job = request.job
+    let path = localDataPath ?? job.dataPath
+    if checkedFingerprint != job.dataFingerprint {
+      let mine = try Fingerprint.ofFile(path)
+      guard mine == job.dataFingerprint else {
+        let why =
+          "\(path): data fingerprint \(mine) differs from the job's \(job.dataFingerprint) (another file, or a changed one)"
+        await context.notifyMaster(WorkerMessage.refused(why).encoded())
+        onRefuse(why)
+        return
+      }
+      checkedFingerprint = mine
+    }
+    if x == nil { try load(job, path: path) }
+    switch request {
+    case .load:
+      await context.notifyMaster(WorkerMessage.loaded(info!).encoded())
+    case .evaluate(let job, let p):
+      let sums: GradientSums
+      switch x! {
+      case .double(let m):
+        sums = FusedGradient.compute(
+          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+          threads: job.threads)
+      case .float(let m):
+        sums = FusedGradient.compute(
+          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+          threads: job.threads)
+      }
+      await context.notifyMaster(WorkerMessage.sums(sums).encoded())
+    }
+  }
+
+  private func load(_ job: JobDescription, path: String) throws {
+    let start = Date()
+    let shard = Shard(index: taskID - 1, count: workerCount)
+    let labels: [Double]
+    let cols: Int
+    switch job.precision {
+    case .float64:
+      let d = try DataPipeline.apply(
+        job.pipeline, path: path, requireLabel: true, shard: shard, as: Double.self)
+      x = .double(d.x)
+      labels = d.y ?? []
+      cols = d.x.cols
+    case .float32:
+      let d = try DataPipeline.apply(
+        job.pipeline, path: path, requireLabel: true, shard: shard, as: Float.self)
+      x = .float(d.x)
+      labels = d.y ?? []
+      cols = d.x.cols
+    }
+    y = labels
+    info = ShardInfo(
+      rows: labels.count, cols: cols, labelSum: labels.reduce(0, +),
+      labelSquares: labels.reduce(0) { $0 + $1 * $1 }, loadSeconds: Date().timeIntervalSince(start),
+      fromCache: false)
+    logger.info("worker \(taskID): shard \(shard.index + 1)/\(shard.count), \(labels.count) rows")
+  }
+}
