@@ -17,6 +17,8 @@ public struct DistributedOptions: Sendable {
   public var resume: Bool = false
   /// Lease TTL of every node.
   public var leaseTTL: Duration = .seconds(2)
+  /// Faults to inject (embedded runs); each kill is answered by a standby node.
+  public var chaos = ChaosPlan()
 
   public init(workers: Int) {
     precondition(workers >= 1, "at least one worker")
@@ -113,15 +115,33 @@ public enum DistributedTraining {
       settings.checkpoints = try DirectoryCheckpointStore(directory: dir)
     }
     let box = ResultBox()
-    let masterTask = master(plan: plan, settings: settings, logger: logger) { box.set($0) }
+    let chaos = ChaosState(options.chaos)
+    settings.chaos = chaos
     let n = options.workers
+    let frozen = settings
     let embedded = EmbeddedJob(
       name: "train", topology: StarTopology(taskCount: n + 1), leaseTTL: options.leaseTTL,
       logger: logger,
       builder: MasterWorker.builder(
-        master: { masterTask },
-        worker: { id in worker(taskID: id, workers: n, localDataPath: nil, logger: logger) }))
-    _ = try await embedded.run()
+        // A fresh master per node: a standby that takes over restores from the checkpoint.
+        master: { master(plan: plan, settings: frozen, logger: logger) { box.set($0) } },
+        worker: { id in
+          ParameterServerWorker(
+            taskID: id, workerCount: n, localDataPath: nil, logger: logger, chaos: chaos)
+        }))
+    try await embedded.controller.create()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for id in 0...n {
+        let node = embedded.node(slot: .exactly(id))
+        group.addTask { _ = try await node.run() }
+      }
+      // One hot standby per planned kill, waiting for that task's slot to free up.
+      for kill in options.chaos.kills {
+        let node = embedded.node(slot: .exactly(kill.task), standby: true)
+        group.addTask { _ = try await node.run() }
+      }
+      try await group.waitForAll()
+    }
     let result = try box.get()
     return modelFile(result, plan: plan, job: job, workers: n)
   }

@@ -19,6 +19,8 @@ public struct MasterSettings: Sendable {
   public var progress: @Sendable (TrainingProgress) -> Void = { _ in }
   /// Called with every epoch's figures (epoch, slowest worker ms, epoch ms).
   public var epochReport: @Sendable (EpochReport) -> Void = { _ in }
+  /// Fault injection: kills the master as it enters an epoch.
+  var chaos: ChaosState?
 
   public init(configuration: TrainingConfiguration) {
     self.configuration = configuration
@@ -116,6 +118,12 @@ public actor ParameterServerMaster: MasterTask {
   }
 
   public func enterEpoch(_ epoch: UInt64, context: MasterContext) async {
+    if settings.chaos?.shouldKill(task: 0, epoch: epoch) == true {
+      logger.warning("chaos: killing the master at epoch \(epoch)")
+      driver?.cancel()
+      await context.kill()
+      return
+    }
     self.epoch = epoch
     answers = [:]
     answerTimes = [:]
@@ -299,9 +307,14 @@ public actor ParameterServerMaster: MasterTask {
     }
   }
 
-  /// Loads the newest valid checkpoint, if resuming is allowed and one matches this job.
+  /// Loads the newest valid checkpoint if one matches this job and either resuming was
+  /// asked for or this master replaces one that died (it enters an epoch past the first).
+  /// A replacement only takes a checkpoint of this job's run (epoch not past the current
+  /// one); otherwise it starts over, which gives the same model (BSP is deterministic),
+  /// only later.
   private func restore() async -> Bool {
-    guard settings.resume, let store = settings.checkpoints else { return false }
+    let replacement = epoch > 0
+    guard settings.resume || replacement, let store = settings.checkpoints else { return false }
     do {
       guard let (checkpoint, warnings) = try await store.latest(name: "master") else {
         return false
@@ -312,6 +325,11 @@ public actor ParameterServerMaster: MasterTask {
       else {
         logger.warning(
           "ignoring checkpoint of epoch \(c.epoch): it is of other data or another configuration")
+        return false
+      }
+      if !settings.resume && c.epoch > epoch {
+        logger.warning(
+          "ignoring checkpoint of epoch \(c.epoch): newer than this job's epoch \(epoch)")
         return false
       }
       rows = c.rows
@@ -346,6 +364,7 @@ public actor ParameterServerWorker: WorkerTask {
   let localDataPath: String?
   let logger: Logger
   let onRefuse: @Sendable (String) -> Void
+  var chaos: ChaosState?
   var x: Loaded?
   var y: [Double] = []
   var info: ShardInfo?
@@ -353,8 +372,9 @@ public actor ParameterServerWorker: WorkerTask {
 
   init(
     taskID: Int, workerCount: Int, localDataPath: String?, logger: Logger,
-    onRefuse: @escaping @Sendable (String) -> Void = { _ in }
+    onRefuse: @escaping @Sendable (String) -> Void = { _ in }, chaos: ChaosState? = nil
   ) {
+    self.chaos = chaos
     self.taskID = taskID
     self.workerCount = workerCount
     self.localDataPath = localDataPath
@@ -365,6 +385,11 @@ public actor ParameterServerWorker: WorkerTask {
   public func enterEpoch(_ epoch: UInt64, context: WorkerContext) async {}
 
   public func notified(message: [UInt8], context: WorkerContext) async throws {
+    if chaos?.shouldKill(task: taskID, epoch: context.epoch) == true {
+      logger.warning("chaos: killing worker \(taskID) at epoch \(context.epoch)")
+      await context.kill()
+      return
+    }
     let request = try MasterMessage.decode(message)
     let job = request.job
     let path = localDataPath ?? job.dataPath

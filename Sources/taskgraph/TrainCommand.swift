@@ -56,6 +56,12 @@ struct TrainCommand: AsyncParsableCommand {
   var checkpointDir: String?
   @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
   @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
+  @Option(
+    help: ArgumentHelp(
+      "Kill tasks at seeded epochs (with --workers): kill-workers=K,kill-master=M.",
+      discussion: "Kills land at distinct epochs in 2…--chaos-last-epoch, drawn from --seed."))
+  var chaos: String?
+  @Option(help: "The last epoch a --chaos kill may land in.") var chaosLastEpoch: UInt64 = 40
   @Option(help: "Where to write the model (JSON).") var output: String
   @Option(help: "Also write the run's summary as JSON here.") var summaryJson: String?
   @Flag(help: "No progress output.") var quiet = false
@@ -64,6 +70,7 @@ struct TrainCommand: AsyncParsableCommand {
   func validate() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+    if chaos != nil && workers == nil { throw ValidationError("--chaos needs --workers") }
     guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
     guard maxIterations >= 0 else { throw ValidationError("--max-iterations must be ≥ 0") }
     guard l1 >= 0, l2 >= 0 else { throw ValidationError("--l1 and --l2 must be ≥ 0") }
@@ -125,6 +132,16 @@ struct TrainCommand: AsyncParsableCommand {
         options.checkpointDirectory = checkpointDir
         options.checkpointEvery = checkpointEvery
         options.resume = resume
+        if let chaos {
+          options.chaos = try ChaosPlan.parse(
+            chaos, workers: workers, seed: seed, epochs: 2...max(2, chaosLastEpoch))
+          if options.checkpointDirectory == nil {
+            options.checkpointDirectory =
+              FileManager.default.temporaryDirectory
+              .appendingPathComponent("taskgraph-checkpoints-\(getpid())").path
+          }
+          if !quiet { FileHandle.standardError.write(Data("chaos: \(options.chaos)\n".utf8)) }
+        }
         file = try await DistributedTraining.runEmbedded(
           job, options: options, progress: { display.update($0) })
       } else {
