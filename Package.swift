@@ -127,6 +127,13 @@ let package = Package(
       name: "TaskGraphTests", dependencies: ["TaskGraph", "TaskGraphTestSupport"],
       swiftSettings: strict),
     .testTarget(
+      name: "TaskGraphTrainingTests",
+      dependencies: [
+        "TaskGraphTraining", "TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg",
+      ],
+      swiftSettings: strict
+    ),
+    .testTarget(
       name: "TaskGraphCLITests",
       dependencies: ["taskgraph", "CustomPipeline", "TaskGraphML", "TaskGraphData"],
       swiftSettings: strict

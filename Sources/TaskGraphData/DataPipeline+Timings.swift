@@ -29,3 +29,40 @@ extension DataPipeline {
     )
   }
 }
+
+extension DataPipeline {
+  /// `apply` for scoring: every row of the file must be scored, so with the `drop` policy
+  /// (no imputation fitted) a row with a missing feature value is an error naming the file,
+  /// the row's line and the column, instead of a silently skipped row.
+  ///
+  /// The line is the data row's position counted from the header (exact unless an earlier
+  /// field holds a quoted newline).
+  public static func applyForScoring<T: BLASScalar>(
+    _ pipeline: FittedPipeline, path: String, as: T.Type
+  ) throws -> PreparedData<T> {
+    let table = try read(path: path, shard: nil) { names in
+      try ReadSpec(replaying: pipeline, names: names, requireLabel: false, path: path)
+    }
+    if pipeline.missing == .drop {
+      let headerLines = (try? InputFormat(path: path)) == .csv ? 1 : 0
+      let nw = table.numericNames.count
+      let cw = table.categoricalNames.count
+      for r in 0..<table.rows {
+        for s in 0..<nw where table.numeric[r * nw + s].isNaN {
+          throw DataError(
+            .notANumber,
+            "missing value in column '\(table.numericNames[s])', and the model imputes none "
+              + "(train with --missing mean or median to score such rows)",
+            file: path, line: r + 1 + headerLines)
+        }
+        for s in 0..<cw where table.codes[r * cw + s] < 0 {
+          throw DataError(
+            .notANumber,
+            "missing value in column '\(table.categoricalNames[s])', and the model imputes none",
+            file: path, line: r + 1 + headerLines)
+        }
+      }
+    }
+    return materialise(table, pipeline, requireLabel: false)
+  }
+}

@@ -390,6 +390,12 @@ public actor ParameterServerWorker: WorkerTask {
       await context.kill()
       return
     }
+    try await handle(message) { await context.notifyMaster($0) }
+  }
+
+  /// Answers one master message through `notifyMaster` (the runtime-free core of
+  /// `notified`).
+  func handle(_ message: [UInt8], notifyMaster: @Sendable ([UInt8]) async -> Void) async throws {
     let request = try MasterMessage.decode(message)
     let job = request.job
     let path = localDataPath ?? job.dataPath
@@ -398,7 +404,7 @@ public actor ParameterServerWorker: WorkerTask {
       guard mine == job.dataFingerprint else {
         let why =
           "\(path): data fingerprint \(mine) differs from the job's \(job.dataFingerprint) (another file, or a changed one)"
-        await context.notifyMaster(WorkerMessage.refused(why).encoded())
+        await notifyMaster(WorkerMessage.refused(why).encoded())
         onRefuse(why)
         return
       }
@@ -407,7 +413,7 @@ public actor ParameterServerWorker: WorkerTask {
     if x == nil { try load(job, path: path) }
     switch request {
     case .load:
-      await context.notifyMaster(WorkerMessage.loaded(info!).encoded())
+      await notifyMaster(WorkerMessage.loaded(info!).encoded())
     case .evaluate(let job, let p):
       let sums: GradientSums
       switch x! {
@@ -420,7 +426,7 @@ public actor ParameterServerWorker: WorkerTask {
           x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
           threads: job.threads)
       }
-      await context.notifyMaster(WorkerMessage.sums(sums).encoded())
+      await notifyMaster(WorkerMessage.sums(sums).encoded())
     }
   }
 

@@ -22,8 +22,8 @@ struct PredictCommand: AsyncParsableCommand {
   func run() async throws {
     try await CLIErrors.guarding {
       let file = try ModelFile.read(from: model)
-      let data = try DataPipeline.apply(
-        file.preprocessing, path: input.data, requireLabel: false, as: Double.self)
+      let data = try DataPipeline.applyForScoring(
+        file.preprocessing, path: input.data, as: Double.self)
       let p = file.linearModel.predict(data.x)
       var csv = data.y != nil ? "\(file.label),prediction\n" : "prediction\n"
       csv.reserveCapacity(p.count * 24)

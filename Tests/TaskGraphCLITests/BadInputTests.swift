@@ -29,7 +29,7 @@ final class BadInputTests: XCTestCase {
     XCTAssertEqual(
       try String(contentsOfFile: model, encoding: .utf8), "previous model", file: file, line: line)
     XCTAssertEqual(
-      dir.entries, [name, "model.json"], "stray files left behind", file: file, line: line)
+      dir.entries, [name, "model.json"].sorted(), "stray files left behind", file: file, line: line)
     return message
   }
 

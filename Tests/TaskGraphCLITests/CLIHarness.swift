@@ -24,7 +24,7 @@ enum CLI {
   }
 
   @discardableResult
-  static func run(_ executable: String = "taskgraph", _ args: [String]) throws -> CLIResult {
+  static func run(_ args: [String], executable: String = "taskgraph") throws -> CLIResult {
     let p = Process()
     p.executableURL = productsDirectory.appendingPathComponent(executable)
     p.arguments = args

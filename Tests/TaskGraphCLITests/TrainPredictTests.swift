@@ -80,7 +80,7 @@ final class TrainPredictTests: XCTestCase {
   }
 
   func testCustomPipelineExampleRuns() throws {
-    let r = try CLI.run("custom-pipeline", [CLI.dataset("diabetes.csv")])
+    let r = try CLI.run([CLI.dataset("diabetes.csv")], executable: "custom-pipeline")
     XCTAssertEqual(r.status, 0, r.stderr)
     XCTAssertTrue(r.stdout.contains("r2"), r.stdout)
   }

@@ -1,0 +1,156 @@
+import Foundation
+import Logging
+import TaskGraph
+import TaskGraphData
+import TaskGraphML
+import XCTest
+
+@testable import TaskGraphTraining
+
+/// The parameter server inside one process (embedded coordinator, in-process transport):
+/// results equal single-process training, and survive killed masters and workers.
+final class DistributedTrainingTests: XCTestCase {
+  static var root: URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
+  }
+
+  func cancerJob(tolerance: Double = 1e-12) -> TrainingJob {
+    var options = PipelineOptions(label: "malignant")
+    options.standardize = true
+    let stop = StopCriteria([
+      .maxIterations(300), .gradientNorm(below: tolerance),
+      .relativeObjectiveChange(below: tolerance),
+    ])
+    let config = TrainingConfiguration(
+      kind: .logistic, regularization: Regularization(l2: 1e-3), solver: .lbfgs, stop: stop)
+    return TrainingJob(
+      dataPath: Self.root.appendingPathComponent("datasets/breast_cancer.csv").path,
+      pipeline: options, configuration: config)
+  }
+
+  func tempDir() throws -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "taskgraph-training-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+    return url.path
+  }
+
+  func testFourWorkersEqualOneProcessLogistic() async throws {
+    let job = cancerJob()
+    let single = try LocalTraining.run(job)
+    let distributed = try await DistributedTraining.runEmbedded(
+      job, options: DistributedOptions(workers: 4))
+    XCTAssertEqual(distributed.training.workers, 4)
+    XCTAssertEqual(distributed.training.trainRows, 569)
+    // Same optimizer, same data; only the grouping of the sums differs: 1e-12 relative.
+    let scale = single.standardizedCoefficients.map(abs).max()!
+    for (a, b) in zip(distributed.standardizedCoefficients, single.standardizedCoefficients) {
+      XCTAssertEqual(a, b, accuracy: 1e-12 * scale)
+    }
+    XCTAssertEqual(
+      distributed.standardizedIntercept, single.standardizedIntercept, accuracy: 1e-12 * scale)
+  }
+
+  func testRunsAreBitIdentical() async throws {
+    let a = try await DistributedTraining.runEmbedded(
+      cancerJob(), options: DistributedOptions(workers: 3))
+    let b = try await DistributedTraining.runEmbedded(
+      cancerJob(), options: DistributedOptions(workers: 3))
+    XCTAssertEqual(a.standardizedCoefficients, b.standardizedCoefficients)
+    XCTAssertEqual(a.standardizedIntercept, b.standardizedIntercept)
+  }
+
+  func testKilledWorkersAndMasterGiveTheFaultFreeModel() async throws {
+    let clean = try await DistributedTraining.runEmbedded(
+      cancerJob(), options: DistributedOptions(workers: 4))
+    var options = DistributedOptions(workers: 4)
+    options.checkpointDirectory = try tempDir()
+    options.checkpointEvery = 3
+    options.leaseTTL = .milliseconds(500)
+    options.chaos = ChaosPlan(kills: [
+      .init(task: 2, epoch: 5), .init(task: 0, epoch: 11), .init(task: 4, epoch: 17),
+    ])
+    let faulty = try await DistributedTraining.runEmbedded(cancerJob(), options: options)
+    XCTAssertEqual(faulty.standardizedCoefficients, clean.standardizedCoefficients)
+    XCTAssertEqual(faulty.standardizedIntercept, clean.standardizedIntercept)
+    XCTAssertEqual(faulty.training.iterations, clean.training.iterations)
+  }
+
+  func testCorruptedNewestCheckpointFallsBackToThePreviousOne() async throws {
+    let dir = try tempDir()
+    let store = try DirectoryCheckpointStore(directory: dir, keep: 3)
+    var options = DistributedOptions(workers: 2)
+    options.checkpointDirectory = dir
+    options.checkpointEvery = 2
+    let clean = try await DistributedTraining.runEmbedded(cancerJob(), options: options)
+    let epochs = try await store.epochs(name: "master")
+    XCTAssertGreaterThanOrEqual(epochs.count, 2)
+    // Flip a byte in the middle of the newest checkpoint.
+    let newest = store.path(name: "master", epoch: epochs.last!)
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: newest))
+    bytes[bytes.count / 2] ^= 0xFF
+    try bytes.write(to: URL(fileURLWithPath: newest))
+    let latest = try await store.latest(name: "master")
+    XCTAssertEqual(latest?.checkpoint.epoch, epochs[epochs.count - 2])
+    XCTAssertEqual(latest?.warnings.count, 1)
+    // Resume: the job continues from the previous checkpoint and ends with the same model.
+    options.resume = true
+    let resumed = try await DistributedTraining.runEmbedded(cancerJob(), options: options)
+    XCTAssertEqual(resumed.standardizedCoefficients, clean.standardizedCoefficients)
+    XCTAssertLessThan(resumed.training.objectives.count, 0 + clean.training.objectives.count + 1)
+  }
+
+  func testWorkerWithOtherDataIsRefused() async throws {
+    let job = cancerJob()
+    let plan = try DistributedTraining.plan(job)
+    let dir = try tempDir()
+    let other = dir + "/other.csv"
+    var text = try String(contentsOfFile: job.dataPath, encoding: .utf8)
+    text = text.replacingOccurrences(of: "17.99", with: "18.99")
+    try text.write(toFile: other, atomically: true, encoding: .utf8)
+    let refusals = RefusalLog()
+    let worker = DistributedTraining.worker(
+      taskID: 1, workers: 1, localDataPath: other, logger: Logger(label: "test"),
+      onRefuse: { refusals.add($0) })
+    let message = MasterMessage.load(plan.description).encoded()
+    let sent = MessageLog()
+    try await worker.handle(message, notifyMaster: { sent.add($0) })
+    XCTAssertEqual(refusals.all.count, 1)
+    XCTAssertTrue(refusals.all[0].contains("other.csv"), refusals.all[0])
+    guard case .refused = try WorkerMessage.decode(sent.all[0]) else {
+      return XCTFail("the worker did not refuse")
+    }
+  }
+}
+
+final class RefusalLog: @unchecked Sendable {
+  private let lock = NSLock()
+  private var items: [String] = []
+  func add(_ s: String) {
+    lock.lock()
+    items.append(s)
+    lock.unlock()
+  }
+  var all: [String] {
+    lock.lock()
+    defer { lock.unlock() }
+    return items
+  }
+}
+
+final class MessageLog: @unchecked Sendable {
+  private let lock = NSLock()
+  private var items: [[UInt8]] = []
+  func add(_ s: [UInt8]) {
+    lock.lock()
+    items.append(s)
+    lock.unlock()
+  }
+  var all: [[UInt8]] {
+    lock.lock()
+    defer { lock.unlock() }
+    return items
+  }
+}
