@@ -49,8 +49,8 @@ enum MasterMessage: Equatable {
 enum WorkerMessage: Equatable {
   /// The shard is loaded: its size and the label statistics for R².
   case loaded(ShardInfo)
-  /// The sums over the shard.
-  case sums(GradientSums)
+  /// The sums over the shard, and the milliseconds the worker spent computing them.
+  case sums(GradientSums, computeMilliseconds: Double)
   /// The worker refuses the job (its data or configuration differ from the job's).
   case refused(String)
 
@@ -65,8 +65,9 @@ enum WorkerMessage: Equatable {
       w.f64(info.labelSquares)
       w.f64(info.loadSeconds)
       w.u8(info.fromCache ? 1 : 0)
-    case .sums(let s):
+    case .sums(let s, let ms):
       w.u8(2)
+      w.f64(ms)
       w.i64(s.rows)
       w.f64(s.loss)
       w.f64(s.intercept)
@@ -87,11 +88,13 @@ enum WorkerMessage: Equatable {
           rows: try r.i64(), cols: try r.i64(), labelSum: try r.f64(), labelSquares: try r.f64(),
           loadSeconds: try r.f64(), fromCache: try r.u8() == 1))
     case 2:
+      let ms = try r.f64()
       let rows = try r.i64()
       let loss = try r.f64()
       let intercept = try r.f64()
       return .sums(
-        GradientSums(loss: loss, gradient: try r.doubles(), intercept: intercept, rows: rows))
+        GradientSums(loss: loss, gradient: try r.doubles(), intercept: intercept, rows: rows),
+        computeMilliseconds: ms)
     case 3: return .refused(try r.string())
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }

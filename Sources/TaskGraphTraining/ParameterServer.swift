@@ -40,8 +40,13 @@ public struct EpochReport: Sendable, Equatable {
   /// The slowest worker's compute time in the epoch, milliseconds (measured by the master as
   /// the gap from the broadcast to that worker's answer).
   public var slowestWorkerMilliseconds: Double
+  /// The largest compute time a worker reported for the epoch, milliseconds: the rest of
+  /// the epoch is the framework's overhead.
+  public var slowestComputeMilliseconds: Double
   /// Times the master resumed from a checkpoint so far in this process.
   public var recoveries: Int
+  /// When every worker had answered (monotonic seconds), to time whole epochs.
+  public var answeredAt: Double = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
 }
 
 /// The outcome of a distributed run, as the master produced it.
@@ -106,6 +111,7 @@ public actor ParameterServerMaster: MasterTask {
   var recoveries = 0
   var lastObjective: Double?
   var iteration = 0
+  var computeMilliseconds = 0.0
 
   init(
     job: JobDescription, settings: MasterSettings, logger: Logger,
@@ -183,11 +189,13 @@ public actor ParameterServerMaster: MasterTask {
       // Sum in task-id order, whatever order the answers came in: the result does not
       // depend on timing or failures.
       var total: GradientSums?
+      computeMilliseconds = 0
       for w in workers {
-        guard case .sums(let s) = answers[w] else {
+        guard case .sums(let s, let ms) = answers[w] else {
           fail(context: context, "worker \(w) answered an evaluation with another message")
           return
         }
+        computeMilliseconds = max(computeMilliseconds, ms)
         if total == nil { total = s } else { total!.add(s) }
       }
       report()
@@ -207,7 +215,8 @@ public actor ParameterServerMaster: MasterTask {
       EpochReport(
         epoch: epoch, iteration: iteration, objective: lastObjective,
         epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
-        slowestWorkerMilliseconds: answerTimes.values.max() ?? 0, recoveries: recoveries))
+        slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
+        slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries))
   }
 
   static func optimizerConfiguration(_ c: TrainingConfiguration) -> OptimizerConfiguration {
@@ -415,6 +424,7 @@ public actor ParameterServerWorker: WorkerTask {
     case .load:
       await notifyMaster(WorkerMessage.loaded(info!).encoded())
     case .evaluate(let job, let p):
+      let start = DispatchTime.now().uptimeNanoseconds
       let sums: GradientSums
       switch x! {
       case .double(let m):
@@ -426,7 +436,8 @@ public actor ParameterServerWorker: WorkerTask {
           x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
           threads: job.threads)
       }
-      await notifyMaster(WorkerMessage.sums(sums).encoded())
+      let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+      await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded())
     }
   }
 

@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Measure kernels and the runtime against the machine's limits.",
-    subcommands: [BenchGradient.self]
+    subcommands: [BenchGradient.self, BenchTrain.self]
   )
 }
 
@@ -78,3 +78,54 @@ struct BenchGradient: ParsableCommand {
 }
 
 extension RowLoss: ExpressibleByArgument {}
+
+struct BenchTrain: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train",
+    abstract: "Time parameter-server epochs: slowest worker's compute against the overhead.",
+    discussion: """
+      Generates a rows×cols problem (written once as .npy in a temporary directory), then
+      runs L-BFGS ridge epochs with each worker count and prints the median epoch time,
+      the slowest worker's compute, their difference (the framework's overhead) and the
+      cost of a checkpoint every epoch.
+      """
+  )
+
+  @Option(help: "Rows of the generated problem.") var rows = 1_000_000
+  @Option(help: "Columns of the generated problem.") var cols = 100
+  @Option(help: "Comma-separated worker counts.") var workers = "1,2,4"
+  @Option(help: "Epochs per configuration.") var epochs = 12
+  @Flag(help: "Print JSON lines instead of a table.") var json = false
+
+  func run() async throws {
+    Log.setup(verbose: false)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "taskgraph-bench-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let path = dir.appendingPathComponent("problem.npy").path
+    try TrainingBenchmark.generate(rows: rows, cols: cols, seed: 1, path: path)
+    if !json {
+      print("mode       workers   epoch ms  compute ms  overhead ms  with checkpoint ms")
+    }
+    for n in list(workers).compactMap({ Int($0) }) {
+      var r = try await TrainingBenchmark.embedded(
+        path: path, rows: rows, cols: cols, workers: n, epochs: epochs, checkpointDirectory: nil)
+      let ck = dir.appendingPathComponent("ck-\(n)").path
+      let withCheckpoints = try await TrainingBenchmark.embedded(
+        path: path, rows: rows, cols: cols, workers: n, epochs: epochs, checkpointDirectory: ck)
+      r.checkpoint_ms = withCheckpoints.epoch_ms - r.epoch_ms
+      if json {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        print(String(decoding: try enc.encode(r), as: UTF8.self))
+      } else {
+        print(
+          r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
+            + String(
+              format: "%8d %10.2f %11.2f %12.2f %19.2f", n, r.epoch_ms, r.compute_ms,
+              r.overhead_ms, withCheckpoints.epoch_ms))
+      }
+    }
+  }
+}

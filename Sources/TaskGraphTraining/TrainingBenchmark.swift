@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import TaskGraph
+import TaskGraphData
+import TaskGraphLinalg
+import TaskGraphML
+
+/// Epoch times of parameter-server training on a generated dense problem, split into the
+/// slowest worker's compute and the rest (the framework's overhead).
+public enum TrainingBenchmark {
+  /// Figures of one configuration.
+  public struct Row: Sendable, Codable {
+    public var mode: String
+    public var workers: Int
+    public var rows: Int
+    public var cols: Int
+    public var epochs: Int
+    /// Median milliseconds per epoch (from one epoch's answers to the next's).
+    public var epoch_ms: Double
+    /// Median of the slowest worker's compute per epoch.
+    public var compute_ms: Double
+    /// epoch − compute.
+    public var overhead_ms: Double
+    /// Median checkpoint write milliseconds (0 without checkpoints).
+    public var checkpoint_ms: Double
+  }
+
+  /// Writes a generated `rows × cols` problem (label first) as `.npy` at `path`.
+  public static func generate(rows: Int, cols: Int, seed: UInt64, path: String) throws {
+    var m = Matrix<Double>(rows: rows, cols: cols + 1)
+    var rng = SplitMix64(seed: seed)
+    let w = (0..<cols).map { _ in Double.random(in: -1...1, using: &rng) }
+    m.withUnsafeMutableBufferPointer { p in
+      for i in 0..<rows {
+        var z = 0.0
+        for j in 0..<cols {
+          let v = Double.random(in: -1...1, using: &rng)
+          p[i * (cols + 1) + j + 1] = v
+          z += v * w[j]
+        }
+        p[i * (cols + 1)] = z + Double.random(in: -0.1...0.1, using: &rng)
+      }
+    }
+    try NPY.write(m, to: path)
+  }
+
+  /// Runs `epochs` epochs of L-BFGS ridge with `workers` embedded workers over `path`.
+  public static func embedded(
+    path: String, rows: Int, cols: Int, workers: Int, epochs: Int, checkpointDirectory: String?
+  ) async throws -> Row {
+    var options = PipelineOptions(label: "")
+    options.missing = .drop
+    let stop = StopCriteria([.maxIterations(epochs)])
+    let config = TrainingConfiguration(
+      kind: .ridge, regularization: Regularization(l2: 1e-6), solver: .lbfgs, stop: stop)
+    var job = TrainingJob(dataPath: path, pipeline: options, configuration: config)
+    job.precision = .float64
+    var dist = DistributedOptions(workers: workers)
+    dist.checkpointDirectory = checkpointDirectory
+    dist.checkpointEvery = 1
+    let reports = ReportLog()
+    _ = try await DistributedTraining.runEmbedded(
+      job, options: dist, epochReport: { reports.add($0) },
+      logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
+    let all = reports.all
+    // Skip the loading epoch and the first evaluation; epoch time is the gap between
+    // consecutive "all answered" moments.
+    var epochMs: [Double] = []
+    var computeMs: [Double] = []
+    for k in 2..<max(2, all.count) {
+      epochMs.append((all[k].answeredAt - all[k - 1].answeredAt) * 1000)
+      computeMs.append(all[k].slowestComputeMilliseconds)
+    }
+    let e = median(epochMs)
+    let c = median(computeMs)
+    return Row(
+      mode: "embedded", workers: workers, rows: rows, cols: cols, epochs: epochMs.count,
+      epoch_ms: e, compute_ms: c, overhead_ms: e - c, checkpoint_ms: 0)
+  }
+
+  static func median(_ v: [Double]) -> Double {
+    guard !v.isEmpty else { return .nan }
+    let s = v.sorted()
+    return s[s.count / 2]
+  }
+}
+
+final class ReportLog: @unchecked Sendable {
+  // Unchecked Sendable: `items` is only touched under `lock`.
+  private let lock = NSLock()
+  private var items: [EpochReport] = []
+  func add(_ r: EpochReport) {
+    lock.lock()
+    items.append(r)
+    lock.unlock()
+  }
+  var all: [EpochReport] {
+    lock.lock()
+    defer { lock.unlock() }
+    return items
+  }
+}
