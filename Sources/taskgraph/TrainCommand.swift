@@ -23,6 +23,31 @@ struct TrainCommand: AsyncParsableCommand {
       """
   )
 
+  @OptionGroup var flags: TrainingFlags
+  @OptionGroup var distributed: DistributedFlags
+
+  func run() async throws {
+    Log.setup(verbose: flags.verbose)
+    try await CLIErrors.guarding {
+      let job = try flags.job()
+      let display = ProgressDisplay(quiet: flags.quiet)
+      let file: ModelFile
+      if let workers = distributed.workers {
+        let options = try distributed.options(
+          workers: workers, seed: flags.seed, quiet: flags.quiet)
+        file = try await DistributedTraining.runEmbedded(
+          job, options: options, progress: { display.update($0) })
+      } else {
+        file = try LocalTraining.run(job) { display.update($0) }
+      }
+      display.finish()
+      try flags.finish(file, initial: job.initial)
+    }
+  }
+}
+
+/// The data, model and solver flags shared by `train`, `master` and `launch`.
+struct TrainingFlags: ParsableArguments {
   @OptionGroup var input: DataOptions
   @Option(help: "The label column.") var label: String
   @Option(help: "Model: linear, ridge, lasso, elastic-net or logistic.") var model: ModelKind =
@@ -49,19 +74,6 @@ struct TrainCommand: AsyncParsableCommand {
   @Option(help: "SGD mini-batch size.") var batchSize = 256
   @Option(help: "SGD initial learning rate.") var learningRate: Double = 0.01
   @Option(help: "Start from this model file's coefficients.") var warmStart: String?
-  @Option(
-    help: "Train with a master and this many worker tasks (parameter server, in this process).")
-  var workers: Int?
-  @Option(help: "Checkpoint directory for --workers (resumable with --resume).")
-  var checkpointDir: String?
-  @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
-  @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
-  @Option(
-    help: ArgumentHelp(
-      "Kill tasks at seeded epochs (with --workers): kill-workers=K,kill-master=M.",
-      discussion: "Kills land at distinct epochs in 2…--chaos-last-epoch, drawn from --seed."))
-  var chaos: String?
-  @Option(help: "The last epoch a --chaos kill may land in.") var chaosLastEpoch: UInt64 = 40
   @Option(help: "Where to write the model (JSON).") var output: String
   @Option(help: "Also write the run's summary as JSON here.") var summaryJson: String?
   @Flag(help: "No progress output.") var quiet = false
@@ -69,9 +81,6 @@ struct TrainCommand: AsyncParsableCommand {
 
   func validate() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-    if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
-    if chaos != nil && workers == nil { throw ValidationError("--chaos needs --workers") }
-    guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
     guard maxIterations >= 0 else { throw ValidationError("--max-iterations must be ≥ 0") }
     guard l1 >= 0, l2 >= 0 else { throw ValidationError("--l1 and --l2 must be ≥ 0") }
     guard tolerance >= 0 else { throw ValidationError("--tolerance must be ≥ 0") }
@@ -121,44 +130,86 @@ struct TrainCommand: AsyncParsableCommand {
     return job
   }
 
-  func run() async throws {
-    Log.setup(verbose: verbose)
-    try await CLIErrors.guarding {
-      let job = try job()
-      let display = ProgressDisplay(quiet: quiet)
-      let file: ModelFile
-      if let workers {
-        var options = DistributedOptions(workers: workers)
-        options.checkpointDirectory = checkpointDir
-        options.checkpointEvery = checkpointEvery
-        options.resume = resume
-        if let chaos {
-          options.chaos = try ChaosPlan.parse(
-            chaos, workers: workers, seed: seed, epochs: 2...max(2, chaosLastEpoch))
-          if options.checkpointDirectory == nil {
-            options.checkpointDirectory =
-              FileManager.default.temporaryDirectory
-              .appendingPathComponent("taskgraph-checkpoints-\(getpid())").path
-          }
-          if !quiet { FileHandle.standardError.write(Data("chaos: \(options.chaos)\n".utf8)) }
-        }
-        file = try await DistributedTraining.runEmbedded(
-          job, options: options, progress: { display.update($0) })
-      } else {
-        file = try LocalTraining.run(job) { display.update($0) }
-      }
-      display.finish()
-      if let warm = job.initial, warm.weights.count != file.featureNames.count {
-        throw TrainingError(
-          code: .mismatch,
-          message:
-            "\(warmStart ?? ""): warm start has \(warm.weights.count) coefficients, the data has \(file.featureNames.count) features"
-        )
-      }
-      try file.write(to: output)
-      if let summaryJson { try SummaryJSON.write(file.training, to: summaryJson) }
-      if !quiet { SummaryTable.print(file, output: output) }
+  /// Checks a warm start against the result, writes the model and summary, prints the table.
+  func finish(_ file: ModelFile, initial: Parameters?) throws {
+    if let warm = initial, warm.weights.count != file.featureNames.count {
+      throw TrainingError(
+        code: .mismatch,
+        message:
+          "\(warmStart ?? ""): warm start has \(warm.weights.count) coefficients, the data has \(file.featureNames.count) features"
+      )
     }
+    try file.write(to: output)
+    if let summaryJson { try SummaryJSON.write(file.training, to: summaryJson) }
+    if !quiet { SummaryTable.print(file, output: output) }
+  }
+
+  /// These flags as command-line arguments, to start other processes with them.
+  var arguments: [String] {
+    var a = ["--data", input.data, "--label", label, "--model", model.rawValue]
+    a += ["--l1", "\(l1)", "--l2", "\(l2)", "--solver", solver.rawValue]
+    a += ["--max-iterations", "\(maxIterations)", "--tolerance", "\(tolerance)"]
+    if let timeLimit { a += ["--time-limit", "\(timeLimit)"] }
+    if let categorical { a += ["--categorical", categorical] }
+    if let features { a += ["--features", features] }
+    if let exclude { a += ["--exclude", exclude] }
+    a += ["--missing", missing.rawValue]
+    if standardize { a.append("--standardize") }
+    a += ["--precision", precision.rawValue, "--threads", "\(threads)"]
+    a += ["--validation-split", "\(validationSplit)", "--seed", "\(seed)"]
+    a += ["--batch-size", "\(batchSize)", "--learning-rate", "\(learningRate)"]
+    if let warmStart { a += ["--warm-start", warmStart] }
+    a += ["--output", output]
+    if let summaryJson { a += ["--summary-json", summaryJson] }
+    if quiet { a.append("--quiet") }
+    if verbose { a.append("--verbose") }
+    return a
+  }
+}
+
+/// Parameter-server flags shared by `train --workers` and `launch`.
+struct DistributedFlags: ParsableArguments {
+  @Option(
+    help: "Train with a master and this many worker tasks (parameter server, in this process).")
+  var workers: Int?
+  @Option(help: "Checkpoint directory for --workers (resumable with --resume).")
+  var checkpointDir: String?
+  @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
+  @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
+  @Option(
+    help: ArgumentHelp(
+      "Kill tasks at seeded epochs (with --workers): kill-workers=K,kill-master=M.",
+      discussion: "Kills land at distinct epochs in 2…--chaos-last-epoch, drawn from --seed."))
+  var chaos: String?
+  @Option(help: "The last epoch a --chaos kill may land in.") var chaosLastEpoch: UInt64 = 40
+
+  func validate() throws {
+    if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+    if chaos != nil && workers == nil { throw ValidationError("--chaos needs --workers") }
+    guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
+  }
+
+  func chaosPlan(workers: Int, seed: UInt64) throws -> ChaosPlan {
+    guard let chaos else { return ChaosPlan() }
+    return try ChaosPlan.parse(
+      chaos, workers: workers, seed: seed, epochs: 2...max(2, chaosLastEpoch))
+  }
+
+  func options(workers: Int, seed: UInt64, quiet: Bool) throws -> DistributedOptions {
+    var options = DistributedOptions(workers: workers)
+    options.checkpointDirectory = checkpointDir
+    options.checkpointEvery = checkpointEvery
+    options.resume = resume
+    options.chaos = try chaosPlan(workers: workers, seed: seed)
+    if chaos != nil {
+      if options.checkpointDirectory == nil {
+        options.checkpointDirectory =
+          FileManager.default.temporaryDirectory
+          .appendingPathComponent("taskgraph-checkpoints-\(getpid())").path
+      }
+      if !quiet { FileHandle.standardError.write(Data("chaos: \(options.chaos)\n".utf8)) }
+    }
+    return options
   }
 }
 
