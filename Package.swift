@@ -116,6 +116,11 @@ let package = Package(
       name: "TaskGraphTests", dependencies: ["TaskGraph", "TaskGraphTestSupport"],
       swiftSettings: strict),
     .testTarget(
+      name: "TaskGraphIntegrationTests",
+      dependencies: ["TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport", "TaskGraph"],
+      swiftSettings: strict
+    ),
+    .testTarget(
       name: "TaskGraphCLITests",
       dependencies: ["taskgraph", "CustomPipeline", "TaskGraphML", "TaskGraphData"],
       swiftSettings: strict
