@@ -86,7 +86,7 @@ public final class EtcdCoordinator: Coordinator {
   public func get(_ key: String) async throws -> KeyValue? {
     var request = Etcdserverpb_RangeRequest()
     request.key = fullKey(key)
-    let response = try await kvCall("get \(key)") { kv, options, _ in
+    let response = try await kvCall("get \(key)") { [request] kv, options, _ in
       try await kv.range(request, options: options)
     }
     return try response.kvs.first.map(keyValue)
@@ -95,7 +95,7 @@ public final class EtcdCoordinator: Coordinator {
   public func getPrefix(_ prefix: String) async throws -> (entries: [KeyValue], revision: Int64) {
     var request = Etcdserverpb_RangeRequest()
     (request.key, request.rangeEnd) = prefixRange(prefix)
-    let response = try await kvCall("get prefix \(prefix)") { kv, options, _ in
+    let response = try await kvCall("get prefix \(prefix)") { [request] kv, options, _ in
       try await kv.range(request, options: options)
     }
     return (try response.kvs.map(keyValue), response.header.revision)
@@ -107,7 +107,7 @@ public final class EtcdCoordinator: Coordinator {
     request.key = fullKey(key)
     request.value = Data(value)
     request.lease = lease?.rawValue ?? 0
-    let response = try await kvCall("put \(key)") { kv, options, _ in
+    let response = try await kvCall("put \(key)") { [request] kv, options, _ in
       try await kv.put(request, options: options)
     }
     return response.header.revision
@@ -116,7 +116,7 @@ public final class EtcdCoordinator: Coordinator {
   public func delete(_ key: String) async throws {
     var request = Etcdserverpb_DeleteRangeRequest()
     request.key = fullKey(key)
-    _ = try await kvCall("delete \(key)") { kv, options, _ in
+    _ = try await kvCall("delete \(key)") { [request] kv, options, _ in
       try await kv.deleteRange(request, options: options)
     }
   }
@@ -182,7 +182,8 @@ public final class EtcdCoordinator: Coordinator {
   // MARK: Leases
 
   public func grantLease(ttl: Duration) async throws -> LeaseID {
-    let seconds = max(1, Int64((Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18).rounded(.up)))
+    // etcd counts whole seconds; round up so a lease never lives shorter than asked.
+    let seconds = max(1, Int64((ttl / .seconds(1)).rounded(.up)))
     var request = Etcdserverpb_LeaseGrantRequest()
     request.ttl = seconds
     // Choosing the ID makes a retried grant detectable ("lease already exists").

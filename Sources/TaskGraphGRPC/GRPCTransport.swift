@@ -166,10 +166,10 @@ enum GRPCAddress {
 
   static func target(_ address: String) -> (any ResolvableTarget)? {
     guard let (host, port) = split(address) else { return nil }
-    if host.contains(":") { return ResolvableTargets.IPv6(host: host, port: port) }
+    if host.contains(":") { return ResolvableTargets.IPv6.ipv6(address: host, port: port) }
     if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) {
-      return ResolvableTargets.IPv4(host: host, port: port)
+      return ResolvableTargets.IPv4.ipv4(address: host, port: port)
     }
-    return ResolvableTargets.DNS(host: host, port: port)
+    return ResolvableTargets.DNS.dns(host: host, port: port)
   }
 }

@@ -24,10 +24,8 @@ public final class GRPCTransportServer: TransportServer {
   static func start(
     host: String, configuration: GRPCTransportConfiguration, handler: @escaping DataRequestHandler
   ) async throws -> GRPCTransportServer {
-    let address: GRPCNIOTransportCore.SocketAddress =
-      host.contains(":") ? .ipv6(host: host, port: 0) : .ipv4(host: host, port: 0)
     let transport = HTTP2ServerTransport.Posix(
-      address: address, transportSecurity: .plaintext,
+      address: host.contains(":") ? .ipv6(host: host, port: 0) : .ipv4(host: host, port: 0), transportSecurity: .plaintext,
       config: .defaults { config in
         config.rpc.maxRequestPayloadSize = configuration.wireLimit
         config.http2.targetWindowSize = configuration.targetWindowBytes
@@ -40,17 +38,17 @@ public final class GRPCTransportServer: TransportServer {
       // Ends when the server stops; a failure to bind surfaces in `listeningAddress`.
       try? await server.serve()
     }
-    let bound: GRPCNIOTransportCore.SocketAddress
+    let port: Int
     do {
-      bound = try await transport.listeningAddress
+      let bound = try await transport.listeningAddress
+      guard let boundPort = bound.ipv4?.port ?? bound.ipv6?.port else {
+        throw TransportError(code: .unavailable, message: "server bound to \(bound), not TCP")
+      }
+      port = boundPort
     } catch {
       runner.cancel()
       throw TransportError(
         code: .unavailable, message: "cannot listen on \(host): \(error)")
-    }
-    guard let port = bound.ipv4?.port ?? bound.ipv6?.port else {
-      runner.cancel()
-      throw TransportError(code: .unavailable, message: "server bound to \(bound), not TCP")
     }
     let shown = host.contains(":") ? "[\(host)]" : host
     return GRPCTransportServer(
