@@ -63,7 +63,7 @@ final class EtcdConnection: Sendable {
       state.live = Live(client: client, generation: generation)
       state.runners[generation] = Task {
         // Errors here mean the connection ended; calls on it fail and are retried elsewhere.
-        try? await client.runConnections()
+        _ = try? await client.runConnections()
       }
       return (client, generation)
     }

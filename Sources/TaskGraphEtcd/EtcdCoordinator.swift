@@ -194,7 +194,8 @@ public final class EtcdCoordinator: Coordinator {
         let response = try await Etcdserverpb_Lease.Client(wrapping: client).leaseGrant(
           finalRequest, options: options)
         if !response.error.isEmpty {
-          throw CoordinatorError(code: .internalError, message: "etcd refused a lease: \(response.error)")
+          throw CoordinatorError(
+            code: .internalError, message: "etcd refused a lease: \(response.error)")
         }
         return response.id
       } catch let error as RPCError where error.code == .failedPrecondition && attempt > 1 {
@@ -282,7 +283,7 @@ public final class EtcdCoordinator: Coordinator {
       do {
         _ = try await Etcdserverpb_KV.Client(wrapping: client).range(request, options: options)
         return
-      } catch where Self.isTransient(error) {
+      } catch  where Self.isTransient(error) {
         lastError = error
         unary.replace(generation: generation)
         try await Task.sleep(for: .milliseconds(100))
@@ -299,7 +300,8 @@ public final class EtcdCoordinator: Coordinator {
 
   private func kvCall<R: Sendable>(
     _ what: String,
-    _ body: @escaping @Sendable (Etcdserverpb_KV.Client<HTTP2ClientTransport.Posix>, CallOptions, Int)
+    _ body:
+      @escaping @Sendable (Etcdserverpb_KV.Client<HTTP2ClientTransport.Posix>, CallOptions, Int)
       async throws -> R
   ) async throws -> R {
     try await call(what, on: unary) { client, options, attempt in
@@ -321,7 +323,7 @@ public final class EtcdCoordinator: Coordinator {
       let (client, generation) = try connection.client()
       do {
         return try await body(client, options, attempt)
-      } catch where Self.isTransient(error) {
+      } catch  where Self.isTransient(error) {
         connection.replace(generation: generation)
         guard let wait = configuration.retry.backoff(afterAttempt: attempt) else {
           throw CoordinatorError(

@@ -17,7 +17,8 @@ public enum EtcdCoordinatorBenchmark {
     /// One line: operation, median and p99 in milliseconds.
     public var description: String {
       func ms(_ seconds: Double) -> String { "\((seconds * 1e5).rounded() / 100)" }
-      return "\(operation): median \(ms(medianSeconds)) ms, p99 \(ms(p99Seconds)) ms (\(iterations) operations)"
+      return
+        "\(operation): median \(ms(medianSeconds)) ms, p99 \(ms(p99Seconds)) ms (\(iterations) operations)"
     }
   }
 

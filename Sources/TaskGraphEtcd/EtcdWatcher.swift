@@ -49,7 +49,9 @@ struct EtcdWatcher: Sendable {
       }
       connection.replace(generation: generation)
       failures = position.value == before ? failures + 1 : 1
-      let wait = configuration.retry.backoff(afterAttempt: min(failures, 30)) ?? configuration.retry.maxBackoff
+      let wait =
+        configuration.retry.backoff(afterAttempt: min(failures, 30))
+        ?? configuration.retry.maxBackoff
       do { try await Task.sleep(for: wait) } catch { break }
     }
     await connection.close()
@@ -81,30 +83,31 @@ struct EtcdWatcher: Sendable {
       },
       onResponse: { response in
         defer { doneContinuation.finish() }
-          for try await message in response.messages {
-            if message.canceled {
-              if message.compactRevision > 0 {
-                throw CoordinatorError(
-                  code: .internalError,
-                  message: """
-                    etcd watch from revision \(position.value.next) failed: compacted up to \
-                    revision \(message.compactRevision); re-read and watch again
-                    """)
-              }
-              throw RPCError(code: .unavailable, message: "etcd cancelled the watch: \(message.cancelReason)")
+        for try await message in response.messages {
+          if message.canceled {
+            if message.compactRevision > 0 {
+              throw CoordinatorError(
+                code: .internalError,
+                message: """
+                  etcd watch from revision \(position.value.next) failed: compacted up to \
+                  revision \(message.compactRevision); re-read and watch again
+                  """)
             }
-            if message.created {
-              position.update { $0.created(atRevision: message.header.revision) }
-              continue
-            }
-            // Deliver while holding the position, so a concurrent reader never sees it
-            // ahead of what was delivered.
-            position.update { position in
-              for event in position.accept(message.events) {
-                deliver(Self.watchEvent(event, prefixLength: prefixLength))
-              }
+            throw RPCError(
+              code: .unavailable, message: "etcd cancelled the watch: \(message.cancelReason)")
+          }
+          if message.created {
+            position.update { $0.created(atRevision: message.header.revision) }
+            continue
+          }
+          // Deliver while holding the position, so a concurrent reader never sees it
+          // ahead of what was delivered.
+          position.update { position in
+            for event in position.accept(message.events) {
+              deliver(Self.watchEvent(event, prefixLength: prefixLength))
             }
           }
+        }
       })
   }
 

@@ -116,7 +116,7 @@ public final class GRPCTransport: Transport {
       let client = GRPCClient(transport: transport)
       let runner = Task {
         // Ends when the client is shut down or cancelled; failures surface on calls.
-        try? await client.runConnections()
+        _ = try? await client.runConnections()
       }
       state.peers[address] = Peer(client: client, runner: runner)
       return client
@@ -143,7 +143,8 @@ public final class GRPCTransport: Transport {
         code: .deadlineExceeded, message: "no response from \(address) in time: \(error.message)")
     case .resourceExhausted:
       return TransportError(
-        code: .messageTooLarge, message: "message to or from \(address) too large: \(error.message)")
+        code: .messageTooLarge, message: "message to or from \(address) too large: \(error.message)"
+      )
     default:
       return TransportError(
         code: .unavailable, message: "\(address) unavailable (\(error.code)): \(error.message)")

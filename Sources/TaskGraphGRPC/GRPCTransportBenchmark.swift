@@ -48,7 +48,8 @@ public enum GRPCTransportBenchmark {
   ) async throws -> [Figure] {
     // Payloads are made once, so the timing covers the transport, not their allocation.
     let payloads = Dictionary(
-      payloadSizes.map { ($0, [UInt8](repeating: 0x5a, count: $0)) }, uniquingKeysWith: { a, _ in a })
+      payloadSizes.map { ($0, [UInt8](repeating: 0x5a, count: $0)) },
+      uniquingKeysWith: { a, _ in a })
     let transport = GRPCTransport(configuration: configuration)
     // The pull's size travels in `method`, so the request itself stays empty.
     let server = try await transport.startServer(host: "127.0.0.1") { request in

@@ -25,7 +25,8 @@ public final class GRPCTransportServer: TransportServer {
     host: String, configuration: GRPCTransportConfiguration, handler: @escaping DataRequestHandler
   ) async throws -> GRPCTransportServer {
     let transport = HTTP2ServerTransport.Posix(
-      address: host.contains(":") ? .ipv6(host: host, port: 0) : .ipv4(host: host, port: 0), transportSecurity: .plaintext,
+      address: host.contains(":") ? .ipv6(host: host, port: 0) : .ipv4(host: host, port: 0),
+      transportSecurity: .plaintext,
       config: .defaults { config in
         config.rpc.maxRequestPayloadSize = configuration.wireLimit
         config.http2.targetWindowSize = configuration.targetWindowBytes
@@ -36,7 +37,7 @@ public final class GRPCTransportServer: TransportServer {
     let server = GRPCServer(transport: transport, services: [service])
     let runner = Task {
       // Ends when the server stops; a failure to bind surfaces in `listeningAddress`.
-      try? await server.serve()
+      _ = try? await server.serve()
     }
     let port: Int
     do {

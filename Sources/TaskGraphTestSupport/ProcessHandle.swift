@@ -60,7 +60,10 @@ public final class ProcessHandle: Sendable {
     var env: Environment = .inherit
     if !environment.isEmpty {
       env = .inherit.updating(
-        Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) }))
+        Dictionary(
+          uniqueKeysWithValues: environment.map {
+            (Environment.Key(stringLiteral: $0.key), Optional($0.value))
+          }))
     }
     let runner = Task<Exit, any Error> {
       do {

@@ -6,7 +6,9 @@ import Testing
 
 /// The benchmarks, run only when `TASKGRAPH_BENCH=1` (use a release build:
 /// `TASKGRAPH_BENCH=1 swift test -c release --filter BenchmarkTests`).
-@Suite("Benchmarks", .serialized, .enabled(if: ProcessInfo.processInfo.environment["TASKGRAPH_BENCH"] == "1"))
+@Suite(
+  "Benchmarks", .serialized,
+  .enabled(if: ProcessInfo.processInfo.environment["TASKGRAPH_BENCH"] == "1"))
 struct BenchmarkTests {
   @Test("one gRPC data request of 8 B, 8 KB, 8 MB")
   func transport() async throws {

@@ -98,8 +98,8 @@ struct EtcdCoordinatorTests {
   @Test("key prefixes isolate coordinators sharing one etcd")
   func keyPrefixIsolation() async throws {
     try await withEtcdTestServer { server in
-      try await withEtcdCoordinator(EtcdConfiguration(endpoint: server.endpoint, keyPrefix: "/a"))
-      { a in
+      try await withEtcdCoordinator(EtcdConfiguration(endpoint: server.endpoint, keyPrefix: "/a")) {
+        a in
         try await withEtcdCoordinator(
           EtcdConfiguration(endpoint: server.endpoint, keyPrefix: "/b")
         ) { b in

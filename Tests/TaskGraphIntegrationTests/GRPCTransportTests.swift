@@ -24,7 +24,8 @@ private func withServer<R: Sendable>(
 }
 
 private func request(epoch: UInt64 = 4, payload: [UInt8] = []) -> DataRequest {
-  DataRequest(job: "job", from: 2, to: 1, epoch: epoch, id: 77, method: "gradient", payload: payload)
+  DataRequest(
+    job: "job", from: 2, to: 1, epoch: epoch, id: 77, method: "gradient", payload: payload)
 }
 
 /// Expects `operation` to throw a `TransportError` with `code`, and returns it.
@@ -92,7 +93,10 @@ struct GRPCTransportTests {
   func unavailableAfterStop() async throws {
     let transport = GRPCTransport()
     let server = try await transport.startServer(host: "127.0.0.1") { $0.payload }
-    #expect(try await transport.send(request(payload: [1]), to: server.address, timeout: .seconds(5)) == [1])
+    #expect(
+      try await transport.send(request(payload: [1]), to: server.address, timeout: .seconds(5)) == [
+        1
+      ])
     await server.stop()
     let start = ContinuousClock.now
     await expectTransportError(.unavailable) {
@@ -120,9 +124,12 @@ struct GRPCTransportTests {
   func messageTooLarge() async throws {
     var small = GRPCTransportConfiguration.defaults
     small.maxMessageBytes = 64 * 1024
-    try await withServer(configuration: small, handler: { request in
-      [UInt8](repeating: 1, count: Int(request.method) ?? 0)
-    }) { transport, server in
+    try await withServer(
+      configuration: small,
+      handler: { request in
+        [UInt8](repeating: 1, count: Int(request.method) ?? 0)
+      }
+    ) { transport, server in
       // A request over the limit never leaves the client.
       await expectTransportError(.messageTooLarge) {
         try await transport.send(
@@ -137,7 +144,8 @@ struct GRPCTransportTests {
       }
       // Exactly the limit passes.
       big.method = "\(64 * 1024)"
-      #expect(try await transport.send(big, to: server.address, timeout: .seconds(5)).count == 64 * 1024)
+      #expect(
+        try await transport.send(big, to: server.address, timeout: .seconds(5)).count == 64 * 1024)
     }
   }
 
