@@ -132,7 +132,7 @@ public final class EtcdCoordinator: Coordinator {
     put.value = Data(value)
     put.lease = lease?.rawValue ?? 0
     let leaseRaw = put.lease
-    return try await conditionalWrite("create \(key)", compare: compare, put: put) { current in
+    return try await conditionalWrite("create \(key)", compare: compare, put: put) { [put] current in
       current.value == put.value && current.lease == leaseRaw
     }
   }
@@ -149,7 +149,7 @@ public final class EtcdCoordinator: Coordinator {
     // A compare-and-swap keeps the key's lease (a plain put would detach it).
     put.ignoreLease = true
     return try await conditionalWrite("compare-and-swap \(key)", compare: compare, put: put) {
-      current in current.value == put.value
+      [put] current in current.value == put.value
     }
   }
 
