@@ -134,6 +134,11 @@ let package = Package(
       swiftSettings: strict
     ),
     .testTarget(
+      name: "TaskGraphIntegrationTests",
+      dependencies: ["TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport", "TaskGraph"],
+      swiftSettings: strict
+    ),
+    .testTarget(
       name: "TaskGraphCLITests",
       dependencies: ["taskgraph", "CustomPipeline", "TaskGraphML", "TaskGraphData"],
       swiftSettings: strict

@@ -1,0 +1,119 @@
+import TaskGraph
+
+/// Measures one data request over a ``GRPCTransport`` on loopback (`taskgraph bench
+/// runtime` shows it): a server and a client in this process, one request at a time.
+public enum GRPCTransportBenchmark {
+  /// Which side of the request carries the payload.
+  public enum Direction: String, Sendable, CaseIterable {
+    /// The request carries the payload; the response is empty (a push).
+    case request
+    /// The response carries the payload; the request is empty (a pull, the common case).
+    case response
+  }
+
+  /// The figures of one payload size in one direction.
+  public struct Figure: Sendable, CustomStringConvertible {
+    /// Payload bytes per request.
+    public var payloadBytes: Int
+    /// Which side carried the payload.
+    public var direction: Direction
+    /// Timed requests (after warm-up).
+    public var iterations: Int
+    /// Median time of one request, seconds.
+    public var medianSeconds: Double
+    /// Mean time of one request, seconds.
+    public var meanSeconds: Double
+    /// Payload throughput at the median, MB/s (10^6 bytes per second).
+    public var megabytesPerSecond: Double { Double(payloadBytes) / medianSeconds / 1e6 }
+
+    /// One line: size, direction, median latency and throughput.
+    public var description: String {
+      let micros = medianSeconds * 1e6
+      return
+        "\(payloadBytes) B in the \(direction.rawValue): median \(micros.formatted2) µs, mean \((meanSeconds * 1e6).formatted2) µs, \(megabytesPerSecond.formatted2) MB/s (\(iterations) requests)"
+    }
+  }
+
+  /// Runs the benchmark for each size in both directions.
+  ///
+  /// - Parameters:
+  ///   - payloadSizes: payload bytes per request.
+  ///   - iterations: timed requests per size; by default enough for about a second of
+  ///     work at each size (at most 2000, at least 20).
+  ///   - configuration: the transport's configuration.
+  public static func run(
+    payloadSizes: [Int] = [8, 8 * 1024, 8 * 1024 * 1024],
+    iterations: Int? = nil,
+    configuration: GRPCTransportConfiguration = .defaults
+  ) async throws -> [Figure] {
+    // Payloads are made once, so the timing covers the transport, not their allocation.
+    let payloads = Dictionary(
+      payloadSizes.map { ($0, [UInt8](repeating: 0x5a, count: $0)) },
+      uniquingKeysWith: { a, _ in a })
+    let transport = GRPCTransport(configuration: configuration)
+    // The pull's size travels in `method`, so the request itself stays empty.
+    let server = try await transport.startServer(host: "127.0.0.1") { request in
+      Int(request.method).flatMap { payloads[$0] } ?? []
+    }
+    do {
+      let figures = try await measure(
+        payloadSizes: payloadSizes, payloads: payloads, iterations: iterations,
+        transport: transport, address: server.address)
+      await server.stop()
+      await transport.close()
+      return figures
+    } catch {
+      await server.stop()
+      await transport.close()
+      throw error
+    }
+  }
+
+  private static func measure(
+    payloadSizes: [Int], payloads: [Int: [UInt8]], iterations: Int?, transport: GRPCTransport,
+    address: String
+  ) async throws -> [Figure] {
+    var figures: [Figure] = []
+    let clock = ContinuousClock()
+    for size in payloadSizes {
+      let count = iterations ?? max(20, min(2000, 200_000_000 / max(size, 100_000)))
+      for direction in Direction.allCases {
+        let request =
+          direction == .request
+          ? DataRequest(
+            job: "bench", from: 1, to: 0, epoch: 1, id: 0, method: "push",
+            payload: payloads[size] ?? [])
+          : DataRequest(job: "bench", from: 1, to: 0, epoch: 1, id: 0, method: "\(size)")
+        var times: [Double] = []
+        times.reserveCapacity(count)
+        for i in 0..<(count + 5) {
+          let start = clock.now
+          _ = try await transport.send(request, to: address, timeout: .seconds(60))
+          let elapsed = clock.now - start
+          if i >= 5 { times.append(elapsed.seconds) }
+        }
+        times.sort()
+        figures.append(
+          Figure(
+            payloadBytes: size, direction: direction, iterations: count,
+            medianSeconds: times[times.count / 2],
+            meanSeconds: times.reduce(0, +) / Double(times.count)))
+      }
+    }
+    return figures
+  }
+}
+
+extension Duration {
+  /// The duration in seconds.
+  var seconds: Double {
+    Double(components.seconds) + Double(components.attoseconds) / 1e18
+  }
+}
+
+extension Double {
+  var formatted2: String {
+    let scaled = (self * 100).rounded() / 100
+    return "\(scaled)"
+  }
+}

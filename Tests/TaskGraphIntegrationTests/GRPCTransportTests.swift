@@ -1,0 +1,163 @@
+import Foundation
+import TaskGraph
+import TaskGraphGRPC
+import Testing
+
+/// Runs `body` with a transport and a server on 127.0.0.1 serving `handler`.
+private func withServer<R: Sendable>(
+  configuration: GRPCTransportConfiguration = .defaults,
+  handler: @escaping DataRequestHandler,
+  _ body: (GRPCTransport, any TransportServer) async throws -> R
+) async throws -> R {
+  let transport = GRPCTransport(configuration: configuration)
+  let server = try await transport.startServer(host: "127.0.0.1", handler: handler)
+  do {
+    let result = try await body(transport, server)
+    await server.stop()
+    await transport.close()
+    return result
+  } catch {
+    await server.stop()
+    await transport.close()
+    throw error
+  }
+}
+
+private func request(epoch: UInt64 = 4, payload: [UInt8] = []) -> DataRequest {
+  DataRequest(
+    job: "job", from: 2, to: 1, epoch: epoch, id: 77, method: "gradient", payload: payload)
+}
+
+/// Expects `operation` to throw a `TransportError` with `code`, and returns it.
+@discardableResult
+private func expectTransportError(
+  _ code: TransportError.Code, _ operation: () async throws -> [UInt8],
+  sourceLocation: SourceLocation = #_sourceLocation
+) async -> TransportError? {
+  do {
+    _ = try await operation()
+    Issue.record("expected \(code), got a response", sourceLocation: sourceLocation)
+  } catch let error as TransportError {
+    #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
+    return error
+  } catch {
+    Issue.record("expected \(code), got \(error)", sourceLocation: sourceLocation)
+  }
+  return nil
+}
+
+@Suite("GRPCTransport over loopback", .serialized)
+struct GRPCTransportTests {
+  @Test("round trip of 8 B, 8 KB and 8 MB payloads, every request field delivered")
+  func roundTrip() async throws {
+    try await withServer(handler: { request in
+      #expect(request.job == "job" && request.from == 2 && request.to == 1)
+      #expect(request.epoch == 4 && request.id == 77 && request.method == "gradient")
+      return request.payload.reversed()
+    }) { transport, server in
+      #expect(server.address.hasPrefix("127.0.0.1:"))
+      for size in [8, 8 * 1024, 8 * 1024 * 1024] {
+        let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let response = try await transport.send(
+          request(payload: payload), to: server.address, timeout: .seconds(30))
+        #expect(response == payload.reversed(), "payload of \(size) bytes")
+      }
+      // The empty payload survives too.
+      #expect(try await transport.send(request(), to: server.address, timeout: .seconds(5)) == [])
+    }
+  }
+
+  @Test("a stale-epoch refusal arrives typed, with the server's epoch")
+  func staleEpoch() async throws {
+    try await withServer(handler: { request in
+      throw TransportError.staleEpoch(server: 9, request: request.epoch)
+    }) { transport, server in
+      let error = await expectTransportError(.staleEpoch) {
+        try await transport.send(request(epoch: 4), to: server.address, timeout: .seconds(5))
+      }
+      #expect(error?.serverEpoch == 9)
+    }
+  }
+
+  @Test("a throwing handler is reported as handlerFailed")
+  func handlerFailed() async throws {
+    struct Boom: Error {}
+    try await withServer(handler: { _ in throw Boom() }) { transport, server in
+      await expectTransportError(.handlerFailed) {
+        try await transport.send(request(), to: server.address, timeout: .seconds(5))
+      }
+    }
+  }
+
+  @Test("a stopped server is unavailable")
+  func unavailableAfterStop() async throws {
+    let transport = GRPCTransport()
+    let server = try await transport.startServer(host: "127.0.0.1") { $0.payload }
+    #expect(
+      try await transport.send(request(payload: [1]), to: server.address, timeout: .seconds(5)) == [
+        1
+      ])
+    await server.stop()
+    let start = ContinuousClock.now
+    await expectTransportError(.unavailable) {
+      try await transport.send(request(), to: server.address, timeout: .seconds(5))
+    }
+    #expect(ContinuousClock.now - start < .seconds(5))
+    await transport.close()
+  }
+
+  @Test("a slow handler runs into the deadline")
+  func deadline() async throws {
+    let (never, release) = AsyncStream<Void>.makeStream()
+    try await withServer(handler: { _ in
+      for await _ in never {}
+      return []
+    }) { transport, server in
+      await expectTransportError(.deadlineExceeded) {
+        try await transport.send(request(), to: server.address, timeout: .milliseconds(300))
+      }
+      release.finish()
+    }
+  }
+
+  @Test("messages above the limit are refused with messageTooLarge, both ways")
+  func messageTooLarge() async throws {
+    var small = GRPCTransportConfiguration.defaults
+    small.maxMessageBytes = 64 * 1024
+    try await withServer(
+      configuration: small,
+      handler: { request in
+        [UInt8](repeating: 1, count: Int(request.method) ?? 0)
+      }
+    ) { transport, server in
+      // A request over the limit never leaves the client.
+      await expectTransportError(.messageTooLarge) {
+        try await transport.send(
+          request(payload: [UInt8](repeating: 0, count: 64 * 1024 + 1)), to: server.address,
+          timeout: .seconds(5))
+      }
+      // A response over the server's limit is refused by the server.
+      var big = request()
+      big.method = "\(64 * 1024 + 1)"
+      await expectTransportError(.messageTooLarge) {
+        try await transport.send(big, to: server.address, timeout: .seconds(5))
+      }
+      // Exactly the limit passes.
+      big.method = "\(64 * 1024)"
+      #expect(
+        try await transport.send(big, to: server.address, timeout: .seconds(5)).count == 64 * 1024)
+    }
+  }
+
+  @Test("the default limit is 64 MiB: one byte more is refused")
+  func defaultLimit() async throws {
+    let transport = GRPCTransport()
+    #expect(transport.configuration.maxMessageBytes == 64 << 20)
+    await expectTransportError(.messageTooLarge) {
+      try await transport.send(
+        request(payload: [UInt8](repeating: 0, count: (64 << 20) + 1)), to: "127.0.0.1:1",
+        timeout: .seconds(5))
+    }
+    await transport.close()
+  }
+}
