@@ -13,6 +13,7 @@ public struct InProcessTransport: Transport {
   /// reach each other's servers).
   public init() { registry = Registry() }
 
+  /// Starts a server for `handler`.
   public func startServer(host: String, handler: @escaping DataRequestHandler) async throws
     -> any TransportServer
   {
@@ -20,6 +21,7 @@ public struct InProcessTransport: Transport {
     return server
   }
 
+  /// Sends `request` to the server at `address`, with at most `timeout` to answer.
   public func send(_ request: DataRequest, to address: String, timeout: Duration) async throws
     -> [UInt8]
   {

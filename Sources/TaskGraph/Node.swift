@@ -140,6 +140,9 @@ actor NodeRuntime {
   private var events: AsyncStream<Event>.Continuation?
   private var background: [Task<Void, Never>] = []
   private var server: (any TransportServer)?
+  /// The epoch whose `enterEpoch` has returned; requests of an epoch are served only then.
+  private var enteredEpoch: UInt64?
+  private var entryWaiters: [CheckedContinuation<Void, Never>] = []
   private var jitter = SystemRandomNumberGenerator()
 
   init(
@@ -353,6 +356,8 @@ actor NodeRuntime {
         guard book.isCurrent(context.epoch), let task else { continue }
         logger.debug("enter epoch", metadata: ["epoch": "\(context.epoch)"])
         await task.enterEpoch(context.epoch, context: context)
+        enteredEpoch = context.epoch
+        wakeEntryWaiters()
       case .meta(let from, let linkType, let meta, let epoch):
         guard book.isCurrent(epoch), let context, context.epoch == epoch, let task else { continue }
         logger.trace("meta", metadata: ["from": "\(from)", "link": "\(linkType)", "meta": "\(meta)"])
@@ -423,6 +428,13 @@ actor NodeRuntime {
       job: layout.job, taskID: taskID, epoch: epoch, topology: topology, runtime: self)
     self.context = context
     events?.yield(.enter(context))
+    wakeEntryWaiters()
+  }
+
+  private func wakeEntryWaiters() {
+    let waiters = entryWaiters
+    entryWaiters.removeAll()
+    for waiter in waiters { waiter.resume() }
   }
 
   private func stop(_ outcome: NodeOutcome) {
@@ -434,6 +446,7 @@ actor NodeRuntime {
     serveCache.removeAll()
     for (_, waiters) in addressWaiters { for (_, w) in waiters { w.resume() } }
     addressWaiters.removeAll()
+    wakeEntryWaiters()
     events?.yield(.stop(outcome))
     events?.finish()
   }
@@ -617,14 +630,21 @@ actor NodeRuntime {
   // MARK: - Data requests (serving side)
 
   private func handle(_ request: DataRequest) async throws -> [UInt8] {
-    guard outcome == nil, let taskID, request.to == taskID, request.job == layout.job,
-      let task, let context
-    else {
-      throw TransportError(
-        code: .unavailable, message: "this node does not serve task \(request.to) now")
+    // A request is served once the task has entered the request's epoch, so serveData
+    // never sees an epoch before enterEpoch has reset the task's state for it.
+    while true {
+      guard outcome == nil, let taskID, request.to == taskID, request.job == layout.job else {
+        throw TransportError(
+          code: .unavailable, message: "this node does not serve task \(request.to) now")
+      }
+      if case .refuse(let serverEpoch) = book.admit(requestEpoch: request.epoch) {
+        throw TransportError.staleEpoch(server: serverEpoch, request: request.epoch)
+      }
+      if enteredEpoch == request.epoch { break }
+      await withCheckedContinuation { entryWaiters.append($0) }
     }
-    if case .refuse(let serverEpoch) = book.admit(requestEpoch: request.epoch) {
-      throw TransportError.staleEpoch(server: serverEpoch, request: request.epoch)
+    guard let task, let context, context.epoch == request.epoch else {
+      throw TransportError(code: .unavailable, message: "task not ready")
     }
     let key = RequestKey(from: request.from, to: request.to, epoch: request.epoch, id: request.id)
     let work: Task<[UInt8], any Error>
