@@ -26,7 +26,9 @@ public struct DirectoryCheckpointStore: CheckpointStore {
 
   /// Creates a store in `directory` (created if missing) keeping the last `keep` (≥ 1)
   /// checkpoints per name.
-  public init(directory: String, keep: Int = 3, logger: Logger = Logger(label: "taskgraph.checkpoint"))
+  public init(
+    directory: String, keep: Int = 3, logger: Logger = Logger(label: "taskgraph.checkpoint")
+  )
     throws
   {
     precondition(keep >= 1, "keep must be at least 1")

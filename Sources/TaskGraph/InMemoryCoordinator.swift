@@ -149,7 +149,9 @@ public actor InMemoryCoordinator: Coordinator {
   /// Expires every lease whose deadline has passed on the time source.
   public func expireDueLeases() {
     let t = now()
-    let due = leases.filter { $0.value.deadline <= t }.map(\.key).sorted { $0.rawValue < $1.rawValue }
+    let due = leases.filter { $0.value.deadline <= t }.map(\.key).sorted {
+      $0.rawValue < $1.rawValue
+    }
     for lease in due { end(lease) }
   }
 

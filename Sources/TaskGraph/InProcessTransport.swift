@@ -37,7 +37,7 @@ public struct InProcessTransport: Transport {
             code: .deadlineExceeded, message: "no response from \(address) within \(timeout)")
         },
         { try await server.handler(request) })
-    } catch where !server.isRunning {
+    } catch  where !server.isRunning {
       throw TransportError(code: .unavailable, message: "server \(address) stopped")
     } catch let error as TransportError {
       throw error

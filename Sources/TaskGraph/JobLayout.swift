@@ -157,4 +157,6 @@ package struct MetaRecord: Sendable, Hashable {
 package func epochBytes(_ epoch: UInt64) -> [UInt8] { Array(String(epoch).utf8) }
 
 /// Decodes a stored epoch.
-package func parseEpoch(_ bytes: [UInt8]) -> UInt64? { UInt64(String(decoding: bytes, as: UTF8.self)) }
+package func parseEpoch(_ bytes: [UInt8]) -> UInt64? {
+  UInt64(String(decoding: bytes, as: UTF8.self))
+}

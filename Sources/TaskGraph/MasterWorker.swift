@@ -112,7 +112,8 @@ public enum MasterWorker {
     worker: @escaping @Sendable (_ taskID: Int) async throws -> any WorkerTask
   ) -> Node.TaskBuilder {
     { id in
-      id == 0 ? MasterAdapter(master: try await master()) : WorkerAdapter(worker: try await worker(id))
+      id == 0
+        ? MasterAdapter(master: try await master()) : WorkerAdapter(worker: try await worker(id))
     }
   }
 }

@@ -45,7 +45,8 @@ public struct NodeConfiguration: Sendable {
   }
 }
 
-private func makeNodeID() -> String {
+/// A random node identity (64 bits, hexadecimal).
+func makeNodeID() -> String {
   var rng = SystemRandomNumberGenerator()
   return String(rng.next() as UInt64, radix: 16)
 }
@@ -216,7 +217,7 @@ actor NodeRuntime {
     if case .finished = outcome { finished = true } else { finished = false }
     if finished, let task { await task.exit() }
     await cleanUp(revoke: finished)
-    logger.info("node stopped", metadata: ["outcome": "\(outcome)"])
+    logger.debug("node stopped", metadata: ["outcome": "\(outcome)"])
     return outcome
   }
 
@@ -241,7 +242,7 @@ actor NodeRuntime {
     let id = claimed!
     taskID = id
     logger[metadataKey: "task"] = "\(id)"
-    logger.info("claimed slot")
+    logger.debug("claimed slot")
     if let outcome { return outcome }
 
     try await follow()
@@ -263,8 +264,11 @@ actor NodeRuntime {
     for id in order {
       let key = layout.address(id)
       let created = try await coordinator.create(key, record.bytes, lease: lease)
-      let existing = created ? nil : try await coordinator.get(key).flatMap { AddressRecord($0.value) }
-      if case .claimed = SlotClaim.decide(created: created, existing: existing, nodeID: record.nodeID) {
+      let existing =
+        created ? nil : try await coordinator.get(key).flatMap { AddressRecord($0.value) }
+      if case .claimed = SlotClaim.decide(
+        created: created, existing: existing, nodeID: record.nodeID)
+      {
         return id
       }
     }
@@ -284,7 +288,7 @@ actor NodeRuntime {
       backup = built as? any Backupable
       await backup?.becameBackup()
     }
-    logger.info("waiting as hot standby")
+    logger.debug("waiting as hot standby")
     while outcome == nil {
       let (entries, revision) = try await coordinator.getPrefix(layout.prefix)
       if entries.contains(where: { $0.key == layout.status && $0.string == JobLayout.done }) {
@@ -323,7 +327,8 @@ actor NodeRuntime {
       case .epoch: epoch = parseEpoch(kv.value) ?? 0
       case .status: done = kv.string == JobLayout.done
       case .address(let id): if let r = AddressRecord(kv.value) { addresses[id] = r.address }
-      case .meta(let id, let linkType): if let m = MetaRecord(kv.value) { metas.append((id, linkType, m)) }
+      case .meta(let id, let linkType):
+        if let m = MetaRecord(kv.value) { metas.append((id, linkType, m)) }
       default: break
       }
     }
@@ -360,7 +365,8 @@ actor NodeRuntime {
         wakeEntryWaiters()
       case .meta(let from, let linkType, let meta, let epoch):
         guard book.isCurrent(epoch), let context, context.epoch == epoch, let task else { continue }
-        logger.trace("meta", metadata: ["from": "\(from)", "link": "\(linkType)", "meta": "\(meta)"])
+        logger.trace(
+          "meta", metadata: ["from": "\(from)", "link": "\(linkType)", "meta": "\(meta)"])
         await task.metaReady(from: from, linkType: linkType, meta: meta, context: context)
       case .data(let key, let method, let response):
         guard book.acceptResponse(key), let context, let task else { continue }
@@ -513,7 +519,8 @@ actor NodeRuntime {
     if swapped { return }
     let reread = try await coordinator.get(layout.epoch).flatMap { parseEpoch($0.value) }
     if !EpochAdvance.succeeded(casResult: false, from: epoch, reread: reread) {
-      logger.warning("epoch not advanced from \(epoch): stored epoch is \(reread.map(String.init) ?? "missing")")
+      logger.warning(
+        "epoch not advanced from \(epoch): stored epoch is \(reread.map(String.init) ?? "missing")")
     }
   }
 
@@ -659,7 +666,7 @@ actor NodeRuntime {
     }
     do {
       return try await work.value
-    } catch where outcome != nil {
+    } catch  where outcome != nil {
       throw TransportError(code: .unavailable, message: "node stopped while serving")
     } catch is CancellationError {
       guard book.current == request.epoch, outcome == nil else {

@@ -18,7 +18,8 @@ final class CheckpointStoreTests: XCTestCase {
     let none = try await store.latest(name: "master")
     XCTAssertNil(none)
     for epoch in UInt64(1)...5 {
-      try await store.save(Checkpoint(epoch: epoch, data: Array(repeating: UInt8(epoch), count: 100)), name: "master")
+      try await store.save(
+        Checkpoint(epoch: epoch, data: Array(repeating: UInt8(epoch), count: 100)), name: "master")
     }
     try await store.save(Checkpoint(epoch: 9, data: [1]), name: "other")
     let kept = try await store.epochs(name: "master")

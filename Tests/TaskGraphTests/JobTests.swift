@@ -1,7 +1,8 @@
 import Logging
-@testable import TaskGraph
 import TaskGraphTestSupport
 import XCTest
+
+@testable import TaskGraph
 
 struct TestTimeout: Error, CustomStringConvertible {
   var description: String { "test did not finish within its time bound" }

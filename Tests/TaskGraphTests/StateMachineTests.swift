@@ -1,5 +1,6 @@
-@testable import TaskGraph
 import XCTest
+
+@testable import TaskGraph
 
 final class StateMachineTests: XCTestCase {
   func testBackoffGrowsAndCaps() {
@@ -91,8 +92,10 @@ final class StateMachineTests: XCTestCase {
   }
 
   func testRecordsRoundTrip() {
-    XCTAssertEqual(AddressRecord(AddressRecord(nodeID: "ab", address: "h:1 x").bytes)?.address, "h:1 x")
-    XCTAssertEqual(MetaRecord(MetaRecord(epoch: 12, meta: "a b").bytes), MetaRecord(epoch: 12, meta: "a b"))
+    XCTAssertEqual(
+      AddressRecord(AddressRecord(nodeID: "ab", address: "h:1 x").bytes)?.address, "h:1 x")
+    XCTAssertEqual(
+      MetaRecord(MetaRecord(epoch: 12, meta: "a b").bytes), MetaRecord(epoch: 12, meta: "a b"))
     let layout = JobLayout(job: "j")
     XCTAssertEqual(layout.classify(layout.address(3)), .address(task: 3))
     XCTAssertEqual(layout.classify(layout.meta(4, "parents")), .meta(task: 4, linkType: "parents"))

@@ -62,7 +62,8 @@ actor TreeSumTask: Backupable {
     [:]
   private var nextWaiter = 0
 
-  init(id: Int, epochs: UInt64, recorder: Recorder, kill: (epoch: UInt64, point: KillPoint)? = nil) {
+  init(id: Int, epochs: UInt64, recorder: Recorder, kill: (epoch: UInt64, point: KillPoint)? = nil)
+  {
     self.id = id
     self.epochs = epochs
     self.recorder = recorder
