@@ -83,13 +83,14 @@ enum Regression {
   /// ends (or fails fast if the job is missing or full).
   static func runTask(
     coordinator: any Coordinator, transport: any Transport, job: String, tasks: Int,
-    epochs: UInt64, configuration: NodeConfiguration? = nil
+    epochs: UInt64, configuration: NodeConfiguration? = nil,
+    faultHook: RegressionTask.FaultHook? = nil
   ) async throws -> NodeOutcome {
     let node = Node(
       configuration: configuration ?? NodeConfiguration(job: job), coordinator: coordinator,
       transport: transport, topology: topology(tasks: tasks)
     ) { id in
-      RegressionTask(id: id, epochs: epochs)
+      RegressionTask(id: id, epochs: epochs, faultHook: faultHook)
     }
     return try await node.run()
   }

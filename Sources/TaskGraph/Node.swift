@@ -137,7 +137,6 @@ actor NodeRuntime {
   private var nextRequestID: UInt64 = 0
   private var serveCache: [RequestKey: Task<[UInt8], any Error>] = [:]
   private var outcome: NodeOutcome?
-  private var stopping = false
   private var events: AsyncStream<Event>.Continuation?
   private var background: [Task<Void, Never>] = []
   private var server: (any TransportServer)?
@@ -531,7 +530,6 @@ actor NodeRuntime {
 
   func kill() async {
     logger.warning("killed")
-    stopping = true
     for task in background { task.cancel() }
     background.removeAll()
     if let server { await server.stop() }
