@@ -38,7 +38,11 @@ struct RegressionExample: AsyncParsableCommand {
     if etcd != nil && role == nil { throw ValidationError("--etcd needs --role") }
   }
 
-  func run() async throws {
+  func run() async throws { try await execute() }
+
+  /// The command's work (named apart from `run()`, which top-level code would resolve to
+  /// `ParsableCommand`'s synchronous `run()`).
+  func execute() async throws {
     guard let etcd else {
       let series = try await Regression.runEmbedded(tasks: tasks, epochs: epochs)
       Regression.print(series)
@@ -108,4 +112,10 @@ enum Regression {
   }
 }
 
-await RegressionExample.main()
+// `main.swift` cannot hold an `@main` type; parse and run the async command by hand.
+do {
+  let command = try RegressionExample.parse()
+  try await command.execute()
+} catch {
+  RegressionExample.exit(withError: error)
+}
