@@ -307,6 +307,8 @@ actor NodeRuntime {
         switch (event, layout.classify(event.key)) {
         case (.delete, .address): break watching
         case (.put(let kv), .status) where kv.string == JobLayout.done: break watching
+        // Our standby key vanishes with our lease: stop waiting (the outcome is set).
+        case (.delete, .standby(let id)) where id == configuration.nodeID: break watching
         default: continue
         }
       }
