@@ -12,8 +12,18 @@ actor RegressionTask: GraphTask {
   static let param = "param"
   static let value = "value"
 
+  /// Points where a fault hook runs (the original's failure-injection points): process-mode
+  /// code can kill the process there (e.g. `--fail master-at-epoch=E` at `enterEpoch`).
+  enum Point: String, Sendable {
+    case enterEpoch, parentData, childData, beforeServe, afterServe
+  }
+
+  /// Called at every `Point` with the task id and the epoch.
+  typealias FaultHook = @Sendable (_ point: Point, _ task: Int, _ epoch: UInt64) async -> Void
+
   let id: Int
   let epochs: UInt64
+  let faultHook: FaultHook?
   private var epoch: UInt64 = 0
   private var param: UInt64?
   private var value: Int64?
@@ -24,9 +34,14 @@ actor RegressionTask: GraphTask {
     [:]
   private var nextWaiter = 0
 
-  init(id: Int, epochs: UInt64) {
+  init(id: Int, epochs: UInt64, faultHook: FaultHook? = nil) {
     self.id = id
     self.epochs = epochs
+    self.faultHook = faultHook
+  }
+
+  private func reach(_ point: Point) async {
+    await faultHook?(point, id, epoch)
   }
 
   func enterEpoch(_ epoch: UInt64, context: TaskContext) async {
@@ -37,6 +52,7 @@ actor RegressionTask: GraphTask {
     askedChildren = []
     childValues = [:]
     wake(epochsBefore: epoch)
+    await reach(.enterEpoch)
     guard id == 0 else { return }
     do {
       if epoch == 0 {
@@ -70,10 +86,12 @@ actor RegressionTask: GraphTask {
     do {
       switch method {
       case Self.param:
+        await reach(.parentData)
         param = UInt64(decoding: response)
         wake(epochsBefore: epoch + 1)
         try await startChildren(context)
       case Self.value:
+        await reach(.childData)
         childValues[task] = Int64(bitPattern: UInt64(decoding: response))
         try await finishIfComplete(context)
       default:
@@ -89,10 +107,17 @@ actor RegressionTask: GraphTask {
   {
     // A request may reach this task before it has the data of the epoch (or before it
     // has even entered the epoch): wait, until the epoch ends.
+    await reach(.beforeServe)
     while true {
       if epoch == context.epoch {
-        if method == Self.param, let param { return param.bytes }
-        if method == Self.value, let value { return UInt64(bitPattern: value).bytes }
+        if method == Self.param, let param {
+          await reach(.afterServe)
+          return param.bytes
+        }
+        if method == Self.value, let value {
+          await reach(.afterServe)
+          return UInt64(bitPattern: value).bytes
+        }
       }
       try await waitForProgress(epoch: context.epoch)
     }

@@ -38,7 +38,11 @@ struct RegressionExample: AsyncParsableCommand {
     if etcd != nil && role == nil { throw ValidationError("--etcd needs --role") }
   }
 
-  func run() async throws {
+  func run() async throws { try await execute() }
+
+  /// The command's work (named apart from `run()`, which top-level code would resolve to
+  /// `ParsableCommand`'s synchronous `run()`).
+  func execute() async throws {
     guard let etcd else {
       let series = try await Regression.runEmbedded(tasks: tasks, epochs: epochs)
       Regression.print(series)
@@ -83,13 +87,14 @@ enum Regression {
   /// ends (or fails fast if the job is missing or full).
   static func runTask(
     coordinator: any Coordinator, transport: any Transport, job: String, tasks: Int,
-    epochs: UInt64, configuration: NodeConfiguration? = nil
+    epochs: UInt64, configuration: NodeConfiguration? = nil,
+    faultHook: RegressionTask.FaultHook? = nil
   ) async throws -> NodeOutcome {
     let node = Node(
       configuration: configuration ?? NodeConfiguration(job: job), coordinator: coordinator,
       transport: transport, topology: topology(tasks: tasks)
     ) { id in
-      RegressionTask(id: id, epochs: epochs)
+      RegressionTask(id: id, epochs: epochs, faultHook: faultHook)
     }
     return try await node.run()
   }
@@ -107,4 +112,10 @@ enum Regression {
   }
 }
 
-await RegressionExample.main()
+// `main.swift` cannot hold an `@main` type; parse and run the async command by hand.
+do {
+  let command = try RegressionExample.parse()
+  try await command.execute()
+} catch {
+  RegressionExample.exit(withError: error)
+}

@@ -40,6 +40,7 @@ public struct DirectoryCheckpointStore: CheckpointStore {
     }
   }
 
+  /// Writes `checkpoint` atomically as `name-<epoch>.ckpt`, then prunes to the newest `keep`.
   public func save(_ checkpoint: Checkpoint, name: String) async throws {
     precondition(Self.isValidName(name), "checkpoint name must be non-empty, without '/' or '-'")
     let bytes = Self.encode(checkpoint)
@@ -76,6 +77,7 @@ public struct DirectoryCheckpointStore: CheckpointStore {
     try prune(name: name)
   }
 
+  /// The newest checkpoint of `name` whose header and checksum verify; corrupted newer ones are skipped, logged and listed in `warnings`.
   public func latest(name: String) async throws -> (checkpoint: Checkpoint, warnings: [String])? {
     var warnings: [String] = []
     for epoch in try listEpochs(name: name).reversed() {
@@ -96,6 +98,7 @@ public struct DirectoryCheckpointStore: CheckpointStore {
     return nil
   }
 
+  /// Epochs of the checkpoint files of `name`, oldest first (whether or not they verify).
   public func epochs(name: String) async throws -> [UInt64] {
     try listEpochs(name: name)
   }
@@ -236,6 +239,7 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
     self.errno = errno
   }
 
+  /// The message, the code and the cause.
   public var description: String {
     "\(operation) \(path) failed: \(String(cString: strerror(errno)))"
   }

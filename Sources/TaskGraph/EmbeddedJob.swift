@@ -53,7 +53,7 @@ public struct EmbeddedJob: Sendable {
     var configuration = nodeConfiguration
     configuration.slot = slot
     configuration.standby = standby
-    configuration.nodeID = NodeConfiguration(job: name).nodeID
+    configuration.nodeID = makeNodeID()
     return Node(
       configuration: configuration, coordinator: coordinator, transport: transport,
       topology: topology, logger: logger, builder: builder)

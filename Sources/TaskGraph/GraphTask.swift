@@ -3,7 +3,7 @@
 ///
 /// The runtime calls `enterEpoch`, `metaReady` and `dataReady` one at a time, in order, and
 /// only for the node's current epoch; `serveData` may run concurrently with them (make the
-/// task an actor). Each callback receives the context of its epoch; actions taken through
+/// task an actor), but never for an epoch whose `enterEpoch` has not returned. Each callback receives the context of its epoch; actions taken through
 /// the context of an epoch that is over are ignored or refused.
 public protocol GraphTask: Sendable {
   /// The job entered `epoch`: reset per-epoch state and start the epoch's work.

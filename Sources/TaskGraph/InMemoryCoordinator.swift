@@ -27,6 +27,7 @@ public actor InMemoryCoordinator: Coordinator {
   private var leases: [LeaseID: Lease] = [:]
   private var nextLease: Int64 = 1
   private var history: [WatchEvent] = []
+  private let historyLimit: Int
   private var watchers: [Int: Watcher] = [:]
   private let now: @Sendable () -> Duration
   private let sweepInterval: Duration?
@@ -39,9 +40,14 @@ public actor InMemoryCoordinator: Coordinator {
   ///     by default the monotonic `ContinuousClock`.
   ///   - sweepInterval: how often a background task expires due leases even when nobody
   ///     calls the store; nil disables the sweeper (tests that drive time by hand).
+  ///   - historyLimit: how many past events (at least) are retained for watches that start
+  ///     in the past (like etcd's compaction); a watch from a compacted revision fails.
   public init(
-    now: (@Sendable () -> Duration)? = nil, sweepInterval: Duration? = .milliseconds(50)
+    now: (@Sendable () -> Duration)? = nil, sweepInterval: Duration? = .milliseconds(50),
+    historyLimit: Int = 100_000
   ) {
+    precondition(historyLimit >= 1, "the history must retain at least one event")
+    self.historyLimit = historyLimit
     if let now {
       self.now = now
     } else {
@@ -58,17 +64,20 @@ public actor InMemoryCoordinator: Coordinator {
   /// The store's current revision (the revision of the latest mutation; 0 when empty).
   public var currentRevision: Int64 { revision }
 
+  /// The entry at `key`, or nil.
   public func get(_ key: String) async throws -> KeyValue? {
     expireDueLeases()
     return store[key]
   }
 
+  /// The entries under `prefix`, sorted by key, and the current revision.
   public func getPrefix(_ prefix: String) async throws -> (entries: [KeyValue], revision: Int64) {
     expireDueLeases()
     let entries = store.values.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }
     return (entries, revision)
   }
 
+  /// Writes `value` at `key` (attached to `lease`, which must be alive); returns the new revision.
   @discardableResult
   public func put(_ key: String, _ value: [UInt8], lease: LeaseID?) async throws -> Int64 {
     expireDueLeases()
@@ -77,11 +86,13 @@ public actor InMemoryCoordinator: Coordinator {
     return revision
   }
 
+  /// Deletes `key` if present (a new revision and a delete event if it was).
   public func delete(_ key: String) async throws {
     expireDueLeases()
     remove(key)
   }
 
+  /// Creates `key` only if absent; true if this call created it.
   public func create(_ key: String, _ value: [UInt8], lease: LeaseID?) async throws -> Bool {
     expireDueLeases()
     try checkLease(lease)
@@ -90,6 +101,7 @@ public actor InMemoryCoordinator: Coordinator {
     return true
   }
 
+  /// Replaces the value at `key` only if it equals `expected`; keeps the key's lease.
   public func compareAndSwap(_ key: String, expected: [UInt8], new: [UInt8]) async throws -> Bool {
     expireDueLeases()
     guard let current = store[key], current.value == expected else { return false }
@@ -97,6 +109,7 @@ public actor InMemoryCoordinator: Coordinator {
     return true
   }
 
+  /// Grants a lease that expires `ttl` after its last keep-alive on the time source.
   public func grantLease(ttl: Duration) async throws -> LeaseID {
     guard ttl > .zero else {
       throw CoordinatorError(code: .invalidArgument, message: "lease TTL must be positive")
@@ -109,6 +122,7 @@ public actor InMemoryCoordinator: Coordinator {
     return id
   }
 
+  /// Restarts `lease`'s TTL; false if it has expired.
   public func keepAlive(_ lease: LeaseID) async throws -> Bool {
     expireDueLeases()
     guard var entry = leases[lease] else { return false }
@@ -117,6 +131,7 @@ public actor InMemoryCoordinator: Coordinator {
     return true
   }
 
+  /// Ends `lease` now, deleting its keys.
   public func revokeLease(_ lease: LeaseID) async throws {
     expireDueLeases()
     end(lease)
@@ -143,6 +158,7 @@ public actor InMemoryCoordinator: Coordinator {
   /// The IDs of the live leases (for tests and diagnostics).
   public var liveLeases: [LeaseID] { leases.keys.sorted { $0.rawValue < $1.rawValue } }
 
+  /// Events under `prefix` from `revision` on: the retained history first, then live changes.
   public nonisolated func watch(prefix: String, fromRevision revision: Int64)
     -> AsyncThrowingStream<WatchEvent, any Error>
   {
@@ -170,6 +186,13 @@ public actor InMemoryCoordinator: Coordinator {
     _ continuation: AsyncThrowingStream<WatchEvent, any Error>.Continuation
   ) {
     if Task.isCancelled { return }
+    if from <= compactedRevision {
+      continuation.finish(
+        throwing: CoordinatorError(
+          code: .invalidArgument,
+          message: "watch from revision \(from): history compacted up to \(compactedRevision)"))
+      return
+    }
     // Replay and registration happen in one actor turn, so no event falls in between.
     for event in history where event.revision >= from && event.key.hasPrefix(prefix) {
       continuation.yield(event)
@@ -211,8 +234,16 @@ public actor InMemoryCoordinator: Coordinator {
     for key in entry.keys.sorted() where store[key]?.lease == lease { remove(key) }
   }
 
+  private var compactedRevision: Int64 = 0
+
   private func publish(_ event: WatchEvent) {
     history.append(event)
+    // Compact in batches so appending stays amortised O(1).
+    if history.count > historyLimit + max(1, historyLimit / 4) {
+      let drop = history.count - historyLimit
+      compactedRevision = history[drop - 1].revision
+      history.removeFirst(drop)
+    }
     for (id, watcher) in watchers where event.key.hasPrefix(watcher.prefix) {
       if case .terminated = watcher.continuation.yield(event) { watchers[id] = nil }
     }

@@ -10,9 +10,14 @@ public struct InProcessTransport: Transport {
   private let registry: Registry
 
   /// Creates a transport with its own registry; copies of it share the registry (and so
-  /// reach each other's servers).
+  /// reach each other's servers). Separate registries keep concurrent jobs (or tests) apart.
   public init() { registry = Registry() }
 
+  /// A transport over the process-wide registry, for components that are wired
+  /// independently but must reach each other.
+  public static let shared = InProcessTransport()
+
+  /// Starts a server for `handler`.
   public func startServer(host: String, handler: @escaping DataRequestHandler) async throws
     -> any TransportServer
   {
@@ -20,6 +25,7 @@ public struct InProcessTransport: Transport {
     return server
   }
 
+  /// Sends `request` to the server at `address`, with at most `timeout` to answer.
   public func send(_ request: DataRequest, to address: String, timeout: Duration) async throws
     -> [UInt8]
   {

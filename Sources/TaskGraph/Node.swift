@@ -45,7 +45,8 @@ public struct NodeConfiguration: Sendable {
   }
 }
 
-private func makeNodeID() -> String {
+/// A random node identity (64 bits, hexadecimal).
+func makeNodeID() -> String {
   var rng = SystemRandomNumberGenerator()
   return String(rng.next() as UInt64, radix: 16)
 }
@@ -136,10 +137,12 @@ actor NodeRuntime {
   private var nextRequestID: UInt64 = 0
   private var serveCache: [RequestKey: Task<[UInt8], any Error>] = [:]
   private var outcome: NodeOutcome?
-  private var stopping = false
   private var events: AsyncStream<Event>.Continuation?
   private var background: [Task<Void, Never>] = []
   private var server: (any TransportServer)?
+  /// The epoch whose `enterEpoch` has returned; requests of an epoch are served only then.
+  private var enteredEpoch: UInt64?
+  private var entryWaiters: [CheckedContinuation<Void, Never>] = []
   private var jitter = SystemRandomNumberGenerator()
 
   init(
@@ -213,7 +216,7 @@ actor NodeRuntime {
     if case .finished = outcome { finished = true } else { finished = false }
     if finished, let task { await task.exit() }
     await cleanUp(revoke: finished)
-    logger.info("node stopped", metadata: ["outcome": "\(outcome)"])
+    logger.debug("node stopped", metadata: ["outcome": "\(outcome)"])
     return outcome
   }
 
@@ -238,7 +241,7 @@ actor NodeRuntime {
     let id = claimed!
     taskID = id
     logger[metadataKey: "task"] = "\(id)"
-    logger.info("claimed slot")
+    logger.debug("claimed slot")
     if let outcome { return outcome }
 
     try await follow()
@@ -284,7 +287,7 @@ actor NodeRuntime {
       backup = built as? any Backupable
       await backup?.becameBackup()
     }
-    logger.info("waiting as hot standby")
+    logger.debug("waiting as hot standby")
     while outcome == nil {
       let (entries, revision) = try await coordinator.getPrefix(layout.prefix)
       if entries.contains(where: { $0.key == layout.status && $0.string == JobLayout.done }) {
@@ -304,6 +307,8 @@ actor NodeRuntime {
         switch (event, layout.classify(event.key)) {
         case (.delete, .address): break watching
         case (.put(let kv), .status) where kv.string == JobLayout.done: break watching
+        // Our standby key vanishes with our lease: stop waiting (the outcome is set).
+        case (.delete, .standby(let id)) where id == configuration.nodeID: break watching
         default: continue
         }
       }
@@ -357,6 +362,8 @@ actor NodeRuntime {
         guard book.isCurrent(context.epoch), let task else { continue }
         logger.debug("enter epoch", metadata: ["epoch": "\(context.epoch)"])
         await task.enterEpoch(context.epoch, context: context)
+        enteredEpoch = context.epoch
+        wakeEntryWaiters()
       case .meta(let from, let linkType, let meta, let epoch):
         guard book.isCurrent(epoch), let context, context.epoch == epoch, let task else { continue }
         logger.trace(
@@ -428,6 +435,13 @@ actor NodeRuntime {
       job: layout.job, taskID: taskID, epoch: epoch, topology: topology, runtime: self)
     self.context = context
     events?.yield(.enter(context))
+    wakeEntryWaiters()
+  }
+
+  private func wakeEntryWaiters() {
+    let waiters = entryWaiters
+    entryWaiters.removeAll()
+    for waiter in waiters { waiter.resume() }
   }
 
   private func stop(_ outcome: NodeOutcome) {
@@ -439,6 +453,7 @@ actor NodeRuntime {
     serveCache.removeAll()
     for (_, waiters) in addressWaiters { for (_, w) in waiters { w.resume() } }
     addressWaiters.removeAll()
+    wakeEntryWaiters()
     events?.yield(.stop(outcome))
     events?.finish()
   }
@@ -517,7 +532,6 @@ actor NodeRuntime {
 
   func kill() async {
     logger.warning("killed")
-    stopping = true
     for task in background { task.cancel() }
     background.removeAll()
     if let server { await server.stop() }
@@ -623,14 +637,21 @@ actor NodeRuntime {
   // MARK: - Data requests (serving side)
 
   private func handle(_ request: DataRequest) async throws -> [UInt8] {
-    guard outcome == nil, let taskID, request.to == taskID, request.job == layout.job,
-      let task, let context
-    else {
-      throw TransportError(
-        code: .unavailable, message: "this node does not serve task \(request.to) now")
+    // A request is served once the task has entered the request's epoch, so serveData
+    // never sees an epoch before enterEpoch has reset the task's state for it.
+    while true {
+      guard outcome == nil, let taskID, request.to == taskID, request.job == layout.job else {
+        throw TransportError(
+          code: .unavailable, message: "this node does not serve task \(request.to) now")
+      }
+      if case .refuse(let serverEpoch) = book.admit(requestEpoch: request.epoch) {
+        throw TransportError.staleEpoch(server: serverEpoch, request: request.epoch)
+      }
+      if enteredEpoch == request.epoch { break }
+      await withCheckedContinuation { entryWaiters.append($0) }
     }
-    if case .refuse(let serverEpoch) = book.admit(requestEpoch: request.epoch) {
-      throw TransportError.staleEpoch(server: serverEpoch, request: request.epoch)
+    guard let task, let context, context.epoch == request.epoch else {
+      throw TransportError(code: .unavailable, message: "task not ready")
     }
     let key = RequestKey(from: request.from, to: request.to, epoch: request.epoch, id: request.id)
     let work: Task<[UInt8], any Error>

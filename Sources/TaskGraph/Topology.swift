@@ -25,6 +25,7 @@ public struct TreeTopology: Topology {
   /// The link type toward the children.
   public static let children = "children"
 
+  /// The number of tasks.
   public let taskCount: Int
   /// The fan-out k.
   public let fanOut: Int
@@ -36,8 +37,10 @@ public struct TreeTopology: Topology {
     self.fanOut = fanOut
   }
 
+  /// The link types.
   public var linkTypes: [String] { [Self.parents, Self.children] }
 
+  /// The neighbours of `task` over `linkType` (the same in every epoch).
   public func neighbors(of task: Int, linkType: String, epoch: UInt64) -> [Int] {
     precondition(task >= 0 && task < taskCount, "task \(task) outside 0..<\(taskCount)")
     switch linkType {
@@ -52,10 +55,12 @@ public struct TreeTopology: Topology {
     }
   }
 
+  /// The link type of the other end.
   public func reverse(_ linkType: String) -> String {
     linkType == Self.parents ? Self.children : Self.parents
   }
 
+  /// A short description, e.g. for the job spec.
   public var description: String { "tree(\(taskCount),\(fanOut))" }
 }
 
@@ -67,6 +72,7 @@ public struct StarTopology: Topology {
   /// The link type from the centre to the leaves.
   public static let workers = "workers"
 
+  /// The number of tasks.
   public let taskCount: Int
 
   /// A star of `taskCount` (≥ 1) tasks.
@@ -75,8 +81,10 @@ public struct StarTopology: Topology {
     self.taskCount = taskCount
   }
 
+  /// The link types.
   public var linkTypes: [String] { [Self.master, Self.workers] }
 
+  /// The neighbours of `task` over `linkType` (the same in every epoch).
   public func neighbors(of task: Int, linkType: String, epoch: UInt64) -> [Int] {
     precondition(task >= 0 && task < taskCount, "task \(task) outside 0..<\(taskCount)")
     switch linkType {
@@ -86,10 +94,12 @@ public struct StarTopology: Topology {
     }
   }
 
+  /// The link type of the other end.
   public func reverse(_ linkType: String) -> String {
     linkType == Self.master ? Self.workers : Self.master
   }
 
+  /// A short description, e.g. for the job spec.
   public var description: String { "star(\(taskCount))" }
 }
 
@@ -98,6 +108,7 @@ public struct FullTopology: Topology {
   /// The only link type.
   public static let peers = "peers"
 
+  /// The number of tasks.
   public let taskCount: Int
 
   /// A full graph of `taskCount` (≥ 1) tasks.
@@ -106,15 +117,19 @@ public struct FullTopology: Topology {
     self.taskCount = taskCount
   }
 
+  /// The link types.
   public var linkTypes: [String] { [Self.peers] }
 
+  /// The neighbours of `task` over `linkType` (the same in every epoch).
   public func neighbors(of task: Int, linkType: String, epoch: UInt64) -> [Int] {
     precondition(task >= 0 && task < taskCount, "task \(task) outside 0..<\(taskCount)")
     guard linkType == Self.peers else { return [] }
     return (0..<taskCount).filter { $0 != task }
   }
 
+  /// The link type of the other end.
   public func reverse(_ linkType: String) -> String { linkType }
 
+  /// A short description, e.g. for the job spec.
   public var description: String { "full(\(taskCount))" }
 }

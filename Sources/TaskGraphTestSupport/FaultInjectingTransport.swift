@@ -78,12 +78,14 @@ public final class FaultInjectingTransport: Transport {
   /// The faults injected so far.
   public var counts: FaultCounts { state.withLock { $0.counts } }
 
+  /// Starts a server for `handler`.
   public func startServer(host: String, handler: @escaping DataRequestHandler) async throws
     -> any TransportServer
   {
     try await inner.startServer(host: host, handler: handler)
   }
 
+  /// Sends `request` to the server at `address`, with at most `timeout` to answer.
   public func send(_ request: DataRequest, to address: String, timeout: Duration) async throws
     -> [UInt8]
   {

@@ -135,4 +135,21 @@ final class InMemoryCoordinatorTests: XCTestCase {
     XCTAssertEqual(live?.key, "/w/5")
     XCTAssertEqual(live?.revision, 7)
   }
+
+  func testWatchFromCompactedRevisionFails() async throws {
+    let store = InMemoryCoordinator(sweepInterval: nil, historyLimit: 4)
+    for i in 1...10 { _ = try await store.put("/c", [UInt8(i)], lease: nil) }
+    do {
+      for try await _ in store.watch(prefix: "/c", fromRevision: 1) {}
+      XCTFail("the history before revision 5 is compacted")
+    } catch let error as CoordinatorError {
+      XCTAssertEqual(error.code, .invalidArgument)
+    }
+    var revisions: [Int64] = []
+    for try await event in store.watch(prefix: "/c", fromRevision: 7) {
+      revisions.append(event.revision)
+      if revisions.count == 4 { break }
+    }
+    XCTAssertEqual(revisions, [7, 8, 9, 10])
+  }
 }

@@ -285,6 +285,27 @@ final class JobTests: XCTestCase {
     let leases = await coordinator.liveLeases
     XCTAssertEqual(leases, [], "the failed nodes gave their leases back")
   }
+
+  func testNodeWhoseLeaseExpiresStopsActing() async throws {
+    let coordinator = InMemoryCoordinator(sweepInterval: nil)
+    let layout = JobLayout(job: "lease")
+    let controller = Controller(
+      coordinator: coordinator, job: layout.job, spec: JobSpec(taskCount: 1, topology: "full(1)"))
+    try await controller.create()
+    let node = Node(
+      configuration: NodeConfiguration(job: layout.job), coordinator: coordinator,
+      transport: InProcessTransport(), topology: FullTopology(taskCount: 1)
+    ) { _ in IdleTask() }
+    let running = Task { try await node.run() }
+    try await bounded { try await waitForKey(coordinator, layout.address(0)) }
+    let lease = try await coordinator.get(layout.address(0))!.lease!
+    await coordinator.expireLease(lease)
+    let outcome = try await bounded { try await running.value }
+    XCTAssertEqual(outcome, .leaseLost(taskID: 0))
+    // The slot is free again for a fresh node.
+    let free = try await coordinator.get(layout.address(0))
+    XCTAssertNil(free)
+  }
 }
 
 /// Task 0 asks task 1 for data in epoch 1; task 1 serves it only when cancelled.
