@@ -93,6 +93,7 @@ let package = Package(
       name: "taskgraph",
       dependencies: [
         "TaskGraphLinalg", "TaskGraphData", "TaskGraphML", "TaskGraph", "TaskGraphTraining",
+        "TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],

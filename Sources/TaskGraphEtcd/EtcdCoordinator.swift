@@ -132,7 +132,8 @@ public final class EtcdCoordinator: Coordinator {
     put.value = Data(value)
     put.lease = lease?.rawValue ?? 0
     let leaseRaw = put.lease
-    return try await conditionalWrite("create \(key)", compare: compare, put: put) { [put] current in
+    return try await conditionalWrite("create \(key)", compare: compare, put: put) {
+      [put] current in
       current.value == put.value && current.lease == leaseRaw
     }
   }

@@ -1,0 +1,242 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TaskGraph
+import TaskGraphEtcd
+import TaskGraphGRPC
+import TaskGraphML
+import TaskGraphTestSupport
+import TaskGraphTraining
+
+/// Where a process finds its job: an etcd endpoint and a job name.
+struct ClusterOptions: ParsableArguments {
+  @Option(help: "The etcd endpoint, e.g. http://10.0.0.5:2379.") var etcd: String
+  @Option(help: "The job's name (the same for the master and every worker).") var job = "train"
+  @Option(help: "Seconds a silent process keeps its task slot.") var leaseTtl: Double = 2
+  @Option(help: "The address other processes reach this one at.") var host = "127.0.0.1"
+
+  func node(slot: NodeConfiguration.Slot, standby: Bool) -> NodeConfiguration {
+    NodeConfiguration(
+      job: job, host: host, leaseTTL: .milliseconds(Int(leaseTtl * 1000)), slot: slot,
+      standby: standby)
+  }
+}
+
+/// Runs `body` with an etcd coordinator and a gRPC transport, closing both afterwards.
+func withCluster<R: Sendable>(
+  _ options: ClusterOptions,
+  _ body: (EtcdCoordinator, GRPCTransport) async throws -> R
+) async throws -> R {
+  let coordinator = try await EtcdCoordinator.connect(EtcdConfiguration(endpoint: options.etcd))
+  let transport = GRPCTransport()
+  do {
+    let r = try await body(coordinator, transport)
+    await transport.close()
+    await coordinator.close()
+    return r
+  } catch {
+    await transport.close()
+    await coordinator.close()
+    throw error
+  }
+}
+
+struct MasterCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "master",
+    abstract: "Run the parameter-server master of a cluster job (task 0).",
+    discussion: """
+      Creates the job in etcd if it does not exist, claims task 0 (or waits as a hot
+      standby while another master holds it), steps the optimizer once per epoch, writes
+      checkpoints, and writes the model file when the job ends. A master that replaces a
+      dead one resumes from the newest valid checkpoint.
+      """
+  )
+
+  @OptionGroup var cluster: ClusterOptions
+  @OptionGroup var flags: TrainingFlags
+  @Option(help: "Number of worker tasks.") var workers: Int
+  @Option(help: "Checkpoint directory (a shared filesystem on a cluster).") var checkpointDir:
+    String?
+  @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
+  @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
+
+  func run() async throws {
+    Log.setup(verbose: flags.verbose)
+    let logger = Logger(label: "taskgraph.master")
+    try await CLIErrors.guarding {
+      var job = try flags.job()
+      job.configuration = DistributedTraining.iterative(job.configuration)
+      let plan = try DistributedTraining.plan(job)
+      var settings = MasterSettings(configuration: job.configuration)
+      settings.checkpointEvery = checkpointEvery
+      settings.resume = resume
+      if let dir = checkpointDir {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        settings.checkpoints = try DirectoryCheckpointStore(directory: dir)
+      }
+      let quiet = flags.quiet
+      settings.epochReport = { r in
+        guard !quiet else { return }
+        let objective = r.objective.map { String(format: "%.12g", $0) } ?? "-"
+        FileHandle.standardError.write(
+          Data(
+            String(
+              format:
+                "epoch %4llu  iteration %4d  objective %@  slowest worker %.2f ms  epoch %.2f ms  recoveries %d\n",
+              r.epoch, r.iteration, objective, r.slowestComputeMilliseconds, r.epochMilliseconds,
+              r.recoveries
+            ).utf8))
+      }
+      let box = MasterResult()
+      let topology = StarTopology(taskCount: workers + 1)
+      let frozen = settings
+      try await withCluster(cluster) { coordinator, transport in
+        let controller = Controller(
+          coordinator: coordinator, job: cluster.job,
+          spec: JobSpec(taskCount: topology.taskCount, topology: topology.description))
+        do {
+          try await controller.create()
+        } catch let e as CoordinatorError where e.code == .jobExists {
+          logger.notice("job \(cluster.job) exists; joining it")
+        }
+        let node = Node(
+          configuration: cluster.node(slot: .exactly(0), standby: true),
+          coordinator: coordinator, transport: transport, topology: topology, logger: logger,
+          builder: MasterWorker.builder(
+            master: {
+              DistributedTraining.master(plan: plan, settings: frozen, logger: logger) {
+                box.set($0)
+              }
+            },
+            worker: { id in
+              throw TrainingError(
+                code: .invalidConfiguration, message: "the master process serves only task 0")
+            }))
+        _ = try await node.run()
+      }
+      guard let result = box.get() else {
+        logger.notice("the job ended without this process producing the model")
+        return
+      }
+      let file = DistributedTraining.modelFile(
+        try result.get(), plan: plan, job: job, workers: workers)
+      try flags.finish(file, initial: job.initial)
+    }
+  }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "worker",
+    abstract: "Run a parameter-server worker of a cluster job.",
+    discussion: """
+      Claims a free worker slot (or waits as a hot standby), loads its shard of the data
+      (byte ranges of the file: it never parses the whole file) and answers the master's
+      evaluations. A worker whose data differs from the master's is refused.
+      """
+  )
+
+  @OptionGroup var cluster: ClusterOptions
+  @Option(help: "The data file on this machine (default: the master's path).") var data: String?
+  @Flag(help: "Log the runtime's events.") var verbose = false
+
+  func run() async throws {
+    Log.setup(verbose: verbose)
+    let logger = Logger(label: "taskgraph.worker")
+    try await CLIErrors.guarding {
+      let refusal = MasterResult.Refusal()
+      try await withCluster(cluster) { coordinator, transport in
+        let layout = JobLayout(job: cluster.job)
+        guard let specKV = try await coordinator.get(layout.spec) else {
+          throw CoordinatorError(
+            code: .jobNotFound, message: "job \(cluster.job) not found in etcd at \(cluster.etcd)")
+        }
+        let spec = try JobSpec(bytes: specKV.value)
+        let workers = spec.taskCount - 1
+        let topology = StarTopology(taskCount: spec.taskCount)
+        let local = data
+        let node = Node(
+          configuration: cluster.node(slot: .any, standby: true), coordinator: coordinator,
+          transport: transport, topology: topology, logger: logger,
+          builder: MasterWorker.builder(
+            master: {
+              throw TrainingError(
+                code: .invalidConfiguration, message: "a worker process does not serve task 0")
+            },
+            worker: { id in
+              DistributedTraining.worker(
+                taskID: id, workers: workers, localDataPath: local, logger: logger,
+                onRefuse: { refusal.set($0) })
+            }))
+        let run = Task { try await node.run() }
+        // A refused worker leaves: its slot frees for a worker with the right data.
+        let stop = Task {
+          await refusal.wait()
+          run.cancel()
+        }
+        _ = try? await run.value
+        stop.cancel()
+      }
+      if let why = refusal.reason {
+        throw TrainingError(code: .mismatch, message: "refused: \(why)")
+      }
+    }
+  }
+}
+
+/// The master's result, set once by the master task.
+final class MasterResult: @unchecked Sendable {
+  // Unchecked Sendable: `value` is only touched under `lock`.
+  private let lock = NSLock()
+  private var value: Result<DistributedResult, TrainingError>?
+
+  func set(_ v: Result<DistributedResult, TrainingError>) {
+    lock.lock()
+    if value == nil { value = v }
+    lock.unlock()
+  }
+
+  func get() -> Result<DistributedResult, TrainingError>? {
+    lock.lock()
+    defer { lock.unlock() }
+    return value
+  }
+
+  /// A worker's refusal, signalled once.
+  final class Refusal: @unchecked Sendable {
+    // Unchecked Sendable: `why` and `waiters` are only touched under `lock`.
+    private let lock = NSLock()
+    private var why: String?
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func set(_ s: String) {
+      lock.lock()
+      let first = why == nil
+      if first { why = s }
+      let w = waiters
+      waiters = []
+      lock.unlock()
+      if first { for c in w { c.resume() } }
+    }
+
+    var reason: String? {
+      lock.lock()
+      defer { lock.unlock() }
+      return why
+    }
+
+    func wait() async {
+      await withCheckedContinuation { c in
+        lock.lock()
+        if why != nil {
+          lock.unlock()
+          c.resume()
+        } else {
+          waiters.append(c)
+          lock.unlock()
+        }
+      }
+    }
+  }
+}

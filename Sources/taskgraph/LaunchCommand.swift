@@ -1,0 +1,195 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TaskGraph
+import TaskGraphEtcd
+import TaskGraphTestSupport
+import TaskGraphTraining
+
+struct LaunchCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "launch",
+    abstract: "Train with a master process and N worker processes on this machine.",
+    discussion: """
+      Starts a private etcd on a free loopback port (unless --etcd is given), a master
+      process and N worker processes talking gRPC, restarts any process that dies from a
+      signal, and ends when the master has written the model. --chaos kills processes with
+      SIGKILL at seeded epochs, for testing and demonstration.
+      """
+  )
+
+  @OptionGroup var flags: TrainingFlags
+  @Option(help: "Number of worker processes.") var workers: Int
+  @Option(help: "An etcd endpoint to use instead of a private one.") var etcd: String?
+  @Option(help: "Checkpoint directory (default: a temporary one).") var checkpointDir: String?
+  @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
+  @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
+  @Option(help: "Kill processes at seeded epochs: kill-workers=K,kill-master=M.")
+  var chaos: String?
+  @Option(help: "The last epoch a --chaos kill may land in.") var chaosLastEpoch: UInt64 = 40
+  @Option(help: "Seconds a silent process keeps its task slot.") var leaseTtl: Double = 2
+
+  func validate() throws {
+    guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+  }
+
+  func run() async throws {
+    Log.setup(verbose: flags.verbose)
+    let logger = Logger(label: "taskgraph.launch")
+    try await CLIErrors.guarding {
+      let plan = try ChaosPlan.parse(
+        chaos ?? "", workers: workers, seed: flags.seed, epochs: 2...max(2, chaosLastEpoch))
+      var server: EtcdTestServer?
+      if etcd == nil { server = try await EtcdTestServer.start() }
+      defer { if let server { Task { await server.shutdown() } } }
+      let endpoint = etcd ?? server!.endpoint
+      let job = "train-\(getpid())-\(Int(Date().timeIntervalSince1970))"
+      let dir =
+        checkpointDir
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent(job).path
+      let common = ["--etcd", endpoint, "--job", job, "--lease-ttl", "\(leaseTtl)"]
+      var masterArgs = ["master"] + common + ["--workers", "\(workers)"]
+      masterArgs += ["--checkpoint-dir", dir, "--checkpoint-every", "\(checkpointEvery)"]
+      if resume { masterArgs.append("--resume") }
+      masterArgs += flags.arguments
+      var workerArgs = ["worker"] + common
+      if flags.verbose { workerArgs.append("--verbose") }
+      if !plan.kills.isEmpty && !flags.quiet {
+        FileHandle.standardError.write(Data("chaos: \(plan)\n".utf8))
+      }
+      let supervisor = Supervisor(executable: selfExecutable(), logger: logger)
+      await supervisor.start("master", masterArgs)
+      for w in 1...workers { await supervisor.start("worker \(w)", workerArgs) }
+      let chaosTask = Task {
+        try await runChaos(plan, endpoint: endpoint, job: job, supervisor: supervisor)
+      }
+      let outcome = await supervisor.waitForMaster()
+      chaosTask.cancel()
+      await supervisor.stopAll()
+      if let server { await server.shutdown() }
+      server = nil
+      if case .failed(let why) = outcome {
+        throw TrainingError(code: .solverFailed, message: why)
+      }
+      let restarts = await supervisor.restarts
+      if !flags.quiet {
+        print("processes restarted: \(restarts)")
+      }
+    }
+  }
+
+  /// Kills the planned process with SIGKILL as the job enters each planned epoch.
+  func runChaos(_ plan: ChaosPlan, endpoint: String, job: String, supervisor: Supervisor)
+    async throws
+  {
+    guard !plan.kills.isEmpty else { return }
+    let coordinator = try await EtcdCoordinator.connect(EtcdConfiguration(endpoint: endpoint))
+    defer { Task { await coordinator.close() } }
+    let layout = JobLayout(job: job)
+    var pending = plan.kills
+    var from: Int64 = 0
+    while !pending.isEmpty {
+      let (entries, revision) = try await coordinator.getPrefix(layout.epoch)
+      var current = entries.first.flatMap { UInt64($0.string) } ?? 0
+      from = revision + 1
+      for try await event in coordinator.watch(prefix: layout.epoch, fromRevision: from) {
+        guard case .put(let kv) = event, let e = UInt64(kv.string) else { continue }
+        current = e
+        let due = pending.filter { $0.epoch <= current }
+        pending.removeAll { $0.epoch <= current }
+        for kill in due {
+          let name = kill.task == 0 ? "master" : "worker \((kill.task - 1) % workers + 1)"
+          await supervisor.kill(name, reason: "chaos at epoch \(current)")
+        }
+        if pending.isEmpty { break }
+      }
+    }
+  }
+}
+
+/// The path of the running executable, to start more processes of it.
+func selfExecutable() -> String {
+  (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+    ?? CommandLine.arguments[0]
+}
+
+/// Starts child processes, restarts those that die from a signal, and reports how the
+/// master ended.
+actor Supervisor {
+  enum Outcome: Sendable {
+    case finished
+    case failed(String)
+  }
+
+  let executable: String
+  let logger: Logger
+  private var processes: [String: Process] = [:]
+  private var arguments: [String: [String]] = [:]
+  private var stopping = false
+  private var outcome: Outcome?
+  private var waiters: [CheckedContinuation<Outcome, Never>] = []
+  private(set) var restarts = 0
+
+  init(executable: String, logger: Logger) {
+    self.executable = executable
+    self.logger = logger
+  }
+
+  func start(_ name: String, _ args: [String]) {
+    arguments[name] = args
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    p.terminationHandler = { [weak self] proc in
+      let signalled = proc.terminationReason == .uncaughtSignal
+      let status = proc.terminationStatus
+      Task { await self?.ended(name, signalled: signalled, status: status) }
+    }
+    do {
+      try p.run()
+      processes[name] = p
+    } catch {
+      finish(.failed("cannot start \(name): \(error)"))
+    }
+  }
+
+  private func ended(_ name: String, signalled: Bool, status: Int32) {
+    processes[name] = nil
+    guard !stopping else { return }
+    if signalled {
+      restarts += 1
+      logger.warning("\(name) died from signal \(status); restarting it")
+      start(name, arguments[name] ?? [])
+    } else if name == "master" {
+      finish(status == 0 ? .finished : .failed("the master exited with status \(status)"))
+    } else if status != 0 {
+      finish(.failed("\(name) exited with status \(status)"))
+    }
+  }
+
+  private func finish(_ o: Outcome) {
+    guard outcome == nil else { return }
+    outcome = o
+    for w in waiters { w.resume(returning: o) }
+    waiters = []
+  }
+
+  func waitForMaster() async -> Outcome {
+    if let outcome { return outcome }
+    return await withCheckedContinuation { waiters.append($0) }
+  }
+
+  func kill(_ name: String, reason: String) {
+    guard let p = processes[name] else { return }
+    logger.warning("killing \(name) (pid \(p.processIdentifier)) with SIGKILL: \(reason)")
+    Foundation.kill(p.processIdentifier, SIGKILL)
+  }
+
+  /// Lets the workers leave on their own (the job has ended), then kills any left over.
+  func stopAll() async {
+    stopping = true
+    for (_, p) in processes where p.isRunning {
+      Foundation.kill(p.processIdentifier, SIGKILL)
+    }
+  }
+}
