@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+
+/// `taskgraph launch`: a master and worker processes talking gRPC, coordinated by a private
+/// etcd, killed with SIGKILL by the chaos plan.
+final class LaunchTests: XCTestCase {
+  func json(_ path: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+      as! [String: Any]
+  }
+
+  func cancerArgs(_ out: String) -> [String] {
+    [
+      "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
+      "--l2", "0.001", "--standardize", "--tolerance", "1e-12", "--output", out, "--quiet",
+    ]
+  }
+
+  func testFourWorkerProcessesEqualOneProcess() throws {
+    let dir = try TempDir()
+    let single = dir.path("single.json")
+    XCTAssertEqual(try CLI.run(["train"] + cancerArgs(single)).status, 0)
+    let multi = dir.path("multi.json")
+    let start = Date()
+    let r = try CLI.run(["launch", "--workers", "4"] + cancerArgs(multi))
+    XCTAssertEqual(r.status, 0, r.stderr)
+    XCTAssertLessThan(Date().timeIntervalSince(start), 120, "launch took too long")
+    let a = try json(single)["standardized_coefficients"] as! [Double]
+    let b = try json(multi)["standardized_coefficients"] as! [Double]
+    let scale = a.map(abs).max()!
+    XCTAssertEqual(a.count, b.count)
+    for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-12 * scale) }
+    XCTAssertEqual((try json(multi)["training"] as! [String: Any])["workers"] as? Int, 4)
+  }
+
+  func testChaosKillsGiveTheFaultFreeModel() throws {
+    let dir = try TempDir()
+    // Gradient descent for 200 iterations: at least 200 epochs.
+    let args = [
+      "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
+      "--l2", "0.001", "--standardize", "--solver", "gd", "--max-iterations", "200",
+      "--tolerance", "0", "--quiet", "--seed", "7",
+    ]
+    let clean = dir.path("clean.json")
+    let r0 = try CLI.run(["launch", "--workers", "4", "--output", clean] + args)
+    XCTAssertEqual(r0.status, 0, r0.stderr)
+    let chaotic = dir.path("chaos.json")
+    let start = Date()
+    let r1 = try CLI.run(
+      [
+        "launch", "--workers", "4", "--output", chaotic, "--chaos", "kill-workers=5,kill-master=1",
+        "--chaos-last-epoch", "150", "--checkpoint-every", "5", "--lease-ttl", "1",
+      ] + args)
+    XCTAssertEqual(r1.status, 0, r1.stderr)
+    XCTAssertLessThan(Date().timeIntervalSince(start), 240, "chaos run took too long")
+    let a = try json(clean)
+    let b = try json(chaotic)
+    XCTAssertEqual(a["standardized_coefficients"] as! [Double], b["standardized_coefficients"] as! [Double])
+    XCTAssertEqual(a["standardized_intercept"] as! Double, b["standardized_intercept"] as! Double)
+    XCTAssertEqual(
+      (a["training"] as! [String: Any])["iterations"] as? Int, 200)
+    XCTAssertTrue(r1.stdout.contains("processes restarted: 6"), r1.stdout + r1.stderr)
+  }
+}
