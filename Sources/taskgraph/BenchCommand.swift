@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Measure kernels and the runtime against the machine's limits.",
-    subcommands: [BenchGradient.self, BenchTrain.self]
+    subcommands: [BenchGradient.self, BenchTrain.self, BenchRuntime.self]
   )
 }
 

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TaskGraph
+import TaskGraphEtcd
+import TaskGraphGRPC
+import TaskGraphTestSupport
+
+/// An empty round per epoch: the master notifies every worker, every worker answers, and
+/// the master advances the epoch. Its time is the framework's own overhead.
+actor EmptyRoundMaster: MasterTask {
+  let epochs: UInt64
+  var answered = Set<Int>()
+  var times: [Double] = []
+  var started = DispatchTime.now().uptimeNanoseconds
+  let done: @Sendable ([Double]) -> Void
+
+  init(epochs: UInt64, done: @escaping @Sendable ([Double]) -> Void) {
+    self.epochs = epochs
+    self.done = done
+  }
+
+  func enterEpoch(_ epoch: UInt64, context: MasterContext) async {
+    let now = DispatchTime.now().uptimeNanoseconds
+    if epoch > 1 { times.append(Double(now - started) / 1e6) }
+    started = now
+    answered = []
+    if epoch > epochs {
+      done(times)
+      try? await context.shutdownJob()
+      return
+    }
+    for w in context.workers { await context.notifyWorker(w, message: []) }
+  }
+
+  func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws {
+    answered.insert(worker)
+    if answered.count == context.workers.count { try await context.incrementEpoch() }
+  }
+}
+
+struct EmptyRoundWorker: WorkerTask {
+  func enterEpoch(_ epoch: UInt64, context: WorkerContext) async {}
+  func notified(message: [UInt8], context: WorkerContext) async throws {
+    await context.notifyMaster([])
+  }
+}
+
+final class TimesBox: @unchecked Sendable {
+  // Unchecked Sendable: `value` is only touched under `lock`.
+  private let lock = NSLock()
+  private var value: [Double] = []
+  func set(_ v: [Double]) {
+    lock.lock()
+    value = v
+    lock.unlock()
+  }
+  var get: [Double] {
+    lock.lock()
+    defer { lock.unlock() }
+    return value
+  }
+}
+
+struct BenchRuntime: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "runtime",
+    abstract: "Time empty epochs, data requests and etcd calls, embedded and over gRPC + etcd.",
+    discussion: """
+      Starts a private etcd on a free loopback port. For each task count, runs empty rounds
+      (master notifies every worker, each answers, master advances the epoch) on the
+      embedded coordinator and in-process transport, then on etcd and gRPC, and prints the
+      median ms per epoch. Then one data request of 8 B, 8 KB and 8 MB over gRPC (MB/s) and
+      etcd put / get / compare-and-swap latencies.
+      """
+  )
+
+  @Option(help: "Comma-separated task counts (a master and N−1 workers).") var tasks = "2,4,16"
+  @Option(help: "Epochs per run.") var epochs: UInt64 = 50
+
+  func run() async throws {
+    Log.setup(verbose: false)
+    let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+    let server = try await EtcdTestServer.start()
+    defer { Task { await server.shutdown() } }
+    print("empty epoch (master ↔ all workers, epoch advanced in the coordinator)")
+    print("tasks   embedded ms/epoch   gRPC+etcd ms/epoch")
+    for n in list(tasks).compactMap({ Int($0) }).filter({ $0 >= 2 }) {
+      let embedded = try await emptyRounds(
+        tasks: n, coordinator: InMemoryCoordinator(), transport: InProcessTransport(),
+        job: "bench-embedded-\(n)", logger: quiet)
+      let coordinator = try await EtcdCoordinator.connect(
+        EtcdConfiguration(endpoint: server.endpoint))
+      let transport = GRPCTransport()
+      let remote = try await emptyRounds(
+        tasks: n, coordinator: coordinator, transport: transport, job: "bench-grpc-\(n)",
+        logger: quiet)
+      await transport.close()
+      await coordinator.close()
+      print(String(format: "%5d %18.3f %20.3f", n, embedded, remote))
+    }
+    print("\none data request over gRPC on loopback")
+    for f in try await GRPCTransportBenchmark.run() { print("  \(f)") }
+    print("\netcd on loopback")
+    let coordinator = try await EtcdCoordinator.connect(
+      EtcdConfiguration(endpoint: server.endpoint))
+    for f in try await EtcdCoordinatorBenchmark.run(coordinator, iterations: 100) {
+      print("  \(f)")
+    }
+    await coordinator.close()
+    await server.shutdown()
+  }
+
+  /// Median milliseconds per empty epoch.
+  func emptyRounds(
+    tasks: Int, coordinator: any Coordinator, transport: any Transport, job: String,
+    logger: Logger
+  ) async throws -> Double {
+    let topology = StarTopology(taskCount: tasks)
+    let box = TimesBox()
+    let epochs = self.epochs
+    try await Controller(
+      coordinator: coordinator, job: job,
+      spec: JobSpec(taskCount: tasks, topology: topology.description)
+    ).create()
+    let builder = MasterWorker.builder(
+      master: { EmptyRoundMaster(epochs: epochs) { box.set($0) } },
+      worker: { _ in EmptyRoundWorker() })
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for id in 0..<tasks {
+        let node = Node(
+          configuration: NodeConfiguration(job: job, slot: .exactly(id)),
+          coordinator: coordinator, transport: transport, topology: topology, logger: logger,
+          builder: builder)
+        group.addTask { _ = try await node.run() }
+      }
+      try await group.waitForAll()
+    }
+    let t = box.get.sorted()
+    return t.isEmpty ? .nan : t[t.count / 2]
+  }
+}
