@@ -201,7 +201,7 @@ public enum Trainer {
     let start = clock.seconds()
     let f0 = try optimizer.prepare(evaluate: evaluate)
     var objectives = [f0]
-    let initial = Progress(
+    let initial = OptimizationProgress(
       iteration: optimizer.iteration, objective: f0, previousObjective: nil,
       gradientNorm: try optimizer.gradientNorm(evaluate: evaluate),
       elapsedSeconds: clock.seconds() - start)
@@ -213,7 +213,7 @@ public enum Trainer {
       objectives.append(outcome.objective)
       let elapsed = clock.seconds() - start
       if outcome.lineSearchFailed { return (objectives, .lineSearchFailed, elapsed) }
-      let progress = Progress(
+      let progress = OptimizationProgress(
         iteration: outcome.iteration, objective: outcome.objective,
         previousObjective: outcome.previousObjective, gradientNorm: outcome.gradientNorm,
         elapsedSeconds: elapsed)

@@ -30,8 +30,10 @@ final class ConfigurationTests: XCTestCase {
   }
 
   func testStopCriteria() {
-    func progress(_ it: Int, _ f: Double, _ prev: Double?, _ g: Double, _ t: Double) -> Progress {
-      Progress(
+    func progress(_ it: Int, _ f: Double, _ prev: Double?, _ g: Double, _ t: Double)
+      -> OptimizationProgress
+    {
+      OptimizationProgress(
         iteration: it, objective: f, previousObjective: prev, gradientNorm: g, elapsedSeconds: t)
     }
     let criteria = StopCriteria([
