@@ -41,8 +41,9 @@ extension Optimizer {
       var lin = 0.0
       for i in candidate.indices { lin += g[i] * (candidate[i] - base[i]) }
       guard point.objective.isFinite else { return false }
+      let noise = slack * abs(cur.objective)
       return point.objective - cur.objective <= sigma * lin
-        || point.objective <= cur.objective + slack * abs(cur.objective)
+        || (abs(lin) <= noise && point.objective <= cur.objective + noise)
     }
     var alpha = stepSize
     var candidate = project(alpha)
