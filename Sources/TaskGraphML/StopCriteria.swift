@@ -115,6 +115,7 @@ public struct SystemTrainingClock: TrainingClock, Sendable {
   /// The system clock.
   public init() {}
 
+  /// Seconds of `DispatchTime` uptime (monotonic).
   public func seconds() -> Double {
     Double(DispatchTime.now().uptimeNanoseconds) / 1e9
   }
