@@ -37,6 +37,7 @@ extension Bounds: Codable {
   }
 
   // JSON has no infinities: an absent bound is encoded as null.
+  /// Decodes bounds; `null` stands for an infinite bound.
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     let lower = try c.decode([Double?].self, forKey: .lower).map { $0 ?? -.infinity }
@@ -48,6 +49,7 @@ extension Bounds: Codable {
     self.init(lower: lower, upper: upper)
   }
 
+  /// Encodes bounds, writing infinite bounds as `null`.
   public func encode(to encoder: any Encoder) throws {
     var c = encoder.container(keyedBy: CodingKeys.self)
     try c.encode(lower.map { $0.isFinite ? $0 : nil }, forKey: .lower)

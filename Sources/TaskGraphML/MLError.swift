@@ -20,6 +20,7 @@ public struct MLError: Error, CustomStringConvertible, Sendable {
     /// A file could not be read or written.
     public static let fileAccess = Code(.fileAccess)
 
+    /// The code's name, e.g. `singularSystem`.
     public var description: String { String(describing: value) }
   }
 
@@ -37,6 +38,7 @@ public struct MLError: Error, CustomStringConvertible, Sendable {
     self.cause = cause
   }
 
+  /// The code, message and cause in one line.
   public var description: String {
     if let cause { return "\(code): \(message) (cause: \(cause))" }
     return "\(code): \(message)"

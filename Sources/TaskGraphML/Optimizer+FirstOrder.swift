@@ -28,16 +28,18 @@ extension Optimizer {
       if l1 > 0 {
         var lin = 0.0
         var sq = 0.0
+        var l1Change = 0.0
         for i in candidate.indices {
           let delta = candidate[i] - theta[i]
           lin += g[i] * delta
           sq += delta * delta
         }
+        for j in 0..<d { l1Change += abs(candidate[j]) - abs(theta[j]) }
+        let noise = configuration.lineSearch.relativeSlack * abs(cur.objective)
         accepted =
           point.smooth.isFinite
           && (point.smooth <= cur.smooth + lin + sq / (2 * t)
-            || point.objective <= cur.objective + configuration.lineSearch.relativeSlack
-              * abs(cur.objective))
+            || (abs(lin + l1 * l1Change) <= noise && point.objective <= cur.objective + noise))
       } else {
         accepted = accepts(new: point.objective, old: cur.objective, decrease: -t * gNorm * gNorm)
       }

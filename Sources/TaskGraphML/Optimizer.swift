@@ -197,11 +197,15 @@ public struct Optimizer: Sendable, Codable {
     return pseudoGradient(point, g, l1: configuration.regularization.l1)
   }
 
-  /// The sufficient-decrease test with the configured rounding slack.
-  func accepts(new: Double, old: Double, decrease: Double) -> Bool {
+  /// The sufficient-decrease test `new ≤ old + c₁·predicted` (`predicted` < 0 is the
+  /// decrease the local model promises). The rounding slack rescues a step only when the
+  /// promised decrease is itself at rounding level, so it never accepts a poor step far
+  /// from the optimum.
+  func accepts(new: Double, old: Double, decrease predicted: Double) -> Bool {
     if !new.isFinite { return false }
-    if new <= old + configuration.lineSearch.armijo * decrease { return true }
-    return new <= old + configuration.lineSearch.relativeSlack * abs(old)
+    if new <= old + configuration.lineSearch.armijo * predicted { return true }
+    let noise = configuration.lineSearch.relativeSlack * abs(old)
+    return abs(predicted) <= noise && new <= old + noise
   }
 
   func outcome(

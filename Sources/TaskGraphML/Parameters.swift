@@ -78,7 +78,9 @@ public struct LocalGradientSource<T: BLASScalar>: GradientSource, Sendable {
     self.threads = threads
   }
 
+  /// The rows of `x`.
   public var rowCount: Int { x.rows }
+  /// The columns of `x`.
   public var featureCount: Int { x.cols }
 
   /// Sums over the batch: a range is summed in place; an index set gathers its rows first

@@ -20,7 +20,7 @@ public enum StopReason: String, Sendable, Codable, CaseIterable {
 }
 
 /// The progress an optimizer reports after an iteration, as seen by stop criteria.
-public struct Progress: Sendable, Hashable {
+public struct OptimizationProgress: Sendable, Hashable {
   /// Completed iterations.
   public var iteration: Int
   /// The objective after the iteration.
@@ -57,7 +57,7 @@ public enum StopCriterion: Sendable, Codable, Hashable {
   case timeLimit(seconds: Double)
 
   /// The reason this criterion gives for stopping at `progress`, or `nil` to go on.
-  public func reason(at progress: Progress) -> StopReason? {
+  public func reason(at progress: OptimizationProgress) -> StopReason? {
     switch self {
     case .maxIterations(let n):
       return progress.iteration >= n ? .maxIterations : nil
@@ -96,7 +96,7 @@ public struct StopCriteria: Sendable, Codable, Hashable {
   }
 
   /// The reason of the first criterion that holds at `progress`, or `nil`.
-  public func reason(at progress: Progress) -> StopReason? {
+  public func reason(at progress: OptimizationProgress) -> StopReason? {
     for c in criteria {
       if let r = c.reason(at: progress) { return r }
     }
@@ -115,10 +115,8 @@ public struct SystemTrainingClock: TrainingClock, Sendable {
   /// The system clock.
   public init() {}
 
+  /// Seconds of `DispatchTime` uptime (monotonic).
   public func seconds() -> Double {
     Double(DispatchTime.now().uptimeNanoseconds) / 1e9
   }
 }
-
-/// `Progress` under a name that does not collide with Foundation's `Progress`.
-public typealias TrainingProgress = Progress

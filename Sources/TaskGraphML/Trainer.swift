@@ -110,7 +110,8 @@ public enum Trainer {
   /// - Throws: `MLError` from exact solvers on a singular system, or what `evaluate` throws.
   public static func fit<T: BLASScalar>(
     x: Matrix<T>, y: [Double], configuration: TrainingConfiguration, initial: Parameters? = nil,
-    clock: some TrainingClock = SystemTrainingClock(), progress: (Progress) -> Void = { _ in }
+    clock: some TrainingClock = SystemTrainingClock(),
+    progress: (OptimizationProgress) -> Void = { _ in }
   ) throws -> TrainingResult {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(x.rows > 0, "no rows to train on")
@@ -155,7 +156,7 @@ public enum Trainer {
   public static func fit(
     source: some GradientSource, configuration: TrainingConfiguration, initial: Parameters? = nil,
     clock: some TrainingClock = SystemTrainingClock(), defaultSlack: Double = 1e-12,
-    progress: (Progress) -> Void = { _ in }
+    progress: (OptimizationProgress) -> Void = { _ in }
   ) throws -> TrainingResult {
     let solver = configuration.resolvedSolver
     let method: OptimizationMethod
@@ -205,7 +206,7 @@ public enum Trainer {
   /// - Returns: the objectives (initial, then one per step), the stop reason and seconds.
   public static func run(
     _ optimizer: inout Optimizer, stop: StopCriteria, clock: some TrainingClock,
-    progress: (Progress) -> Void = { _ in },
+    progress: (OptimizationProgress) -> Void = { _ in },
     afterStep: (Optimizer, [Double]) -> Void = { _, _ in },
     history: [Double] = [],
     evaluate: (EvaluationRequest) throws -> GradientSums
@@ -216,7 +217,7 @@ public enum Trainer {
     // criteria see the same previous objective the uninterrupted run saw.
     var objectives = history.isEmpty ? [f0] : history
     let previous = history.count >= 2 ? history[history.count - 2] : nil
-    let initial = Progress(
+    let initial = OptimizationProgress(
       iteration: optimizer.iteration, objective: f0, previousObjective: previous,
       gradientNorm: try optimizer.gradientNorm(evaluate: evaluate),
       elapsedSeconds: clock.seconds() - start)
@@ -229,7 +230,7 @@ public enum Trainer {
       objectives.append(outcome.objective)
       let elapsed = clock.seconds() - start
       if outcome.lineSearchFailed { return (objectives, .lineSearchFailed, elapsed) }
-      let current = Progress(
+      let current = OptimizationProgress(
         iteration: outcome.iteration, objective: outcome.objective,
         previousObjective: outcome.previousObjective, gradientNorm: outcome.gradientNorm,
         elapsedSeconds: elapsed)

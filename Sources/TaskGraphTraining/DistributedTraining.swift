@@ -98,7 +98,7 @@ public enum DistributedTraining {
   /// embedded coordinator and in-process transport.
   public static func runEmbedded(
     _ job: TrainingJob, options: DistributedOptions,
-    progress: @escaping @Sendable (TrainingProgress) -> Void = { _ in },
+    progress: @escaping @Sendable (OptimizationProgress) -> Void = { _ in },
     epochReport: @escaping @Sendable (EpochReport) -> Void = { _ in },
     logger: Logger = Logger(label: "taskgraph.training")
   ) async throws -> ModelFile {

@@ -39,7 +39,7 @@ public struct TrainingJob: Sendable {
 public enum LocalTraining {
   /// Runs `job`, calling `progress` after each solver iteration.
   public static func run(
-    _ job: TrainingJob, progress: @escaping (TrainingProgress) -> Void = { _ in }
+    _ job: TrainingJob, progress: @escaping (OptimizationProgress) -> Void = { _ in }
   ) throws -> ModelFile {
     switch job.precision {
     case .float64: return try run(job, scalar: Double.self, progress: progress)
@@ -48,7 +48,7 @@ public enum LocalTraining {
   }
 
   static func run<T: BLASScalar>(
-    _ job: TrainingJob, scalar: T.Type, progress: @escaping (TrainingProgress) -> Void
+    _ job: TrainingJob, scalar: T.Type, progress: @escaping (OptimizationProgress) -> Void
   ) throws -> ModelFile {
     guard job.validationSplit >= 0, job.validationSplit < 1 else {
       throw TrainingError(

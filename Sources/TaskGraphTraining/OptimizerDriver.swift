@@ -39,7 +39,7 @@ final class OptimizerDriver: @unchecked Sendable {
   /// Starts the optimizer loop on a new thread.
   func start(
     optimizer: Optimizer, stop: StopCriteria, history: [Double],
-    progress: @escaping @Sendable (TrainingProgress) -> Void
+    progress: @escaping @Sendable (OptimizationProgress) -> Void
   ) {
     let thread = Thread { [self] in
       var optimizer = optimizer

@@ -16,7 +16,7 @@ public struct MasterSettings: Sendable {
   /// Whether to resume from the newest valid checkpoint, if there is one.
   public var resume: Bool = true
   /// Called with the solver's progress.
-  public var progress: @Sendable (TrainingProgress) -> Void = { _ in }
+  public var progress: @Sendable (OptimizationProgress) -> Void = { _ in }
   /// Called with every epoch's figures (epoch, slowest worker ms, epoch ms).
   public var epochReport: @Sendable (EpochReport) -> Void = { _ in }
   /// Fault injection: kills the master as it enters an epoch.

@@ -29,7 +29,7 @@ final class ProgressDisplay: @unchecked Sendable {
 
   init(quiet: Bool) { self.quiet = quiet }
 
-  func update(_ p: TrainingProgress) {
+  func update(_ p: OptimizationProgress) {
     guard !quiet else { return }
     let now = Date()
     let line = String(

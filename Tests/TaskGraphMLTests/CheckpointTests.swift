@@ -36,6 +36,14 @@ final class CheckpointTests: XCTestCase {
           regularization: Regularization(l1: 0.5))
       ),
       ("projected", OptimizerConfiguration(method: .projectedGradient(.nonNegative(count: d)))),
+      (
+        "sgd-ranges",
+        OptimizerConfiguration(
+          method: .sgd(
+            SGDConfiguration(
+              batchSize: 30, schedule: .stepDecay(eta0: 0.1, factor: 0.5, every: 5),
+              sampling: .sequentialRanges)))
+      ),
     ]
     for (name, configuration) in methods {
       var uninterrupted = Optimizer(

@@ -31,9 +31,9 @@ final class ConfigurationTests: XCTestCase {
 
   func testStopCriteria() {
     func progress(_ it: Int, _ f: Double, _ prev: Double?, _ g: Double, _ t: Double)
-      -> TrainingProgress
+      -> OptimizationProgress
     {
-      TrainingProgress(
+      OptimizationProgress(
         iteration: it, objective: f, previousObjective: prev, gradientNorm: g, elapsedSeconds: t)
     }
     let criteria = StopCriteria([

@@ -63,9 +63,9 @@ final class ExactSolverTests: XCTestCase {
     for j in 0..<data.cols { XCTAssertEqual(g[j] + 0.1 * p.weights[j], 0, accuracy: 1e-9) }
   }
 
-  /// Duplicate columns make XᵀX singular: Cholesky throws `singularSystem`.
+  /// A constant column makes the centred XᵀX singular: Cholesky throws `singularSystem`.
   func testSingularSystemThrows() {
-    let x = Matrix<Double>([[1, 1], [2, 2], [3, 3]])
+    let x = Matrix<Double>([[1, 5], [2, 5], [3, 5]])
     XCTAssertThrowsError(try ExactSolver.cholesky(x: x, y: [1, 2, 3], l2: 0)) { error in
       XCTAssertEqual((error as? MLError)?.code, .singularSystem)
     }
