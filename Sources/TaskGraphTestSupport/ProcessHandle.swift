@@ -5,6 +5,11 @@ import Synchronization
 #if canImport(Glibc)
   import Glibc
 #endif
+#if canImport(System)
+  import System
+#else
+  import SystemPackage
+#endif
 
 /// A child process started for a test: it can be signalled (SIGKILL for crash tests) and
 /// awaited. Started with swift-subprocess, whose children have no signals blocked (unlike
