@@ -118,7 +118,7 @@ let package = Package(
       name: "TaskGraphLinalgTests", dependencies: ["TaskGraphLinalg"], swiftSettings: strict),
     .testTarget(
       name: "TaskGraphDataTests", dependencies: ["TaskGraphData", "TaskGraphLinalg"],
-      swiftSettings: strict),
+      exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(
       name: "TaskGraphMLTests",
       dependencies: ["TaskGraphML", "TaskGraphLinalg", "TaskGraphData"],

@@ -48,7 +48,7 @@ public enum DataPipeline {
   public static func fit<T: BLASScalar>(
     path: String, options: PipelineOptions, shard: Shard? = nil, as: T.Type
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: shard) { names in
+    let table = try read(path: path, shard: shard) { names, _ in
       try ReadSpec(fitting: options, names: names, path: path)
     }
     let pipeline = try fitTransforms(table, options: options, path: path)
@@ -60,7 +60,7 @@ public enum DataPipeline {
   public static func fitPipeline(path: String, options: PipelineOptions) throws
     -> FittedPipeline
   {
-    let table = try read(path: path, shard: nil) { names in
+    let table = try read(path: path, shard: nil) { names, _ in
       try ReadSpec(fitting: options, names: names, path: path)
     }
     return try fitTransforms(table, options: options, path: path)
@@ -76,8 +76,10 @@ public enum DataPipeline {
     _ pipeline: FittedPipeline, path: String, requireLabel: Bool, shard: Shard? = nil,
     as: T.Type
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: shard) { names in
-      try ReadSpec(replaying: pipeline, names: names, requireLabel: requireLabel, path: path)
+    let table = try read(path: path, shard: shard) { names, sparse in
+      try ReadSpec(
+        replaying: pipeline, names: names, requireLabel: requireLabel, sparse: sparse,
+        path: path)
     }
     return materialise(table, pipeline, requireLabel: requireLabel)
   }
@@ -100,9 +102,10 @@ public enum DataPipeline {
   // MARK: - Reading
 
   /// Reads the rows of `shard` into a column store, with the columns `plan` chooses from the
-  /// file's column names.
+  /// file's column names (its second argument says whether the columns are sparse, so that a
+  /// feature absent from this part of a LIBSVM file is all zeros rather than missing).
   static func read(
-    path: String, shard: Shard?, plan: ([String]) throws -> ReadSpec
+    path: String, shard: Shard?, plan: ([String], Bool) throws -> ReadSpec
   ) throws -> RawTable {
     try shard?.validate()
     switch try InputFormat(path: path) {
@@ -112,7 +115,7 @@ public enum DataPipeline {
       guard try CSVReader.hasData(source, from: header.dataStart) else {
         throw DataError(.noDataRows, "the file has a header but no data rows", file: path)
       }
-      let spec = try plan(header.names)
+      let spec = try plan(header.names, false)
       var table = spec.makeTable()
       let range = try CSVReader.range(shard, dataStart: header.dataStart, source)
       try CSVReader.load(
@@ -124,7 +127,7 @@ public enum DataPipeline {
         throw DataError(.emptyFile, "the file has no data rows", file: path)
       }
       let names = [""] + (0..<sparse.width).map { LIBSVMReader.name($0 + 1) }
-      let spec = try plan(names)
+      let spec = try plan(names, true)
       if !spec.categoricalNames.isEmpty {
         throw DataError(
           .unsupportedFormat, "categorical columns need CSV input (LIBSVM is numeric)", file: path)
@@ -149,9 +152,10 @@ public enum DataPipeline {
       var spec: ReadSpec
       var labelColumn: Int? = 0
       do {
-        spec = try plan([""] + features)
+        spec = try plan([""] + features, false)
       } catch let error {
-        guard let fallback = try? plan((1...max(1, h.cols)).map { LIBSVMReader.name($0) }),
+        guard
+          let fallback = try? plan((1...max(1, h.cols)).map { LIBSVMReader.name($0) }, false),
           !fallback.requireLabel
         else { throw error }
         spec = fallback
@@ -251,9 +255,12 @@ struct ReadSpec {
   }
 
   /// Roles for replaying `pipeline` on a file with columns `names`.
-  init(replaying pipeline: FittedPipeline, names: [String], requireLabel: Bool, path: String)
-    throws
-  {
+  /// With `sparse`, a feature not among `names` is read as zeros (LIBSVM) instead of being an
+  /// error.
+  init(
+    replaying pipeline: FittedPipeline, names: [String], requireLabel: Bool, sparse: Bool,
+    path: String
+  ) throws {
     let isNamed = names.first != ""
     var index: [String: Int] = [:]
     for (k, name) in names.enumerated() where index[name] == nil { index[name] = k }
@@ -262,6 +269,10 @@ struct ReadSpec {
     categoricalNames = []
     self.requireLabel = requireLabel
     for column in pipeline.columns {
+      if sparse && index[column.name] == nil, case .numeric = column.kind {
+        numericNames.append(column.name)
+        continue
+      }
       guard let k = index[column.name] else {
         throw DataError(
           .missingFeatureColumn,

@@ -1,5 +1,0 @@
-import XCTest
-
-final class PlaceholderTests_TaskGraphDataTests: XCTestCase {
-  func testBuilds() { XCTAssertTrue(true) }
-}
