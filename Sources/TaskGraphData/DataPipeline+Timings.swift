@@ -15,7 +15,7 @@ extension DataPipeline {
     path: String, options: PipelineOptions, shard: Shard? = nil, as: T.Type
   ) throws -> (data: PreparedData<T>, timings: PipelineTimings) {
     let t0 = Date()
-    let table = try read(path: path, shard: shard) { names in
+    let table = try read(path: path, shard: shard) { names, _ in
       try ReadSpec(fitting: options, names: names, path: path)
     }
     let t1 = Date()
@@ -40,8 +40,9 @@ extension DataPipeline {
   public static func applyForScoring<T: BLASScalar>(
     _ pipeline: FittedPipeline, path: String, as: T.Type
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: nil) { names in
-      try ReadSpec(replaying: pipeline, names: names, requireLabel: false, path: path)
+    let table = try read(path: path, shard: nil) { names, sparse in
+      try ReadSpec(
+        replaying: pipeline, names: names, requireLabel: false, sparse: sparse, path: path)
     }
     if pipeline.missing == .drop {
       let headerLines = (try? InputFormat(path: path)) == .csv ? 1 : 0
