@@ -96,7 +96,9 @@ enum CSVReader {
         if buf.count >= 3 && buf[0] == 0xEF && buf[1] == 0xBB && buf[2] == 0xBF { pos = 3 }
         while true {
           if pos >= buf.count {
-            if atEOF { throw DataError(.emptyFile, "the file is empty (no header row)", file: path) }
+            if atEOF {
+              throw DataError(.emptyFile, "the file is empty (no header row)", file: path)
+            }
             return .some(nil)
           }
           switch CSVScanner.scan(buf, from: pos, atEOF: atEOF, fields: &fields) {
@@ -152,9 +154,9 @@ enum CSVReader {
     let quote = quoteAware ? CSVScanner.quote : CSVScanner.newline
     if quoteAware {
       try source.chunks(from: dataStart) { buf, base in
-      let n = min(buf.count, stop - base)
-      for k in 0..<max(0, n) where buf[k] == CSVScanner.quote { parity ^= 1 }
-      return base + buf.count >= stop
+        let n = min(buf.count, stop - base)
+        for k in 0..<max(0, n) where buf[k] == CSVScanner.quote { parity ^= 1 }
+        return base + buf.count >= stop
       }
     }
     var result = source.size

@@ -222,7 +222,8 @@ struct ReadSpec {
     }
     for name in (options.include ?? []) + options.exclude + options.categorical
     where !present.contains(name) {
-      throw DataError(.unknownColumn, "column '\(name)' named in the options is not in the file",
+      throw DataError(
+        .unknownColumn, "column '\(name)' named in the options is not in the file",
         file: path)
     }
     let included = options.include.map(Set.init)

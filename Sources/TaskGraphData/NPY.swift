@@ -122,10 +122,17 @@ public enum NPY {
     bytes.withUnsafeBytes { raw in
       let data = raw.baseAddress! + h.dataOffset
       if h.elementSize == 8 {
-        body { k in Double(bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self))) }
+        body { k in
+          Double(
+            bitPattern: UInt64(
+              littleEndian: data.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self)))
+        }
       } else {
         body { k in
-          Double(Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))))
+          Double(
+            Float(
+              bitPattern: UInt32(
+                littleEndian: data.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))))
         }
       }
     }
