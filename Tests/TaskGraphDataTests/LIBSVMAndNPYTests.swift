@@ -67,7 +67,8 @@ final class NPYTests: XCTestCase {
 
   func testWriteRoundTripAndMatchesNumPyBytes() throws {
     let files = try TestFiles()
-    let m = Matrix<Double>(rows: 3, cols: 3, storage: [1.5, 2.0, -3.25, 4.0, 0.1, 6.0, 7.0, 8.0, 1e-300])
+    let m = Matrix<Double>(
+      rows: 3, cols: 3, storage: [1.5, 2.0, -3.25, 4.0, 0.1, 6.0, 7.0, 8.0, 1e-300])
     let path = files.directory.appendingPathComponent("w.npy").path
     try NPY.write(m, to: path)
     XCTAssertEqual(try NPY.read(path: path, as: Double.self), m)

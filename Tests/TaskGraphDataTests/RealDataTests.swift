@@ -7,7 +7,8 @@ import XCTest
 final class RealDataTests: XCTestCase {
   /// Splits a header-first CSV without quotes the simple way, as an independent reference.
   private func simpleRows(_ text: String) -> [[Substring]] {
-    text.split(separator: "\n", omittingEmptySubsequences: true).dropFirst()
+    // The files end lines in CRLF, a single Character; split on any line end.
+    text.split(whereSeparator: \.isNewline).dropFirst()
       .map { $0.split(separator: ",", omittingEmptySubsequences: false) }
   }
 
@@ -16,7 +17,8 @@ final class RealDataTests: XCTestCase {
       ("diabetes.csv", "progression", 10, 442), ("breast_cancer.csv", "malignant", 30, 569),
     ] {
       let path = dataset(name)
-      let data = try DataPipeline.fit(path: path, options: PipelineOptions(label: label), as: Double.self)
+      let data = try DataPipeline.fit(
+        path: path, options: PipelineOptions(label: label), as: Double.self)
       XCTAssertEqual(data.x.rows, rows)
       XCTAssertEqual(data.x.cols, features)
       let reference = simpleRows(try String(contentsOfFile: path, encoding: .utf8))
