@@ -57,6 +57,14 @@ struct LaunchCommand: AsyncParsableCommand {
       if !plan.kills.isEmpty && !flags.quiet {
         FileHandle.standardError.write(Data("chaos: \(plan)\n".utf8))
       }
+      // Lay the job out before any process starts, so workers find it.
+      let topology = StarTopology(taskCount: workers + 1)
+      let coordinator = try await EtcdCoordinator.connect(EtcdConfiguration(endpoint: endpoint))
+      try await Controller(
+        coordinator: coordinator, job: job,
+        spec: JobSpec(taskCount: topology.taskCount, topology: topology.description)
+      ).create()
+      await coordinator.close()
       let supervisor = Supervisor(executable: selfExecutable(), logger: logger)
       await supervisor.start("master", masterArgs)
       for w in 1...workers { await supervisor.start("worker \(w)", workerArgs) }
