@@ -322,7 +322,7 @@ actor ProcessSupervisor {
       let args = arguments[name] ?? []
       Task {
         try? await Task.sleep(for: .milliseconds(500))
-        await self.startUnlessStopping(name, args)
+        self.startUnlessStopping(name, args)
       }
     }
   }
@@ -370,7 +370,7 @@ actor ProcessSupervisor {
     }
     let killer = Task {
       try await Task.sleep(for: grace)
-      await self.killAll()
+      self.killAll()
     }
     if !processes.isEmpty {
       await withCheckedContinuation { exitWaiters.append($0) }
