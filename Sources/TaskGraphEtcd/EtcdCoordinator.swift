@@ -83,6 +83,7 @@ public final class EtcdCoordinator: Coordinator {
 
   // MARK: Key-value
 
+  /// The entry at `key` (a Range of one key), or nil.
   public func get(_ key: String) async throws -> KeyValue? {
     var request = Etcdserverpb_RangeRequest()
     request.key = fullKey(key)
@@ -92,6 +93,7 @@ public final class EtcdCoordinator: Coordinator {
     return try response.kvs.first.map(keyValue)
   }
 
+  /// Every entry under `prefix`, in key order, with the revision of the read.
   public func getPrefix(_ prefix: String) async throws -> (entries: [KeyValue], revision: Int64) {
     var request = Etcdserverpb_RangeRequest()
     (request.key, request.rangeEnd) = prefixRange(prefix)
@@ -101,6 +103,8 @@ public final class EtcdCoordinator: Coordinator {
     return (try response.kvs.map(keyValue), response.header.revision)
   }
 
+  /// Writes `key`, attached to `lease` if given (`leaseExpired` if it is gone); returns
+  /// the new revision.
   @discardableResult
   public func put(_ key: String, _ value: [UInt8], lease: LeaseID?) async throws -> Int64 {
     var request = Etcdserverpb_PutRequest()
@@ -113,6 +117,7 @@ public final class EtcdCoordinator: Coordinator {
     return response.header.revision
   }
 
+  /// Deletes `key`; deleting a missing key succeeds.
   public func delete(_ key: String) async throws {
     var request = Etcdserverpb_DeleteRangeRequest()
     request.key = fullKey(key)
@@ -121,6 +126,8 @@ public final class EtcdCoordinator: Coordinator {
     }
   }
 
+  /// Creates `key` only if it does not exist (a transaction on `create_revision == 0`);
+  /// true if this call created it, also when a retried attempt finds its own write.
   public func create(_ key: String, _ value: [UInt8], lease: LeaseID?) async throws -> Bool {
     var compare = Etcdserverpb_Compare()
     compare.key = fullKey(key)
@@ -138,6 +145,8 @@ public final class EtcdCoordinator: Coordinator {
     }
   }
 
+  /// Replaces the value at `key` with `new` only if it equals `expected` (a transaction on
+  /// the value), keeping the key's lease; true if this call replaced it.
   public func compareAndSwap(_ key: String, expected: [UInt8], new: [UInt8]) async throws -> Bool {
     var compare = Etcdserverpb_Compare()
     compare.key = fullKey(key)
@@ -182,6 +191,7 @@ public final class EtcdCoordinator: Coordinator {
 
   // MARK: Leases
 
+  /// Grants a lease of `ttl`, rounded up to whole seconds (etcd's unit), at least 1 s.
   public func grantLease(ttl: Duration) async throws -> LeaseID {
     // etcd counts whole seconds; round up so a lease never lives shorter than asked.
     let seconds = max(1, Int64((ttl / .seconds(1)).rounded(.up)))
@@ -206,6 +216,7 @@ public final class EtcdCoordinator: Coordinator {
     return LeaseID(id)
   }
 
+  /// Refreshes `lease` once (over the keep-alive connection); false if it has expired.
   public func keepAlive(_ lease: LeaseID) async throws -> Bool {
     var request = Etcdserverpb_LeaseKeepAliveRequest()
     request.id = lease.rawValue
@@ -222,6 +233,7 @@ public final class EtcdCoordinator: Coordinator {
     return ttl > 0
   }
 
+  /// Revokes `lease`, deleting its keys; revoking a lease that is already gone succeeds.
   public func revokeLease(_ lease: LeaseID) async throws {
     var request = Etcdserverpb_LeaseRevokeRequest()
     request.id = lease.rawValue
@@ -238,6 +250,8 @@ public final class EtcdCoordinator: Coordinator {
 
   // MARK: Watches
 
+  /// Events under `prefix` from `revision` on (0: from now), on a connection of the
+  /// watch's own, resumed after any failure from the revision after the last delivered.
   public func watch(prefix: String, fromRevision revision: Int64) -> AsyncThrowingStream<
     WatchEvent, any Error
   > {
@@ -273,7 +287,8 @@ public final class EtcdCoordinator: Coordinator {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: configuration.timeouts.connect)
     var request = Etcdserverpb_RangeRequest()
-    request.key = fullKey("")
+    // etcd refuses an empty key; "\0" is a valid key nobody uses.
+    request.key = configuration.keyPrefix.isEmpty ? Data([0]) : fullKey("")
     request.limit = 1
     var lastError: (any Error)?
     while clock.now < deadline {
@@ -289,7 +304,7 @@ public final class EtcdCoordinator: Coordinator {
         unary.replace(generation: generation)
         try await Task.sleep(for: .milliseconds(100))
       } catch {
-        throw mapError(error, what: "connect")
+        throw mapError(error, what: "connect to \(configuration.endpoint)")
       }
     }
     throw CoordinatorError(

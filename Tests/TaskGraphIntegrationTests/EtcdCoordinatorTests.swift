@@ -98,17 +98,16 @@ struct EtcdCoordinatorTests {
   @Test("key prefixes isolate coordinators sharing one etcd")
   func keyPrefixIsolation() async throws {
     try await withEtcdTestServer { server in
-      try await withEtcdCoordinator(EtcdConfiguration(endpoint: server.endpoint, keyPrefix: "/a")) {
-        a in
-        try await withEtcdCoordinator(
-          EtcdConfiguration(endpoint: server.endpoint, keyPrefix: "/b")
-        ) { b in
-          #expect(try await a.create("/k", [1], lease: nil))
-          #expect(try await b.create("/k", [2], lease: nil))
-          #expect(try await a.get("/k")?.value == [1])
-          #expect(try await b.getPrefix("").entries.map(\.key) == ["/k"])
-        }
-      }
+      let a = try await EtcdCoordinator.connect(
+        EtcdConfiguration(endpoint: server.endpoint, keyPrefix: "/a"))
+      let b = try await EtcdCoordinator.connect(
+        EtcdConfiguration(endpoint: server.endpoint, keyPrefix: "/b"))
+      #expect(try await a.create("/k", [1], lease: nil))
+      #expect(try await b.create("/k", [2], lease: nil))
+      #expect(try await a.get("/k")?.value == [1])
+      #expect(try await b.getPrefix("").entries.map(\.key) == ["/k"])
+      await a.close()
+      await b.close()
     }
   }
 
