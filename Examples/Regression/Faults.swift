@@ -89,7 +89,9 @@ final class FaultInjector: Sendable {
     case .enterEpoch: return
     }
     if Self.draw(seed: seed, task: task, epoch: epoch, point: index) < plan.taskProbability {
-      fire("task-\(task)-epoch-\(epoch)-\(point.rawValue)", what: "task \(task) at \(point) in epoch \(epoch)")
+      fire(
+        "task-\(task)-epoch-\(epoch)-\(point.rawValue)",
+        what: "task \(task) at \(point) in epoch \(epoch)")
     }
   }
 

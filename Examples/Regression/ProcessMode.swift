@@ -140,7 +140,7 @@ struct Launcher {
     await supervisor.start("controller", common + ["--role", "controller"])
     // Tasks fail fast on a missing job: start them once the controller has laid it out.
     try await waitForSpec(coordinator: coordinator, layout: layout, supervisor: supervisor)
-    for t in 0..<(tasks + standbys) { await supervisor.start("task \(t)", taskArguments) }
+    for t in 0..<(tasks + standbys) { await supervisor.start("task process \(t)", taskArguments) }
 
     let monitor = Task {
       await monitorEpochs(
@@ -211,8 +211,7 @@ struct Launcher {
       do {
         let (entries, revision) = try await coordinator.getPrefix(layout.epoch)
         if let kv = entries.first, let e = UInt64(kv.string) { await observe(e) }
-        for try await event in coordinator.watch(prefix: layout.epoch, fromRevision: revision + 1)
-        {
+        for try await event in coordinator.watch(prefix: layout.epoch, fromRevision: revision + 1) {
           if case .put(let kv) = event, let e = UInt64(kv.string) { await observe(e) }
         }
       } catch {
