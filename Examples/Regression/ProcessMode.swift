@@ -48,8 +48,14 @@ enum ProcessRoles {
   ) async throws -> Int32 {
     let coordinator = try await EtcdCoordinator.connect(EtcdConfiguration(endpoint: etcd))
     let transport = GRPCTransport()
+    // On loopback a replacement is reachable as soon as it has claimed the slot: retry
+    // requests to a dead peer every 10–200 ms rather than backing off to 1 s.
+    let retry = RetryPolicy(
+      backoff: Backoff(initial: .milliseconds(10), multiplier: 2, maximum: .milliseconds(200)),
+      attemptTimeout: .seconds(5))
     let configuration = NodeConfiguration(
-      job: job, leaseTTL: leaseTTL, slot: slot.map { .exactly($0) } ?? .any, standby: standby)
+      job: job, leaseTTL: leaseTTL, retry: retry, slot: slot.map { .exactly($0) } ?? .any,
+      standby: standby)
     let outcome: NodeOutcome
     do {
       outcome = try await Regression.runTask(
