@@ -38,6 +38,12 @@ struct RegressionExample: AsyncParsableCommand {
   @Flag(help: "Start a private etcd, the controller and the task processes.")
   var launch = false
 
+  @Flag(
+    help:
+      "Measure the runtime (empty rounds of 2, 4, 16 tasks for --epochs epochs; data requests of 8 B, 8 KB, 8 MB), embedded and over gRPC + a private etcd."
+  )
+  var bench = false
+
   @Option(
     help: ArgumentHelp(
       "A failure to inject (repeatable): master-at-epoch=E, tasks=P%, etcd-restart-at-epoch=E.",
@@ -96,6 +102,10 @@ struct RegressionExample: AsyncParsableCommand {
   /// `ParsableCommand`'s synchronous `run()`).
   func execute() async throws {
     let plan = try faultPlan()
+    if bench {
+      try await RuntimeBench.run(epochs: epochs)
+      return
+    }
     if launch {
       let launcher = Launcher(
         tasks: tasks, epochs: epochs, standbys: standbys, restart: restart, leaseTTL: leaseTtl,
