@@ -190,11 +190,18 @@ struct Launcher {
     supervisor: ProcessSupervisor
   ) async {
     var restartDue = plan.etcdRestartAtEpoch
+    var etcdKilled: (at: ContinuousClock.Instant, epoch: UInt64)?
     var last: UInt64?
     func observe(_ epoch: UInt64) async {
       guard epoch != last else { return }
       last = epoch
       let now = ContinuousClock.now
+      if let killed = etcdKilled, epoch > killed.epoch {
+        etcdKilled = nil
+        log(
+          "recovery: etcd was killed at epoch \(killed.epoch); epoch moved to \(epoch) "
+            + String(format: "%.2f s later", seconds(from: killed.at, to: now)))
+      }
       for death in await supervisor.takeDeaths() {
         log(
           "recovery: \(death.name) died (\(death.how)); epoch moved to \(epoch) "
@@ -204,6 +211,7 @@ struct Launcher {
         restartDue = nil
         log("fault: killing etcd at epoch \(epoch)")
         let stopped = ContinuousClock.now
+        etcdKilled = (stopped, epoch)
         await server.kill()
         do {
           try await server.restart()

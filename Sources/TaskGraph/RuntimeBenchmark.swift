@@ -39,6 +39,8 @@ public enum RuntimeBenchmark {
     public var requests: Int
     /// From the first request to the last response.
     public var total: Duration
+    /// The bytes of all responses delivered (`payloadBytes · requests` if none was lost).
+    public var bytesReceived: Int
     /// Response bytes per second.
     public var bytesPerSecond: Double {
       Double(payloadBytes) * Double(requests) / total.seconds
@@ -86,7 +88,9 @@ public enum RuntimeBenchmark {
     ) { id in
       RequestTask(id: id, requests: requests, payload: payload, clock: clock)
     }
-    return Throughput(payloadBytes: payloadBytes, requests: requests, total: try clock.elapsed())
+    return Throughput(
+      payloadBytes: payloadBytes, requests: requests, total: try clock.elapsed(),
+      bytesReceived: clock.bytes)
   }
 
   /// Lays out `job`, runs one node per slot in this process until the job ends.
@@ -114,6 +118,11 @@ public enum RuntimeBenchmark {
 final class StopClock: Sendable {
   private let instants = Mutex<(start: ContinuousClock.Instant?, stop: ContinuousClock.Instant?)>(
     (nil, nil))
+  private let received = Atomic<Int>(0)
+
+  /// The bytes counted with `add(bytes:)`.
+  var bytes: Int { received.load(ordering: .relaxed) }
+  func add(bytes: Int) { received.add(bytes, ordering: .relaxed) }
 
   func start() { instants.withLock { $0.start = .now } }
   func stop() { instants.withLock { $0.stop = .now } }
@@ -198,6 +207,7 @@ actor RequestTask: GraphTask {
 
   func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext) async {
     received += 1
+    clock.add(bytes: response.count)
     if received < requests {
       await context.dataRequest(to: 1, method: "payload")
     } else {
