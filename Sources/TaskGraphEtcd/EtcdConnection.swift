@@ -17,7 +17,14 @@ final class EtcdConnection: Sendable {
   private struct Live {
     var client: EtcdGRPCClient
     var generation: Int
+    var calls = 0
   }
+
+  /// Calls after which a client is replaced by a fresh one before its connection is used
+  /// again. etcd sends about one PING per call and swift-nio-http2 closes a connection
+  /// after 200 of them in 30 s (GOAWAY ENHANCE_YOUR_CALM), failing whatever is in flight,
+  /// which a retry may then apply twice. Rotating well before that avoids the drop.
+  static let callsPerConnection = 100
 
   private struct State {
     var live: Live?
@@ -45,11 +52,21 @@ final class EtcdConnection: Sendable {
 
   /// The current client and its generation, made and started on first use.
   func client() throws -> (client: EtcdGRPCClient, generation: Int) {
-    try state.withLock { state in
+    var retired: EtcdGRPCClient?
+    defer { retired?.beginGracefulShutdown() }
+    return try state.withLock { state in
       if state.closed {
         throw CoordinatorError(code: .unavailable, message: "etcd coordinator is closed")
       }
-      if let live = state.live { return (live.client, live.generation) }
+      if let live = state.live {
+        if live.calls < Self.callsPerConnection {
+          state.live?.calls += 1
+          return (live.client, live.generation)
+        }
+        // Worn out: let it finish its calls and close; start a fresh one below.
+        retired = live.client
+        state.live = nil
+      }
       let transport = try HTTP2ClientTransport.Posix(
         target: Self.target(host: host, port: port), transportSecurity: .plaintext,
         config: .defaults { config in
@@ -60,7 +77,7 @@ final class EtcdConnection: Sendable {
       let client = GRPCClient(transport: transport)
       let generation = state.nextGeneration
       state.nextGeneration += 1
-      state.live = Live(client: client, generation: generation)
+      state.live = Live(client: client, generation: generation, calls: 1)
       state.runners[generation] = Task {
         // Errors here mean the connection ended; calls on it fail and are retried elsewhere.
         _ = try? await client.runConnections()
