@@ -108,7 +108,7 @@ let package = Package(
     .executableTarget(
       name: "RegressionExample",
       dependencies: [
-        "TaskGraph",
+        "TaskGraph", "TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Examples/Regression",
@@ -136,7 +136,9 @@ let package = Package(
     ),
     .testTarget(
       name: "TaskGraphIntegrationTests",
-      dependencies: ["TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport", "TaskGraph"],
+      dependencies: [
+        "TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport", "TaskGraph", "RegressionExample",
+      ],
       swiftSettings: strict
     ),
     .testTarget(

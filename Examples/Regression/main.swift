@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TaskGraph
 
 /// The regression example of the original TaskGraph: a tree of tasks sums `e·id` per
@@ -10,7 +11,13 @@ struct RegressionExample: AsyncParsableCommand {
     discussion: """
       Embedded (default): all tasks in this process, on the in-memory coordinator and the \
       in-process transport. With --etcd, --job and --role, each process is one role of a \
-      distributed job.
+      distributed job over etcd and gRPC: the controller creates the job and prints the \
+      series; each task process claims a free slot. --launch starts a private etcd, the \
+      controller and the task processes itself and restarts any task process that dies. \
+      --fail injects failures, deterministically by --seed: master-at-epoch=E (the master \
+      process is SIGKILLed as it enters epoch E), tasks=P% (each non-master task is \
+      SIGKILLed with probability P at its data points), etcd-restart-at-epoch=E (--launch \
+      kills and restarts etcd as the job reaches epoch E).
       """)
 
   @Option(help: "The number of tasks (a tree of fan-out 2 rooted at task 0).")
@@ -28,6 +35,45 @@ struct RegressionExample: AsyncParsableCommand {
   @Option(help: "The role of this process in a distributed job: controller or task.")
   var role: Role?
 
+  @Flag(help: "Start a private etcd, the controller and the task processes.")
+  var launch = false
+
+  @Flag(
+    help:
+      "Measure the runtime (empty rounds of 2, 4, 16 tasks for --epochs epochs; data requests of 8 B, 8 KB, 8 MB), embedded and over gRPC + a private etcd."
+  )
+  var bench = false
+
+  @Option(
+    help: ArgumentHelp(
+      "A failure to inject (repeatable): master-at-epoch=E, tasks=P%, etcd-restart-at-epoch=E.",
+      valueName: "failure"))
+  var fail: [String] = []
+
+  @Option(help: "The seed of the injected failures.")
+  var seed: UInt64 = 1
+
+  @Option(help: "Seconds a silent task process keeps its slot (the lease TTL).")
+  var leaseTtl: Double = 2
+
+  @Option(help: "--launch: extra task processes that wait as hot standbys.")
+  var standbys = 0
+
+  @Flag(inversion: .prefixedNo, help: "--launch: restart task processes that die.")
+  var restart = true
+
+  @Option(help: "--launch: give up after this many seconds.")
+  var timeout: Double = 120
+
+  @Option(help: "--role task: claim exactly this slot instead of the first free one.")
+  var slot: Int?
+
+  @Flag(help: "--role task: if every wanted slot is taken, wait as a hot standby.")
+  var standby = false
+
+  @Option(help: "--role task: a directory that makes each injected fault fire once per job.")
+  var faultDir: String?
+
   enum Role: String, ExpressibleByArgument {
     case controller, task
   }
@@ -35,7 +81,19 @@ struct RegressionExample: AsyncParsableCommand {
   func validate() throws {
     guard tasks >= 1 else { throw ValidationError("--tasks must be at least 1") }
     guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+    guard leaseTtl > 0 else { throw ValidationError("--lease-ttl must be positive") }
+    guard standbys >= 0 else { throw ValidationError("--standbys must not be negative") }
     if etcd != nil && role == nil { throw ValidationError("--etcd needs --role") }
+    if role != nil && etcd == nil { throw ValidationError("--role needs --etcd") }
+    if launch && etcd != nil { throw ValidationError("--launch starts its own etcd; drop --etcd") }
+    _ = try faultPlan()
+    if !fail.isEmpty && !launch && role != .task {
+      throw ValidationError("--fail needs --launch or --role task")
+    }
+  }
+
+  func faultPlan() throws -> FaultPlan {
+    do { return try FaultPlan(fail) } catch { throw ValidationError("\(error)") }
   }
 
   func run() async throws { try await execute() }
@@ -43,15 +101,36 @@ struct RegressionExample: AsyncParsableCommand {
   /// The command's work (named apart from `run()`, which top-level code would resolve to
   /// `ParsableCommand`'s synchronous `run()`).
   func execute() async throws {
-    guard let etcd else {
+    let plan = try faultPlan()
+    if bench {
+      try await RuntimeBench.run(epochs: epochs)
+      return
+    }
+    if launch {
+      let launcher = Launcher(
+        tasks: tasks, epochs: epochs, standbys: standbys, restart: restart, leaseTTL: leaseTtl,
+        seed: seed, failures: fail, plan: plan, timeout: .milliseconds(Int64(timeout * 1000)))
+      try await launcher.run()
+      return
+    }
+    guard let etcd, let role else {
       let series = try await Regression.runEmbedded(tasks: tasks, epochs: epochs)
       Regression.print(series)
       return
     }
-    // The distributed wiring (an etcd Coordinator, a gRPC Transport) plugs in here: build
-    // them from `etcd`, then call `Regression.runController` or `Regression.runTask`.
-    throw ValidationError(
-      "--etcd \(etcd): the etcd coordinator and gRPC transport are not wired into this build yet")
+    switch role {
+    case .controller:
+      try await ProcessRoles.controller(etcd: etcd, job: job, tasks: tasks)
+    case .task:
+      let injector =
+        plan.affectsTasks
+        ? FaultInjector(plan: plan, seed: seed, markerDirectory: faultDir) : nil
+      let status = try await ProcessRoles.task(
+        etcd: etcd, job: job, tasks: tasks, epochs: epochs,
+        leaseTTL: .milliseconds(Int64(leaseTtl * 1000)), slot: slot, standby: standby,
+        injector: injector)
+      if status != 0 { Foundation.exit(status) }
+    }
   }
 }
 
