@@ -8,6 +8,8 @@ public struct NodeConfiguration: Sendable {
     case any
     /// Exactly this slot.
     case exactly(Int)
+    /// The first free slot among these (e.g. only the worker slots of a master/worker job).
+    case among([Int])
   }
 
   /// The job's name.
@@ -253,6 +255,7 @@ actor NodeRuntime {
     let order: [Int]
     switch configuration.slot {
     case .any: order = Array(0..<taskCount)
+    case .among(let ids): order = ids.filter { (0..<taskCount).contains($0) }
     case .exactly(let id):
       guard id >= 0 && id < taskCount else {
         throw CoordinatorError(

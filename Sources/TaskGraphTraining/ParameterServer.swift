@@ -261,6 +261,8 @@ public actor ParameterServerMaster: MasterTask {
         if increment {
           do {
             try await context.incrementEpoch()
+          } catch is CancellationError {
+            // The epoch moved on (this call's own increment cancels its old context).
           } catch {
             logger.warning("could not advance the epoch: \(error)")
           }

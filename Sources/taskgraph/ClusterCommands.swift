@@ -157,7 +157,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let topology = StarTopology(taskCount: spec.taskCount)
         let local = data
         let node = Node(
-          configuration: cluster.node(slot: .any, standby: true), coordinator: coordinator,
+          configuration: cluster.node(slot: .among(Array(1...max(1, workers))), standby: true),
+          coordinator: coordinator,
           transport: transport, topology: topology, logger: logger,
           builder: MasterWorker.builder(
             master: {
@@ -175,7 +176,13 @@ struct WorkerCommand: AsyncParsableCommand {
           await refusal.wait()
           run.cancel()
         }
-        _ = try? await run.value
+        do {
+          _ = try await run.value
+        } catch is CancellationError {
+        } catch {
+          stop.cancel()
+          if refusal.reason == nil { throw error }
+        }
         stop.cancel()
       }
       if let why = refusal.reason {
