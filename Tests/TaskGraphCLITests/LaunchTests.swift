@@ -55,7 +55,8 @@ final class LaunchTests: XCTestCase {
     XCTAssertLessThan(Date().timeIntervalSince(start), 240, "chaos run took too long")
     let a = try json(clean)
     let b = try json(chaotic)
-    XCTAssertEqual(a["standardized_coefficients"] as! [Double], b["standardized_coefficients"] as! [Double])
+    XCTAssertEqual(
+      a["standardized_coefficients"] as! [Double], b["standardized_coefficients"] as! [Double])
     XCTAssertEqual(a["standardized_intercept"] as! Double, b["standardized_intercept"] as! Double)
     XCTAssertEqual(
       (a["training"] as! [String: Any])["iterations"] as? Int, 200)
