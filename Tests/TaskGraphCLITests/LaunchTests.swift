@@ -60,6 +60,10 @@ final class LaunchTests: XCTestCase {
     XCTAssertEqual(a["standardized_intercept"] as! Double, b["standardized_intercept"] as! Double)
     XCTAssertEqual(
       (a["training"] as! [String: Any])["iterations"] as? Int, 200)
-    XCTAssertTrue(r1.stdout.contains("processes restarted: 6"), r1.stdout + r1.stderr)
+    // Six SIGKILLs (five workers, one master), each answered by a restart.
+    let kills = r1.stderr.components(separatedBy: "with SIGKILL").count - 1
+    XCTAssertEqual(kills, 6, r1.stderr)
+    let restarts = r1.stderr.components(separatedBy: "restarting it").count - 1
+    XCTAssertEqual(restarts, 6, r1.stderr)
   }
 }
