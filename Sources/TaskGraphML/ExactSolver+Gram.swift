@@ -30,10 +30,20 @@ extension ExactSolver {
       while start < n {
         let rows = min(blockRows, n - start)
         buffer.withUnsafeMutableBufferPointer { bp in
-          for i in 0..<rows {
-            let src = (start + i) * d
-            let dst = i * d
-            for j in 0..<d { bp[dst + j] = xp[src + j] - m[j] }
+          m.withUnsafeBufferPointer { mp in
+            // Concrete element types: no generic witness calls in the copy loop.
+            let src = UnsafeRawPointer(xp.baseAddress! + start * d)
+            let dst = UnsafeMutableRawPointer(bp.baseAddress!)
+            let mean = UnsafeRawPointer(mp.baseAddress!)
+            if T.self == Double.self {
+              centre(
+                src.assumingMemoryBound(to: Double.self), dst.assumingMemoryBound(to: Double.self),
+                mean.assumingMemoryBound(to: Double.self), rows, d)
+            } else {
+              centre(
+                src.assumingMemoryBound(to: Float.self), dst.assumingMemoryBound(to: Float.self),
+                mean.assumingMemoryBound(to: Float.self), rows, d)
+            }
           }
         }
         for i in 0..<rows { yBlock[i] = T(y[start + i] - yMean) }
@@ -70,5 +80,15 @@ extension ExactSolver {
     // Mirror the upper triangle so the matrix is whole for any reader.
     for i in 0..<d { for j in 0..<i { gram[i, j] = gram[j, i] } }
     return (gram, xty)
+  }
+
+  static func centre<S: BinaryFloatingPoint>(
+    _ src: UnsafePointer<S>, _ dst: UnsafeMutablePointer<S>, _ mean: UnsafePointer<S>,
+    _ rows: Int, _ d: Int
+  ) {
+    for i in 0..<rows {
+      let r = i * d
+      for j in 0..<d { dst[r + j] = src[r + j] - mean[j] }
+    }
   }
 }

@@ -86,13 +86,37 @@ public enum ExactSolver {
   static func columnMeans<T: BLASScalar>(_ x: Matrix<T>, _ y: [Double]) -> ([Double], Double) {
     let (n, d) = (x.rows, x.cols)
     var sums = [Double](repeating: 0, count: d)
-    x.withUnsafeBufferPointer { p in
-      for i in 0..<n {
-        let row = i * d
-        for j in 0..<d { sums[j] += Double(p[row + j]) }
+    // Concrete element types, so the loop is not run through generic witness calls when
+    // this is called from another module.
+    x.withUnsafeBufferPointer { raw in
+      sums.withUnsafeMutableBufferPointer { s in
+        let base = UnsafeRawPointer(raw.baseAddress!)
+        if T.self == Double.self {
+          addRows(base.assumingMemoryBound(to: Double.self), n, d, s.baseAddress!)
+        } else {
+          addRows(base.assumingMemoryBound(to: Float.self), n, d, s.baseAddress!)
+        }
       }
     }
     let inv = 1 / Double(n)
     return (sums.map { $0 * inv }, y.reduce(0, +) * inv)
+  }
+
+  static func addRows(
+    _ p: UnsafePointer<Double>, _ n: Int, _ d: Int, _ s: UnsafeMutablePointer<Double>
+  ) {
+    for i in 0..<n {
+      let row = p + i * d
+      for j in 0..<d { s[j] += row[j] }
+    }
+  }
+
+  static func addRows(
+    _ p: UnsafePointer<Float>, _ n: Int, _ d: Int, _ s: UnsafeMutablePointer<Double>
+  ) {
+    for i in 0..<n {
+      let row = p + i * d
+      for j in 0..<d { s[j] += Double(row[j]) }
+    }
   }
 }
