@@ -165,19 +165,30 @@ public enum DistributedTraining {
   }
 }
 
-/// Holds the master's result for whoever waits on the job.
-final class ResultBox: @unchecked Sendable {
+/// Holds the master's result for whoever waits on the job; the first value set wins.
+public final class ResultBox: @unchecked Sendable {
   // Unchecked Sendable: every access to `value` is under `lock`.
   private let lock = NSLock()
   private var value: Result<DistributedResult, TrainingError>?
 
-  func set(_ v: Result<DistributedResult, TrainingError>) {
+  public init() {}
+
+  /// Records the master's result (later calls are ignored).
+  public func set(_ v: Result<DistributedResult, TrainingError>) {
     lock.lock()
     if value == nil { value = v }
     lock.unlock()
   }
 
-  func get() throws -> DistributedResult {
+  /// The result if the master produced one in this process.
+  public var result: Result<DistributedResult, TrainingError>? {
+    lock.lock()
+    defer { lock.unlock() }
+    return value
+  }
+
+  /// The result, or an error if the job ended without one.
+  public func get() throws -> DistributedResult {
     lock.lock()
     defer { lock.unlock() }
     guard let value else {

@@ -88,7 +88,7 @@ struct MasterCommand: AsyncParsableCommand {
               r.recoveries
             ).utf8))
       }
-      let box = MasterResult()
+      let box = ResultBox()
       let topology = StarTopology(taskCount: workers + 1)
       let frozen = settings
       try await withCluster(cluster) { coordinator, transport in
@@ -115,7 +115,7 @@ struct MasterCommand: AsyncParsableCommand {
             }))
         _ = try await node.run()
       }
-      guard let result = box.get() else {
+      guard let result = box.result else {
         logger.notice("the job ended without this process producing the model")
         return
       }
@@ -145,7 +145,7 @@ struct WorkerCommand: AsyncParsableCommand {
     Log.setup(verbose: verbose)
     let logger = Logger(label: "taskgraph.worker")
     try await CLIErrors.guarding {
-      let refusal = MasterResult.Refusal()
+      let refusal = Refusal()
       try await withCluster(cluster) { coordinator, transport in
         let layout = JobLayout(job: cluster.job)
         guard let specKV = try await coordinator.get(layout.spec) else {
@@ -192,57 +192,38 @@ struct WorkerCommand: AsyncParsableCommand {
   }
 }
 
-/// The master's result, set once by the master task.
-final class MasterResult: @unchecked Sendable {
-  // Unchecked Sendable: `value` is only touched under `lock`.
+/// A worker's refusal, signalled once.
+final class Refusal: @unchecked Sendable {
+  // Unchecked Sendable: `why` and `waiters` are only touched under `lock`.
   private let lock = NSLock()
-  private var value: Result<DistributedResult, TrainingError>?
+  private var why: String?
+  private var waiters: [CheckedContinuation<Void, Never>] = []
 
-  func set(_ v: Result<DistributedResult, TrainingError>) {
+  func set(_ s: String) {
     lock.lock()
-    if value == nil { value = v }
+    let first = why == nil
+    if first { why = s }
+    let w = waiters
+    waiters = []
     lock.unlock()
+    if first { for c in w { c.resume() } }
   }
 
-  func get() -> Result<DistributedResult, TrainingError>? {
+  var reason: String? {
     lock.lock()
     defer { lock.unlock() }
-    return value
+    return why
   }
 
-  /// A worker's refusal, signalled once.
-  final class Refusal: @unchecked Sendable {
-    // Unchecked Sendable: `why` and `waiters` are only touched under `lock`.
-    private let lock = NSLock()
-    private var why: String?
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    func set(_ s: String) {
+  func wait() async {
+    await withCheckedContinuation { c in
       lock.lock()
-      let first = why == nil
-      if first { why = s }
-      let w = waiters
-      waiters = []
-      lock.unlock()
-      if first { for c in w { c.resume() } }
-    }
-
-    var reason: String? {
-      lock.lock()
-      defer { lock.unlock() }
-      return why
-    }
-
-    func wait() async {
-      await withCheckedContinuation { c in
-        lock.lock()
-        if why != nil {
-          lock.unlock()
-          c.resume()
-        } else {
-          waiters.append(c)
-          lock.unlock()
-        }
+      if why != nil {
+        lock.unlock()
+        c.resume()
+      } else {
+        waiters.append(c)
+        lock.unlock()
       }
     }
   }
