@@ -159,26 +159,9 @@ public enum Trainer {
     progress: (OptimizationProgress) -> Void = { _ in }
   ) throws -> TrainingResult {
     let solver = configuration.resolvedSolver
-    let method: OptimizationMethod
-    switch solver {
-    case .gradientDescent: method = .gradientDescent
-    case .sgd: method = .sgd(configuration.sgd)
-    case .lbfgs: method = .lbfgs(memory: configuration.memory)
-    case .owlqn: method = .owlqn(memory: configuration.memory)
-    case .projected:
-      guard let bounds = configuration.bounds else {
-        preconditionFailure("the projected solver needs bounds")
-      }
-      method = .projectedGradient(bounds)
-    case .auto, .exact, .qr:
-      preconditionFailure("\(solver) is not an iterative solver")
-    }
     let start = initial ?? .zeros(features: source.featureCount)
     precondition(start.weights.count == source.featureCount, "initial parameters have the wrong d")
-    let optimizerConfiguration = OptimizerConfiguration(
-      method: method, regularization: configuration.regularization,
-      fitIntercept: configuration.fitIntercept,
-      lineSearch: configuration.lineSearch ?? LineSearchConfiguration(relativeSlack: defaultSlack))
+    let optimizerConfiguration = configuration.optimizerConfiguration(defaultSlack: defaultSlack)
     var optimizer = Optimizer(
       configuration: optimizerConfiguration, initial: start, rowCount: source.rowCount)
     let record = try Self.run(
@@ -238,5 +221,29 @@ public enum Trainer {
       afterStep(optimizer, objectives)
       if let reason = stop.reason(at: current) { return (objectives, reason, elapsed) }
     }
+  }
+}
+
+extension TrainingConfiguration {
+  /// The optimizer settings of this configuration's iterative solver.
+  ///
+  /// - Precondition: the solver resolves to an iterative one (not exact or QR), and the
+  ///   projected solver has bounds.
+  public func optimizerConfiguration(defaultSlack: Double) -> OptimizerConfiguration {
+    let method: OptimizationMethod
+    switch resolvedSolver {
+    case .gradientDescent: method = .gradientDescent
+    case .sgd: method = .sgd(sgd)
+    case .lbfgs: method = .lbfgs(memory: memory)
+    case .owlqn: method = .owlqn(memory: memory)
+    case .projected:
+      guard let bounds else { preconditionFailure("the projected solver needs bounds") }
+      method = .projectedGradient(bounds)
+    case .auto, .exact, .qr:
+      preconditionFailure("\(resolvedSolver) is not an iterative solver")
+    }
+    return OptimizerConfiguration(
+      method: method, regularization: regularization, fitIntercept: fitIntercept,
+      lineSearch: lineSearch ?? LineSearchConfiguration(relativeSlack: defaultSlack))
   }
 }

@@ -46,9 +46,6 @@ public enum DistributedTraining {
         message:
           "--validation-split is not supported with --workers yet; evaluate on a held-out file")
     }
-    if job.configuration.resolvedSolver == .exact || job.configuration.resolvedSolver == .qr {
-      // The parameter server is iterative; exact solvers run on one machine.
-    }
     let start = Date()
     let pipeline = try DataPipeline.fitPipeline(path: job.dataPath, options: job.pipeline)
     let fingerprintInput = ConfigFingerprintInput(

@@ -1,4 +1,5 @@
 import Foundation
+import TaskGraph
 import TaskGraphData
 import TaskGraphLinalg
 import TaskGraphML
@@ -156,23 +157,23 @@ public enum Fingerprint {
     }
     defer { try? h.close() }
     let size = try h.seekToEnd()
-    var f = FNV1a()
-    withUnsafeBytes(of: size.littleEndian) { f.add($0) }
+    var f = FNV1a64()
+    withUnsafeBytes(of: size.littleEndian) { f.update($0) }
     try h.seek(toOffset: 0)
-    f.add(h.readData(ofLength: 1 << 20))
+    f.update(h.readData(ofLength: 1 << 20))
     if size > 1 << 20 {
       try h.seek(toOffset: size - min(size - (1 << 20), 1 << 20))
-      f.add(h.readData(ofLength: 1 << 20))
+      f.update(h.readData(ofLength: 1 << 20))
     }
-    return f.hex
+    return String(f.value, radix: 16)
   }
 
   /// A fingerprint of anything encodable (sorted-key JSON).
   public static func of<T: Encodable>(_ value: T) -> String {
     let enc = JSONEncoder()
     enc.outputFormatting = [.sortedKeys]
-    var f = FNV1a()
-    f.add((try? enc.encode(value)) ?? Data())
-    return f.hex
+    var f = FNV1a64()
+    f.update((try? enc.encode(value)) ?? Data())
+    return String(f.value, radix: 16)
   }
 }

@@ -180,7 +180,8 @@ public actor ParameterServerMaster: MasterTask {
         return
       }
       let optimizer = Optimizer(
-        configuration: Self.optimizerConfiguration(settings.configuration),
+        configuration: DistributedTraining.iterative(settings.configuration)
+          .optimizerConfiguration(defaultSlack: 1e-12),
         initial: .zeros(features: d), rowCount: rows)
       startDriver(optimizer, history: [])
       report()
@@ -217,20 +218,6 @@ public actor ParameterServerMaster: MasterTask {
         epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
         slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
         slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries))
-  }
-
-  static func optimizerConfiguration(_ c: TrainingConfiguration) -> OptimizerConfiguration {
-    let method: OptimizationMethod
-    switch c.resolvedSolver {
-    case .gradientDescent: method = .gradientDescent
-    case .owlqn: method = .owlqn(memory: c.memory)
-    case .projected: method = .projectedGradient(c.bounds ?? .nonNegative(count: 0))
-    case .sgd: method = .sgd(c.sgd)
-    default: method = c.regularization.l1 > 0 ? .owlqn(memory: c.memory) : .lbfgs(memory: c.memory)
-    }
-    return OptimizerConfiguration(
-      method: method, regularization: c.regularization, fitIntercept: c.fitIntercept,
-      lineSearch: c.lineSearch ?? LineSearchConfiguration(relativeSlack: 1e-12))
   }
 
   private func startDriver(_ optimizer: Optimizer, history: [Double]) {

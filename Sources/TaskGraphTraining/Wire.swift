@@ -82,15 +82,3 @@ struct WireReader {
 
   mutating func string() throws -> String { String(decoding: try blob(), as: UTF8.self) }
 }
-
-/// FNV-1a, 64 bits: a fingerprint of configuration and data, not a cryptographic hash.
-struct FNV1a {
-  private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-  mutating func add<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
-    for b in bytes {
-      value ^= UInt64(b)
-      value &*= 0x0000_0100_0000_01B3
-    }
-  }
-  var hex: String { String(value, radix: 16) }
-}
