@@ -88,53 +88,52 @@ __attribute__((target("avx2,fma"))) static inline float hsum_ps(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(lo, sh));
 }
 
+/* Rows are taken TG_ROWS at a time: their dot products run as independent FMA chains,
+   and each row, still in L1, is read a second time for the gradient update. X is read
+   from memory once. The rows TG_PREFETCH bytes ahead are prefetched, so the memory
+   system keeps streaming while the core computes. */
+#define TG_ROWS 8
+#define TG_PREFETCH 16384
+
 __attribute__((target("avx2,fma"))) static void fused_f64_avx2(
     const double *x, size_t m, size_t d, const double *y, const double *w, double b, int loss,
     double *g, double *loss_sum, double *r_sum) {
   double ls = 0, rs = 0;
   size_t d4 = d & ~(size_t)3;
   size_t i = 0;
-  for (; i + 4 <= m; i += 4) {
-    const double *x0 = x + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
-    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  for (; i + TG_ROWS <= m; i += TG_ROWS) {
+    const double *xr = x + i * d;
+    const char *pf = (const char *)xr + TG_PREFETCH;
+    __m256d a[TG_ROWS];
+    for (int k = 0; k < TG_ROWS; k++) a[k] = _mm256_setzero_pd();
     for (size_t j = 0; j < d4; j += 4) {
+      /* 8 rows × 4 doubles = 256 bytes of the group per step: prefetch as many. */
+      for (int k = 0; k < TG_ROWS / 2; k++)
+        _mm_prefetch(pf + 8 * TG_ROWS * j + 64 * k, _MM_HINT_T0);
       __m256d wv = _mm256_loadu_pd(w + j);
-      a0 = _mm256_fmadd_pd(_mm256_loadu_pd(x0 + j), wv, a0);
-      a1 = _mm256_fmadd_pd(_mm256_loadu_pd(x1 + j), wv, a1);
-      a2 = _mm256_fmadd_pd(_mm256_loadu_pd(x2 + j), wv, a2);
-      a3 = _mm256_fmadd_pd(_mm256_loadu_pd(x3 + j), wv, a3);
+      for (int k = 0; k < TG_ROWS; k++)
+        a[k] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + k * d + j), wv, a[k]);
     }
-    double z0 = hsum_pd(a0), z1 = hsum_pd(a1), z2 = hsum_pd(a2), z3 = hsum_pd(a3);
-    for (size_t j = d4; j < d; j++) {
-      z0 += x0[j] * w[j];
-      z1 += x1[j] * w[j];
-      z2 += x2[j] * w[j];
-      z3 += x3[j] * w[j];
+    double r[TG_ROWS];
+    for (int k = 0; k < TG_ROWS; k++) {
+      const double *xk = xr + k * d;
+      double z = hsum_pd(a[k]);
+      for (size_t j = d4; j < d; j++) z += xk[j] * w[j];
+      double l;
+      row_loss(loss, z + b, y[i + k], &l, &r[k]);
+      ls += l;
+      rs += r[k];
     }
-    double l0, l1, l2, l3, r0, r1, r2, r3;
-    row_loss(loss, z0 + b, y[i], &l0, &r0);
-    row_loss(loss, z1 + b, y[i + 1], &l1, &r1);
-    row_loss(loss, z2 + b, y[i + 2], &l2, &r2);
-    row_loss(loss, z3 + b, y[i + 3], &l3, &r3);
-    ls += l0;
-    ls += l1;
-    ls += l2;
-    ls += l3;
-    rs += r0;
-    rs += r1;
-    rs += r2;
-    rs += r3;
-    __m256d v0 = _mm256_set1_pd(r0), v1 = _mm256_set1_pd(r1);
-    __m256d v2 = _mm256_set1_pd(r2), v3 = _mm256_set1_pd(r3);
+    __m256d v[TG_ROWS];
+    for (int k = 0; k < TG_ROWS; k++) v[k] = _mm256_set1_pd(r[k]);
     for (size_t j = 0; j < d4; j += 4) {
       __m256d gv = _mm256_loadu_pd(g + j);
-      gv = _mm256_fmadd_pd(_mm256_loadu_pd(x0 + j), v0, gv);
-      gv = _mm256_fmadd_pd(_mm256_loadu_pd(x1 + j), v1, gv);
-      gv = _mm256_fmadd_pd(_mm256_loadu_pd(x2 + j), v2, gv);
-      gv = _mm256_fmadd_pd(_mm256_loadu_pd(x3 + j), v3, gv);
+      for (int k = 0; k < TG_ROWS; k++)
+        gv = _mm256_fmadd_pd(_mm256_loadu_pd(xr + k * d + j), v[k], gv);
       _mm256_storeu_pd(g + j, gv);
     }
-    for (size_t j = d4; j < d; j++) g[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j];
+    for (size_t j = d4; j < d; j++)
+      for (int k = 0; k < TG_ROWS; k++) g[j] += r[k] * xr[k * d + j];
   }
   double lt = 0, rt = 0;
   if (i < m) fused_f64_generic(x + i * d, m - i, d, y + i, w, b, loss, g, &lt, &rt);
@@ -151,48 +150,40 @@ __attribute__((target("avx2,fma"))) static void fused_f32_avx2(
     size_t end = start + block < m ? start + block : m;
     for (size_t j = 0; j < d; j++) gb[j] = 0;
     size_t i = start;
-    for (; i + 4 <= end; i += 4) {
-      const float *x0 = x + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + TG_ROWS <= end; i += TG_ROWS) {
+      const float *xr = x + i * d;
+      const char *pf = (const char *)xr + TG_PREFETCH;
+      __m256 a[TG_ROWS];
+      for (int k = 0; k < TG_ROWS; k++) a[k] = _mm256_setzero_ps();
       for (size_t j = 0; j < d8; j += 8) {
+        /* 8 rows × 8 floats = 256 bytes of the group per step. */
+        for (int k = 0; k < TG_ROWS / 2; k++)
+          _mm_prefetch(pf + 4 * TG_ROWS * j + 64 * k, _MM_HINT_T0);
         __m256 wv = _mm256_loadu_ps(w + j);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + j), wv, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + j), wv, a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + j), wv, a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + j), wv, a3);
+        for (int k = 0; k < TG_ROWS; k++)
+          a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k * d + j), wv, a[k]);
       }
-      float z0 = hsum_ps(a0), z1 = hsum_ps(a1), z2 = hsum_ps(a2), z3 = hsum_ps(a3);
-      for (size_t j = d8; j < d; j++) {
-        z0 += x0[j] * w[j];
-        z1 += x1[j] * w[j];
-        z2 += x2[j] * w[j];
-        z3 += x3[j] * w[j];
+      float rf[TG_ROWS];
+      for (int k = 0; k < TG_ROWS; k++) {
+        const float *xk = xr + k * d;
+        float z = hsum_ps(a[k]);
+        for (size_t j = d8; j < d; j++) z += xk[j] * w[j];
+        double l, r;
+        row_loss(loss, (double)z + b, y[i + k], &l, &r);
+        ls += l;
+        rs += r;
+        rf[k] = (float)r;
       }
-      double l0, l1, l2, l3, r0, r1, r2, r3;
-      row_loss(loss, (double)z0 + b, y[i], &l0, &r0);
-      row_loss(loss, (double)z1 + b, y[i + 1], &l1, &r1);
-      row_loss(loss, (double)z2 + b, y[i + 2], &l2, &r2);
-      row_loss(loss, (double)z3 + b, y[i + 3], &l3, &r3);
-      ls += l0;
-      ls += l1;
-      ls += l2;
-      ls += l3;
-      rs += r0;
-      rs += r1;
-      rs += r2;
-      rs += r3;
-      __m256 v0 = _mm256_set1_ps((float)r0), v1 = _mm256_set1_ps((float)r1);
-      __m256 v2 = _mm256_set1_ps((float)r2), v3 = _mm256_set1_ps((float)r3);
+      __m256 v[TG_ROWS];
+      for (int k = 0; k < TG_ROWS; k++) v[k] = _mm256_set1_ps(rf[k]);
       for (size_t j = 0; j < d8; j += 8) {
         __m256 gv = _mm256_loadu_ps(gb + j);
-        gv = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + j), v0, gv);
-        gv = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + j), v1, gv);
-        gv = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + j), v2, gv);
-        gv = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + j), v3, gv);
+        for (int k = 0; k < TG_ROWS; k++)
+          gv = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k * d + j), v[k], gv);
         _mm256_storeu_ps(gb + j, gv);
       }
       for (size_t j = d8; j < d; j++)
-        gb[j] += (float)r0 * x0[j] + (float)r1 * x1[j] + (float)r2 * x2[j] + (float)r3 * x3[j];
+        for (int k = 0; k < TG_ROWS; k++) gb[j] += rf[k] * xr[k * d + j];
     }
     for (; i < end; i++) {
       const float *xi = x + i * d;
