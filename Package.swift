@@ -76,7 +76,7 @@ let package = Package(
     .target(
       name: "TaskGraphTraining",
       dependencies: [
-        "TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg",
+        "TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg", "CZlib",
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strict

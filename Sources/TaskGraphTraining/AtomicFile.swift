@@ -6,6 +6,30 @@ import Foundation
 public enum AtomicFile {
   /// Writes `data` to `path` atomically.
   public static func write(_ data: Data, to path: String) throws {
+    try write(to: path) { out in try data.withUnsafeBytes { try out.append($0) } }
+  }
+
+  /// Sequential writes to the temporary file of `write(to:body:)`.
+  public struct Writer {
+    let fd: Int32
+    let path: String
+
+    /// Appends `bytes`.
+    public func append(_ bytes: UnsafeRawBufferPointer) throws {
+      var off = 0
+      while off < bytes.count {
+        let n = Foundation.write(fd, bytes.baseAddress! + off, bytes.count - off)
+        guard n > 0 else {
+          throw TrainingError(code: .io, message: "\(path): write failed: \(errnoText())")
+        }
+        off += n
+      }
+    }
+  }
+
+  /// Writes whatever `body` appends to `path` atomically, without holding the whole
+  /// file in memory.
+  public static func write(to path: String, body: (Writer) throws -> Void) throws {
     let url = URL(fileURLWithPath: path)
     let dir = url.deletingLastPathComponent().path
     let tmp =
@@ -19,18 +43,15 @@ public enum AtomicFile {
     defer {
       if !ok { unlink(tmp) }
     }
-    let written = data.withUnsafeBytes { buf -> Int in
-      var off = 0
-      while off < buf.count {
-        let n = Foundation.write(fd, buf.baseAddress! + off, buf.count - off)
-        if n <= 0 { return -1 }
-        off += n
-      }
-      return off
+    do {
+      try body(Writer(fd: fd, path: path))
+    } catch {
+      close(fd)
+      throw error
     }
     let synced = fsync(fd) == 0
     close(fd)
-    guard written == data.count, synced else {
+    guard synced else {
       throw TrainingError(code: .io, message: "\(path): write failed: \(errnoText())")
     }
     guard rename(tmp, path) == 0 else {

@@ -74,13 +74,20 @@ public enum DistributedTraining {
   }
 
   /// A worker task for slot `taskID` of a job with `workers` workers.
+  /// `checkpointDirectory`, when given, holds the worker's shard cache (in `shards/`).
   public static func worker(
-    taskID: Int, workers: Int, localDataPath: String?, logger: Logger,
-    onRefuse: @escaping @Sendable (String) -> Void = { _ in }
+    taskID: Int, workers: Int, localDataPath: String?, checkpointDirectory: String? = nil,
+    logger: Logger, onRefuse: @escaping @Sendable (String) -> Void = { _ in }
   ) -> ParameterServerWorker {
     ParameterServerWorker(
-      taskID: taskID, workerCount: workers, localDataPath: localDataPath, logger: logger,
+      taskID: taskID, workerCount: workers, localDataPath: localDataPath,
+      shardCacheDirectory: checkpointDirectory.map(shardDirectory), logger: logger,
       onRefuse: onRefuse)
+  }
+
+  /// The shard cache's directory under a checkpoint directory.
+  public static func shardDirectory(_ checkpointDirectory: String) -> String {
+    "\(checkpointDirectory)/shards"
   }
 
   /// Substitutes an iterative solver for an exact one: the parameter server steps an
@@ -124,7 +131,9 @@ public enum DistributedTraining {
         master: { master(plan: plan, settings: frozen, logger: logger) { box.set($0) } },
         worker: { id in
           ParameterServerWorker(
-            taskID: id, workerCount: n, localDataPath: nil, logger: logger, chaos: chaos)
+            taskID: id, workerCount: n, localDataPath: nil,
+            shardCacheDirectory: options.checkpointDirectory.map(shardDirectory), logger: logger,
+            chaos: chaos)
         }))
     try await embedded.controller.create()
     try await withThrowingTaskGroup(of: Void.self) { group in

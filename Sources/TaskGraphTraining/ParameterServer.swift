@@ -360,6 +360,8 @@ public actor ParameterServerWorker: WorkerTask {
   /// The data file as this worker sees it (its own path on its own machine); nil to use the
   /// master's path.
   let localDataPath: String?
+  /// Where the parsed shard is kept for a restarted worker; nil for no cache.
+  let shardCache: ShardCache?
   let logger: Logger
   let onRefuse: @Sendable (String) -> Void
   var chaos: ChaosState?
@@ -369,9 +371,11 @@ public actor ParameterServerWorker: WorkerTask {
   var checkedFingerprint: String?
 
   init(
-    taskID: Int, workerCount: Int, localDataPath: String?, logger: Logger,
-    onRefuse: @escaping @Sendable (String) -> Void = { _ in }, chaos: ChaosState? = nil
+    taskID: Int, workerCount: Int, localDataPath: String?, shardCacheDirectory: String? = nil,
+    logger: Logger, onRefuse: @escaping @Sendable (String) -> Void = { _ in },
+    chaos: ChaosState? = nil
   ) {
+    self.shardCache = shardCacheDirectory.map { ShardCache(directory: $0) }
     self.chaos = chaos
     self.taskID = taskID
     self.workerCount = workerCount
@@ -431,29 +435,67 @@ public actor ParameterServerWorker: WorkerTask {
   }
 
   private func load(_ job: JobDescription, path: String) throws {
-    let start = Date()
     let shard = Shard(index: taskID - 1, count: workerCount)
-    let labels: [Double]
-    let cols: Int
     switch job.precision {
-    case .float64:
-      let d = try DataPipeline.apply(
-        job.pipeline, path: path, requireLabel: true, shard: shard, as: Double.self)
-      x = .double(d.x)
-      labels = d.y ?? []
-      cols = d.x.cols
-    case .float32:
-      let d = try DataPipeline.apply(
-        job.pipeline, path: path, requireLabel: true, shard: shard, as: Float.self)
-      x = .float(d.x)
-      labels = d.y ?? []
-      cols = d.x.cols
+    case .float64: try load(job, path: path, shard: shard, as: Double.self) { .double($0) }
+    case .float32: try load(job, path: path, shard: shard, as: Float.self) { .float($0) }
     }
-    y = labels
+  }
+
+  /// Loads the shard from the shard cache if it holds a valid copy, else parses its byte
+  /// range of the source (and caches the result).
+  private func load<T: BLASScalar>(
+    _ job: JobDescription, path: String, shard: Shard, as: T.Type, wrap: (Matrix<T>) -> Loaded
+  ) throws {
+    let start = DispatchTime.now().uptimeNanoseconds
+    func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+    let key = shardCache.map { _ in ShardCache.key(job: job, path: path, shard: shard) }
+    var parseSeconds: Double?
+    if let cache = shardCache, let key {
+      switch cache.load(shard: shard, key: key, as: T.self) {
+      case .hit(let entry):
+        x = wrap(entry.x)
+        y = entry.y
+        parseSeconds = entry.parseSeconds
+      case .missing:
+        break
+      case .invalid(let why):
+        logger.warning("shard cache: \(why); parsing the shard again")
+        cache.remove(shard: shard, key: key)
+      }
+    }
+    let fromCache = parseSeconds != nil
+    if !fromCache {
+      let d = try DataPipeline.apply(
+        job.pipeline, path: path, requireLabel: true, shard: shard, as: T.self)
+      x = wrap(d.x)
+      y = d.y ?? []
+      parseSeconds = elapsed()
+      if let cache = shardCache, let key {
+        do {
+          try cache.store(
+            ShardCache.Entry(x: d.x, y: y, parseSeconds: parseSeconds!), shard: shard, key: key)
+        } catch {
+          logger.warning("shard cache: cannot store shard \(shard.index + 1): \(error)")
+        }
+      }
+    }
+    let seconds = elapsed()
+    let cols: Int
+    switch x! {
+    case .double(let m): cols = m.cols
+    case .float(let m): cols = m.cols
+    }
     info = ShardInfo(
-      rows: labels.count, cols: cols, labelSum: labels.reduce(0, +),
-      labelSquares: labels.reduce(0) { $0 + $1 * $1 }, loadSeconds: Date().timeIntervalSince(start),
-      fromCache: false)
-    logger.info("worker \(taskID): shard \(shard.index + 1)/\(shard.count), \(labels.count) rows")
+      rows: y.count, cols: cols, labelSum: y.reduce(0, +),
+      labelSquares: y.reduce(0) { $0 + $1 * $1 }, loadSeconds: seconds, fromCache: fromCache)
+    let what = "worker \(taskID): shard \(shard.index + 1)/\(shard.count), \(y.count) rows"
+    if fromCache {
+      logger.notice(
+        "\(what), reloaded from the shard cache in \(String(format: "%.3f", seconds)) s (parsing took \(String(format: "%.3f", parseSeconds!)) s)"
+      )
+    } else {
+      logger.info("\(what), parsed in \(String(format: "%.3f", parseSeconds!)) s")
+    }
   }
 }

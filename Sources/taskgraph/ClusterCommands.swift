@@ -139,6 +139,12 @@ struct WorkerCommand: AsyncParsableCommand {
 
   @OptionGroup var cluster: ClusterOptions
   @Option(help: "The data file on this machine (default: the master's path).") var data: String?
+  @Option(
+    help: """
+      Checkpoint directory: the parsed shard is cached in its shards/ folder, so a restarted \
+      worker reloads it instead of parsing the data again.
+      """)
+  var checkpointDir: String?
   @Flag(help: "Log the runtime's events.") var verbose = false
 
   func run() async throws {
@@ -156,6 +162,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let workers = spec.taskCount - 1
         let topology = StarTopology(taskCount: spec.taskCount)
         let local = data
+        let checkpoints = checkpointDir
         let node = Node(
           configuration: cluster.node(slot: .among(Array(1...max(1, workers))), standby: true),
           coordinator: coordinator,
@@ -167,8 +174,8 @@ struct WorkerCommand: AsyncParsableCommand {
             },
             worker: { id in
               DistributedTraining.worker(
-                taskID: id, workers: workers, localDataPath: local, logger: logger,
-                onRefuse: { refusal.set($0) })
+                taskID: id, workers: workers, localDataPath: local,
+                checkpointDirectory: checkpoints, logger: logger, onRefuse: { refusal.set($0) })
             }))
         let run = Task { try await node.run() }
         // A refused worker leaves: its slot frees for a worker with the right data.

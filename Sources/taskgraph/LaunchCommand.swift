@@ -52,7 +52,7 @@ struct LaunchCommand: AsyncParsableCommand {
       masterArgs += ["--checkpoint-dir", dir, "--checkpoint-every", "\(checkpointEvery)"]
       if resume { masterArgs.append("--resume") }
       masterArgs += flags.arguments
-      var workerArgs = ["worker"] + common
+      var workerArgs = ["worker"] + common + ["--checkpoint-dir", dir]
       if flags.verbose { workerArgs.append("--verbose") }
       if !plan.kills.isEmpty && !flags.quiet {
         FileHandle.standardError.write(Data("chaos: \(plan)\n".utf8))

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TaskGraph
 import TaskGraphData
+import TaskGraphLinalg
 import TaskGraphML
 import XCTest
 
@@ -100,6 +101,73 @@ final class DistributedTrainingTests: XCTestCase {
     let resumed = try await DistributedTraining.runEmbedded(cancerJob(), options: options)
     XCTAssertEqual(resumed.standardizedCoefficients, clean.standardizedCoefficients)
     XCTAssertLessThan(resumed.training.objectives.count, 0 + clean.training.objectives.count + 1)
+  }
+
+  func testRestartedWorkerReloadsItsShardFromTheCache() async throws {
+    let plan = try DistributedTraining.plan(cancerJob())
+    let dir = try tempDir()
+    let load = MasterMessage.load(plan.description).encoded()
+    func worker() -> ParameterServerWorker {
+      DistributedTraining.worker(
+        taskID: 2, workers: 3, localDataPath: nil, checkpointDirectory: dir,
+        logger: Logger(label: "test"))
+    }
+    func loaded(_ w: ParameterServerWorker) async throws -> (ShardInfo, [Double]) {
+      try await w.handle(load) { _ in }
+      let info = await w.info!
+      return (info, await w.y)
+    }
+    let (parsed, labels) = try await loaded(worker())
+    XCTAssertFalse(parsed.fromCache)
+    let files = try FileManager.default.contentsOfDirectory(
+      atPath: DistributedTraining.shardDirectory(dir))
+    XCTAssertEqual(files.count, 1)
+    XCTAssertTrue(files[0].hasPrefix("shard-2of3-"), files[0])
+    // A fresh worker for the same slot reloads the same rows from the cache.
+    let (reloaded, again) = try await loaded(worker())
+    XCTAssertTrue(reloaded.fromCache)
+    XCTAssertEqual(reloaded.rows, parsed.rows)
+    XCTAssertEqual(reloaded.cols, parsed.cols)
+    XCTAssertEqual(again, labels)
+    // A damaged cache file is detected, the shard parsed again and the file rewritten.
+    let file = DistributedTraining.shardDirectory(dir) + "/" + files[0]
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+    bytes[bytes.count / 2] ^= 0x01
+    try bytes.write(to: URL(fileURLWithPath: file))
+    let (reparsed, third) = try await loaded(worker())
+    XCTAssertFalse(reparsed.fromCache)
+    XCTAssertEqual(third, labels)
+    let (fourth, _) = try await loaded(worker())
+    XCTAssertTrue(fourth.fromCache)
+  }
+
+  func testShardCacheChecksEveryField() throws {
+    let cache = ShardCache(directory: try tempDir())
+    let shard = Shard(index: 0, count: 2)
+    let x = Matrix<Double>(rows: 3, cols: 2, storage: [1, 2, 3, 4, 5, 6])
+    try cache.store(
+      ShardCache.Entry(x: x, y: [7, 8, 9], parseSeconds: 0.25), shard: shard, key: 42)
+    guard case .hit(let e) = cache.load(shard: shard, key: 42, as: Double.self) else {
+      return XCTFail("expected a hit")
+    }
+    XCTAssertEqual(e.x, x)
+    XCTAssertEqual(e.y, [7, 8, 9])
+    XCTAssertEqual(e.parseSeconds, 0.25)
+    guard case .missing = cache.load(shard: shard, key: 43, as: Double.self) else {
+      return XCTFail("another key must miss")
+    }
+    guard case .invalid(let why) = cache.load(shard: shard, key: 42, as: Float.self) else {
+      return XCTFail("another precision must be refused")
+    }
+    XCTAssertTrue(why.contains("precision"), why)
+    // Truncated: the size check catches it.
+    let path = cache.path(shard: shard, key: 42)
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    try bytes.dropLast(3).write(to: URL(fileURLWithPath: path))
+    guard case .invalid(let short) = cache.load(shard: shard, key: 42, as: Double.self) else {
+      return XCTFail("a truncated file must be refused")
+    }
+    XCTAssertTrue(short.contains("size"), short)
   }
 
   func testWorkerWithOtherDataIsRefused() async throws {
