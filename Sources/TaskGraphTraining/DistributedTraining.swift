@@ -106,6 +106,21 @@ public enum DistributedTraining {
     epochReport: @escaping @Sendable (EpochReport) -> Void = { _ in },
     logger: Logger = Logger(label: "taskgraph.training")
   ) async throws -> ModelFile {
+    try await runInProcess(
+      job, options: options, coordinator: InMemoryCoordinator(), transport: InProcessTransport(),
+      jobName: "train", progress: progress, epochReport: epochReport, logger: logger)
+  }
+
+  /// Runs the whole job's tasks in this process over `coordinator` and `transport`: the
+  /// embedded pair, or etcd and gRPC (every task then talks to the others over loopback
+  /// gRPC and holds its own etcd lease, as separate processes would).
+  public static func runInProcess(
+    _ job: TrainingJob, options: DistributedOptions, coordinator: any Coordinator,
+    transport: any Transport, jobName: String,
+    progress: @escaping @Sendable (OptimizationProgress) -> Void = { _ in },
+    epochReport: @escaping @Sendable (EpochReport) -> Void = { _ in },
+    logger: Logger = Logger(label: "taskgraph.training")
+  ) async throws -> ModelFile {
     var job = job
     job.configuration = iterative(job.configuration)
     let plan = try plan(job)
@@ -123,27 +138,35 @@ public enum DistributedTraining {
     settings.chaos = chaos
     let n = options.workers
     let frozen = settings
-    let embedded = EmbeddedJob(
-      name: "train", topology: StarTopology(taskCount: n + 1), leaseTTL: options.leaseTTL,
-      logger: logger,
-      builder: MasterWorker.builder(
-        // A fresh master per node: a standby that takes over restores from the checkpoint.
-        master: { master(plan: plan, settings: frozen, logger: logger) { box.set($0) } },
-        worker: { id in
-          ParameterServerWorker(
-            taskID: id, workerCount: n, localDataPath: nil,
-            shardCacheDirectory: options.checkpointDirectory.map(shardDirectory), logger: logger,
-            chaos: chaos)
-        }))
-    try await embedded.controller.create()
+    let topology = StarTopology(taskCount: n + 1)
+    let builder = MasterWorker.builder(
+      // A fresh master per node: a standby that takes over restores from the checkpoint.
+      master: { master(plan: plan, settings: frozen, logger: logger) { box.set($0) } },
+      worker: { id in
+        ParameterServerWorker(
+          taskID: id, workerCount: n, localDataPath: nil,
+          shardCacheDirectory: options.checkpointDirectory.map(shardDirectory), logger: logger,
+          chaos: chaos)
+      })
+    func node(_ id: Int, standby: Bool) -> Node {
+      Node(
+        configuration: NodeConfiguration(
+          job: jobName, leaseTTL: options.leaseTTL, slot: .exactly(id), standby: standby),
+        coordinator: coordinator, transport: transport, topology: topology, logger: logger,
+        builder: builder)
+    }
+    try await Controller(
+      coordinator: coordinator, job: jobName,
+      spec: JobSpec(taskCount: topology.taskCount, topology: topology.description)
+    ).create()
     try await withThrowingTaskGroup(of: Void.self) { group in
       for id in 0...n {
-        let node = embedded.node(slot: .exactly(id))
+        let node = node(id, standby: false)
         group.addTask { _ = try await node.run() }
       }
       // One hot standby per planned kill, waiting for that task's slot to free up.
       for kill in options.chaos.kills {
-        let node = embedded.node(slot: .exactly(kill.task), standby: true)
+        let node = node(kill.task, standby: true)
         group.addTask { _ = try await node.run() }
       }
       try await group.waitForAll()

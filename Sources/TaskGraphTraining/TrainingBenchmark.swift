@@ -23,6 +23,8 @@ public enum TrainingBenchmark {
     public var overhead_ms: Double
     /// Median checkpoint write milliseconds (0 without checkpoints).
     public var checkpoint_ms: Double
+    /// Slowest worker's shard load, seconds (parsing the source).
+    public var load_s: Double
   }
 
   /// Writes a generated `rows × cols` problem (label first) as `.npy` at `path`.
@@ -48,6 +50,19 @@ public enum TrainingBenchmark {
   public static func embedded(
     path: String, rows: Int, cols: Int, workers: Int, epochs: Int, checkpointDirectory: String?
   ) async throws -> Row {
+    try await run(
+      mode: "embedded", path: path, rows: rows, cols: cols, workers: workers, epochs: epochs,
+      checkpointDirectory: checkpointDirectory, coordinator: InMemoryCoordinator(),
+      transport: InProcessTransport(), jobName: "bench")
+  }
+
+  /// Runs `epochs` epochs of L-BFGS ridge with `workers` workers over `path`, every task in
+  /// this process on `coordinator` and `transport` (e.g. etcd and loopback gRPC).
+  public static func run(
+    mode: String, path: String, rows: Int, cols: Int, workers: Int, epochs: Int,
+    checkpointDirectory: String?, coordinator: any Coordinator, transport: any Transport,
+    jobName: String
+  ) async throws -> Row {
     var options = PipelineOptions(label: "")
     options.missing = .drop
     let stop = StopCriteria([.maxIterations(epochs)])
@@ -59,8 +74,9 @@ public enum TrainingBenchmark {
     dist.checkpointDirectory = checkpointDirectory
     dist.checkpointEvery = 1
     let reports = ReportLog()
-    _ = try await DistributedTraining.runEmbedded(
-      job, options: dist, epochReport: { reports.add($0) },
+    let model = try await DistributedTraining.runInProcess(
+      job, options: dist, coordinator: coordinator, transport: transport, jobName: jobName,
+      epochReport: { reports.add($0) },
       logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
     let all = reports.all
     // Skip the loading epoch and the first evaluation; epoch time is the gap between
@@ -74,8 +90,9 @@ public enum TrainingBenchmark {
     let e = median(epochMs)
     let c = median(computeMs)
     return Row(
-      mode: "embedded", workers: workers, rows: rows, cols: cols, epochs: epochMs.count,
-      epoch_ms: e, compute_ms: c, overhead_ms: e - c, checkpoint_ms: 0)
+      mode: mode, workers: workers, rows: rows, cols: cols, epochs: epochMs.count,
+      epoch_ms: e, compute_ms: c, overhead_ms: e - c, checkpoint_ms: 0,
+      load_s: model.training.loadSeconds)
   }
 
   static func median(_ v: [Double]) -> Double {

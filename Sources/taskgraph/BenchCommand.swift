@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import TaskGraphEtcd
+import TaskGraphGRPC
 import TaskGraphLinalg
+import TaskGraphTestSupport
 import TaskGraphTraining
 
 struct BenchCommand: AsyncParsableCommand {
@@ -85,9 +88,12 @@ struct BenchTrain: AsyncParsableCommand {
     abstract: "Time parameter-server epochs: slowest worker's compute against the overhead.",
     discussion: """
       Generates a rows×cols problem (written once as .npy in a temporary directory), then
-      runs L-BFGS ridge epochs with each worker count and prints the median epoch time,
-      the slowest worker's compute, their difference (the framework's overhead) and the
-      cost of a checkpoint every epoch.
+      runs L-BFGS ridge epochs with each worker count, embedded (in-memory coordinator,
+      in-process transport) and over gRPC + etcd (a private etcd on a free loopback port;
+      every task holds its own lease and talks loopback gRPC). Prints the median epoch
+      time, the slowest worker's compute, their difference (the framework's overhead), the
+      epoch time with a checkpoint every epoch, and the slowest worker's shard load when
+      parsing the source and when reloading its shard cache.
       """
   )
 
@@ -95,7 +101,16 @@ struct BenchTrain: AsyncParsableCommand {
   @Option(help: "Columns of the generated problem.") var cols = 100
   @Option(help: "Comma-separated worker counts.") var workers = "1,2,4"
   @Option(help: "Epochs per configuration.") var epochs = 12
+  @Option(help: "Comma-separated modes: embedded, grpc.") var modes = "embedded,grpc"
   @Flag(help: "Print JSON lines instead of a table.") var json = false
+
+  func validate() throws {
+    guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
+    guard epochs >= 3 else { throw ValidationError("--epochs must be at least 3") }
+    for m in list(modes) where m != "embedded" && m != "grpc" {
+      throw ValidationError("unknown mode '\(m)' (embedded, grpc)")
+    }
+  }
 
   func run() async throws {
     Log.setup(verbose: false)
@@ -105,27 +120,65 @@ struct BenchTrain: AsyncParsableCommand {
     defer { try? FileManager.default.removeItem(at: dir) }
     let path = dir.appendingPathComponent("problem.npy").path
     try TrainingBenchmark.generate(rows: rows, cols: cols, seed: 1, path: path)
+    var server: EtcdTestServer?
+    if list(modes).contains("grpc") { server = try await EtcdTestServer.start() }
     if !json {
-      print("mode       workers   epoch ms  compute ms  overhead ms  with checkpoint ms")
+      print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
+      print(
+        "mode      workers  epoch ms  compute ms  overhead ms  +checkpoint ms  parse s  reload s")
     }
-    for n in list(workers).compactMap({ Int($0) }) {
-      var r = try await TrainingBenchmark.embedded(
-        path: path, rows: rows, cols: cols, workers: n, epochs: epochs, checkpointDirectory: nil)
-      let ck = dir.appendingPathComponent("ck-\(n)").path
-      let withCheckpoints = try await TrainingBenchmark.embedded(
-        path: path, rows: rows, cols: cols, workers: n, epochs: epochs, checkpointDirectory: ck)
-      r.checkpoint_ms = withCheckpoints.epoch_ms - r.epoch_ms
-      if json {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        print(String(decoding: try enc.encode(r), as: UTF8.self))
-      } else {
-        print(
-          r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
-            + String(
-              format: "%8d %10.2f %11.2f %12.2f %19.2f", n, r.epoch_ms, r.compute_ms,
-              r.overhead_ms, withCheckpoints.epoch_ms))
+    var runs = 0
+    for mode in list(modes) {
+      for n in list(workers).compactMap({ Int($0) }) {
+        // One configuration, three runs: plain; a checkpoint every epoch (fresh directory,
+        // so workers parse and cache their shards); again on that directory (reloads).
+        let ck = dir.appendingPathComponent("ck-\(mode)-\(n)").path
+        func once(checkpoints: String?, epochs: Int) async throws -> TrainingBenchmark.Row {
+          runs += 1
+          guard mode == "grpc", let server else {
+            return try await TrainingBenchmark.embedded(
+              path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
+              checkpointDirectory: checkpoints)
+          }
+          let coordinator = try await EtcdCoordinator.connect(
+            EtcdConfiguration(endpoint: server.endpoint))
+          let transport = GRPCTransport()
+          let result: Result<TrainingBenchmark.Row, any Error>
+          do {
+            result = .success(
+              try await TrainingBenchmark.run(
+                mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
+                checkpointDirectory: checkpoints, coordinator: coordinator, transport: transport,
+                jobName: "bench-\(getpid())-\(runs)"))
+          } catch {
+            result = .failure(error)
+          }
+          await transport.close()
+          await coordinator.close()
+          return try result.get()
+        }
+        var r = try await once(checkpoints: nil, epochs: epochs)
+        let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
+        let reload = try await once(checkpoints: ck, epochs: 3)
+        r.checkpoint_ms = withCheckpoints.epoch_ms - r.epoch_ms
+        if json {
+          let enc = JSONEncoder()
+          enc.outputFormatting = [.sortedKeys]
+          var object =
+            try JSONSerialization.jsonObject(with: enc.encode(r)) as! [String: Any]
+          object["parse_s"] = withCheckpoints.load_s
+          object["reload_s"] = reload.load_s
+          let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+          print(String(decoding: line, as: UTF8.self))
+        } else {
+          print(
+            r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
+              + String(
+                format: "%6d %9.2f %11.2f %12.2f %15.2f %8.3f %9.3f", n, r.epoch_ms, r.compute_ms,
+                r.overhead_ms, withCheckpoints.epoch_ms, withCheckpoints.load_s, reload.load_s))
+        }
       }
     }
+    if let server { await server.shutdown() }
   }
 }
