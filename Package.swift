@@ -27,6 +27,9 @@ let package = Package(
     .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
   ],
   targets: [
     .systemLibrary(
@@ -78,6 +81,11 @@ let package = Package(
       dependencies: [
         "TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg", "CZlib",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
       ],
       swiftSettings: strict
     ),
@@ -131,6 +139,8 @@ let package = Package(
       name: "TaskGraphTrainingTests",
       dependencies: [
         "TaskGraphTraining", "TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg",
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
       ],
       swiftSettings: strict
     ),

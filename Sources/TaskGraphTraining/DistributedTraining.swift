@@ -19,6 +19,8 @@ public struct DistributedOptions: Sendable {
   public var leaseTTL: Duration = .seconds(2)
   /// Faults to inject (embedded runs); each kill is answered by a standby node.
   public var chaos = ChaosPlan()
+  /// Where the master records its per-epoch metrics; nil for none.
+  public var metrics: TrainingMetrics?
 
   public init(workers: Int) {
     precondition(workers >= 1, "at least one worker")
@@ -129,6 +131,7 @@ public enum DistributedTraining {
     settings.resume = options.resume
     settings.progress = progress
     settings.epochReport = epochReport
+    settings.metrics = options.metrics
     if let dir = options.checkpointDirectory {
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
       settings.checkpoints = try DirectoryCheckpointStore(directory: dir)

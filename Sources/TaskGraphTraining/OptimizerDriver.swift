@@ -16,8 +16,8 @@ final class OptimizerDriver: @unchecked Sendable {
   enum Event: Sendable {
     /// The optimizer needs the gradient sums at this request.
     case evaluate(EvaluationRequest)
-    /// A step ended; the optimizer's state, for a checkpoint.
-    case stepped(optimizer: Optimizer, objectives: [Double])
+    /// A step ended; the optimizer's state, for a checkpoint, and the step's gradient norm.
+    case stepped(optimizer: Optimizer, objectives: [Double], gradientNorm: Double)
     /// The run ended.
     case finished(optimizer: Optimizer, objectives: [Double], reason: StopReason, seconds: Double)
     /// The optimizer threw.
@@ -44,12 +44,18 @@ final class OptimizerDriver: @unchecked Sendable {
     let thread = Thread { [self] in
       var optimizer = optimizer
       var objectives: [Double] = []
+      var gradientNorm = Double.nan
       do {
         let record = try Trainer.run(
-          &optimizer, stop: stop, clock: SystemTrainingClock(), progress: progress,
+          &optimizer, stop: stop, clock: SystemTrainingClock(),
+          progress: { p in
+            gradientNorm = p.gradientNorm
+            progress(p)
+          },
           afterStep: { [self] opt, objs in
             objectives = objs
-            continuation.yield(.stepped(optimizer: opt, objectives: objs))
+            continuation.yield(
+              .stepped(optimizer: opt, objectives: objs, gradientNorm: gradientNorm))
           },
           history: history, evaluate: { [self] request in try evaluate(request) })
         objectives = record.objectives

@@ -19,6 +19,8 @@ public struct MasterSettings: Sendable {
   public var progress: @Sendable (OptimizationProgress) -> Void = { _ in }
   /// Called with every epoch's figures (epoch, slowest worker ms, epoch ms).
   public var epochReport: @Sendable (EpochReport) -> Void = { _ in }
+  /// Where the epoch figures are also recorded as metrics; nil for none.
+  public var metrics: TrainingMetrics?
   /// Fault injection: kills the master as it enters an epoch.
   var chaos: ChaosState?
 
@@ -35,6 +37,8 @@ public struct EpochReport: Sendable, Equatable {
   public var iteration: Int
   /// The objective of the last completed step, if any.
   public var objective: Double?
+  /// The gradient norm after the last completed step, if any.
+  public var gradientNorm: Double?
   /// Milliseconds from entering the epoch until every worker had answered.
   public var epochMilliseconds: Double
   /// The slowest worker's compute time in the epoch, milliseconds (measured by the master as
@@ -47,6 +51,17 @@ public struct EpochReport: Sendable, Equatable {
   public var recoveries: Int
   /// When every worker had answered (monotonic seconds), to time whole epochs.
   public var answeredAt: Double = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+
+  /// One line for a progress log: epoch, iteration, objective, gradient norm, slowest
+  /// worker's compute, epoch time and recoveries.
+  public var line: String {
+    let o = objective.map { String(format: "%.12g", $0) } ?? "-"
+    let g = gradientNorm.map { String(format: "%.3e", $0) } ?? "-"
+    return String(
+      format:
+        "epoch %4llu  iteration %4d  objective %@  gradient norm %@  slowest worker %.2f ms  epoch %.2f ms  recoveries %d",
+      epoch, iteration, o, g, slowestComputeMilliseconds, epochMilliseconds, recoveries)
+  }
 }
 
 /// The outcome of a distributed run, as the master produced it.
@@ -110,6 +125,7 @@ public actor ParameterServerMaster: MasterTask {
   var stepsSinceCheckpoint = 0
   var recoveries = 0
   var lastObjective: Double?
+  var lastGradientNorm: Double?
   var iteration = 0
   var computeMilliseconds = 0.0
 
@@ -190,16 +206,18 @@ public actor ParameterServerMaster: MasterTask {
       // Sum in task-id order, whatever order the answers came in: the result does not
       // depend on timing or failures.
       var total: GradientSums?
+      var perWorker: [Int: Double] = [:]
       computeMilliseconds = 0
       for w in workers {
         guard case .sums(let s, let ms) = answers[w] else {
           fail(context: context, "worker \(w) answered an evaluation with another message")
           return
         }
+        perWorker[w] = ms
         computeMilliseconds = max(computeMilliseconds, ms)
         if total == nil { total = s } else { total!.add(s) }
       }
-      report()
+      report(workerMilliseconds: perWorker)
       driver?.deliver(total!)
       await advance(context: context, increment: true)
     case .starting, .done:
@@ -211,13 +229,15 @@ public actor ParameterServerMaster: MasterTask {
     driver?.cancel()
   }
 
-  private func report() {
-    settings.epochReport(
-      EpochReport(
-        epoch: epoch, iteration: iteration, objective: lastObjective,
-        epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
-        slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
-        slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries))
+  private func report(workerMilliseconds: [Int: Double] = [:]) {
+    let r = EpochReport(
+      epoch: epoch, iteration: iteration, objective: lastObjective,
+      gradientNorm: lastGradientNorm,
+      epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
+      slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
+      slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries)
+    settings.epochReport(r)
+    settings.metrics?.record(r, workerMilliseconds: workerMilliseconds)
   }
 
   private func startDriver(_ optimizer: Optimizer, history: [Double]) {
@@ -235,9 +255,12 @@ public actor ParameterServerMaster: MasterTask {
     defer { events = iterator }
     while let event = await iterator.next(isolation: self) {
       switch event {
-      case .stepped(let optimizer, let objectives):
+      case .stepped(let optimizer, let objectives, let gradientNorm):
         iteration = optimizer.iteration
         lastObjective = objectives.last
+        lastGradientNorm = gradientNorm
+        settings.metrics?.stepped(
+          iteration: iteration, objective: lastObjective, gradientNorm: gradientNorm)
         stepsSinceCheckpoint += 1
         if stepsSinceCheckpoint >= settings.checkpointEvery {
           stepsSinceCheckpoint = 0
@@ -336,6 +359,7 @@ public actor ParameterServerMaster: MasterTask {
       iteration = c.optimizer.iteration
       lastObjective = c.objectives.last
       recoveries += 1
+      settings.metrics?.recovered()
       logger.notice(
         "resuming from the checkpoint of epoch \(c.epoch), iteration \(c.optimizer.iteration)")
       startDriver(c.optimizer, history: c.objectives)

@@ -60,6 +60,8 @@ struct MasterCommand: AsyncParsableCommand {
     String?
   @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
   @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
+  @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port).")
+  var metricsPort: Int?
 
   func run() async throws {
     Log.setup(verbose: flags.verbose)
@@ -77,17 +79,11 @@ struct MasterCommand: AsyncParsableCommand {
       }
       let quiet = flags.quiet
       settings.epochReport = { r in
-        guard !quiet else { return }
-        let objective = r.objective.map { String(format: "%.12g", $0) } ?? "-"
-        FileHandle.standardError.write(
-          Data(
-            String(
-              format:
-                "epoch %4llu  iteration %4d  objective %@  slowest worker %.2f ms  epoch %.2f ms  recoveries %d\n",
-              r.epoch, r.iteration, objective, r.slowestComputeMilliseconds, r.epochMilliseconds,
-              r.recoveries
-            ).utf8))
+        if !quiet { FileHandle.standardError.write(Data((r.line + "\n").utf8)) }
       }
+      let endpoint = try await startMetrics(port: metricsPort)
+      settings.metrics = endpoint?.1
+      defer { if let e = endpoint?.0 { Task { await e.close() } } }
       let box = ResultBox()
       let topology = StarTopology(taskCount: workers + 1)
       let frozen = settings
@@ -234,4 +230,13 @@ final class Refusal: @unchecked Sendable {
       }
     }
   }
+}
+
+/// Starts the Prometheus endpoint when a port is given, and says where it listens.
+func startMetrics(port: Int?) async throws -> (MetricsEndpoint, TrainingMetrics)? {
+  guard let port else { return nil }
+  let (endpoint, metrics) = try await MetricsEndpoint.forTraining(port: port)
+  FileHandle.standardError.write(
+    Data("metrics at http://0.0.0.0:\(endpoint.port)/metrics\n".utf8))
+  return (endpoint, metrics)
 }

@@ -28,6 +28,8 @@ struct LaunchCommand: AsyncParsableCommand {
   var chaos: String?
   @Option(help: "The last epoch a --chaos kill may land in.") var chaosLastEpoch: UInt64 = 40
   @Option(help: "Seconds a silent process keeps its task slot.") var leaseTtl: Double = 2
+  @Option(help: "The master serves Prometheus metrics at http://HOST:PORT/metrics.")
+  var metricsPort: Int?
 
   func validate() throws {
     guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -51,6 +53,7 @@ struct LaunchCommand: AsyncParsableCommand {
       var masterArgs = ["master"] + common + ["--workers", "\(workers)"]
       masterArgs += ["--checkpoint-dir", dir, "--checkpoint-every", "\(checkpointEvery)"]
       if resume { masterArgs.append("--resume") }
+      if let metricsPort { masterArgs += ["--metrics-port", "\(metricsPort)"] }
       masterArgs += flags.arguments
       var workerArgs = ["worker"] + common + ["--checkpoint-dir", dir]
       if flags.verbose { workerArgs.append("--verbose") }

@@ -96,7 +96,7 @@ enum Log {
   static func setup(verbose: Bool) {
     LoggingSystem.bootstrap { label in
       var h = StreamLogHandler.standardError(label: label)
-      h.logLevel = verbose ? .info : .warning
+      h.logLevel = verbose ? .info : .notice
       return h
     }
   }

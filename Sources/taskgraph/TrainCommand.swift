@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TaskGraphData
 import TaskGraphML
 import TaskGraphTraining
@@ -33,10 +34,22 @@ struct TrainCommand: AsyncParsableCommand {
       let display = ProgressDisplay(quiet: flags.quiet)
       let file: ModelFile
       if let workers = distributed.workers {
-        let options = try distributed.options(
+        var options = try distributed.options(
           workers: workers, seed: flags.seed, quiet: flags.quiet)
-        file = try await DistributedTraining.runEmbedded(
-          job, options: options, progress: { display.update($0) })
+        let endpoint = try await startMetrics(port: distributed.metricsPort)
+        options.metrics = endpoint?.1
+        let quiet = flags.quiet
+        do {
+          file = try await DistributedTraining.runEmbedded(
+            job, options: options,
+            epochReport: { r in
+              if !quiet { FileHandle.standardError.write(Data((r.line + "\n").utf8)) }
+            })
+        } catch {
+          await endpoint?.0.close()
+          throw error
+        }
+        await endpoint?.0.close()
       } else {
         file = try LocalTraining.run(job) { display.update($0) }
       }
@@ -182,9 +195,15 @@ struct DistributedFlags: ParsableArguments {
       discussion: "Kills land at distinct epochs in 2…--chaos-last-epoch, drawn from --seed."))
   var chaos: String?
   @Option(help: "The last epoch a --chaos kill may land in.") var chaosLastEpoch: UInt64 = 40
+  @Option(
+    help: "Serve the master's Prometheus metrics at http://HOST:PORT/metrics (0: a free port).")
+  var metricsPort: Int?
 
   func validate() throws {
     if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+    if metricsPort != nil && workers == nil {
+      throw ValidationError("--metrics-port needs --workers")
+    }
     if chaos != nil && workers == nil { throw ValidationError("--chaos needs --workers") }
     guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
   }

@@ -17,6 +17,10 @@ final class DistributedTrainingTests: XCTestCase {
   }
 
   func cancerJob(tolerance: Double = 1e-12) -> TrainingJob {
+    Self.cancerJob(tolerance: tolerance)
+  }
+
+  static func cancerJob(tolerance: Double = 1e-12) -> TrainingJob {
     var options = PipelineOptions(label: "malignant")
     options.standardize = true
     let stop = StopCriteria([
