@@ -92,11 +92,12 @@ public enum DistributedTraining {
     "\(checkpointDirectory)/shards"
   }
 
-  /// Substitutes an iterative solver for an exact one: the parameter server steps an
-  /// optimizer once per epoch.
+  /// The solver the parameter server runs for `configuration`: the exact solver (one
+  /// round: workers send their shards' least-squares statistics, the master merges and
+  /// solves) for `exact` and `qr`; otherwise the iterative solver, stepped once per epoch.
   public static func iterative(_ configuration: TrainingConfiguration) -> TrainingConfiguration {
     var c = configuration
-    if c.resolvedSolver == .exact || c.resolvedSolver == .qr { c.solver = .lbfgs }
+    if c.resolvedSolver == .qr { c.solver = .exact }
     return c
   }
 

@@ -10,10 +10,12 @@ enum MasterMessage: Equatable {
   case load(JobDescription)
   /// Sum loss and gradient over your shard at these parameters.
   case evaluate(JobDescription, Parameters)
+  /// Compute your shard's least-squares statistics (the exact solver's one round).
+  case gram(JobDescription)
 
   var job: JobDescription {
     switch self {
-    case .load(let j), .evaluate(let j, _): j
+    case .load(let j), .evaluate(let j, _), .gram(let j): j
     }
   }
 
@@ -28,6 +30,9 @@ enum MasterMessage: Equatable {
       job.write(to: &w)
       w.f64(p.intercept)
       w.doubles(p.weights)
+    case .gram(let job):
+      w.u8(3)
+      job.write(to: &w)
     }
     return w.bytes
   }
@@ -41,6 +46,7 @@ enum MasterMessage: Equatable {
     case 2:
       let b = try r.f64()
       return .evaluate(job, Parameters(weights: try r.doubles(), intercept: b))
+    case 3: return .gram(job)
     default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
     }
   }
@@ -54,6 +60,8 @@ enum WorkerMessage: Equatable {
   case sums(GradientSums, computeMilliseconds: Double)
   /// The worker refuses the job (its data or configuration differ from the job's).
   case refused(String)
+  /// The shard's least-squares statistics.
+  case gram(GramStatistics, computeMilliseconds: Double)
 
   func encoded() -> [UInt8] {
     var w = WireWriter()
@@ -76,6 +84,15 @@ enum WorkerMessage: Equatable {
     case .refused(let why):
       w.u8(3)
       w.string(why)
+    case .gram(let g, let ms):
+      w.u8(4)
+      w.f64(ms)
+      w.i64(g.count)
+      w.doubles(g.means)
+      w.f64(g.labelMean)
+      w.doubles(g.gram.storage)
+      w.doubles(g.cross)
+      w.f64(g.labelSquares)
     }
     return w.bytes
   }
@@ -97,6 +114,21 @@ enum WorkerMessage: Equatable {
         GradientSums(loss: loss, gradient: try r.doubles(), intercept: intercept, rows: rows),
         computeMilliseconds: ms)
     case 3: return .refused(try r.string())
+    case 4:
+      let ms = try r.f64()
+      let count = try r.i64()
+      let means = try r.doubles()
+      let labelMean = try r.f64()
+      let gram = try r.doubles()
+      let d = means.count
+      guard gram.count == d * d else {
+        throw TrainingError(code: .mismatch, message: "bad Gram matrix of \(gram.count) values")
+      }
+      return .gram(
+        GramStatistics(
+          count: count, means: means, labelMean: labelMean,
+          gram: Matrix(rows: d, cols: d, storage: gram), cross: try r.doubles(),
+          labelSquares: try r.f64()), computeMilliseconds: ms)
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }
   }

@@ -100,3 +100,14 @@ final class OptimizerDriver: @unchecked Sendable {
     ready.signal()
   }
 }
+
+/// Runs blocking work on a Dispatch thread, off Swift concurrency's cooperative pool, so
+/// that a long parse or kernel call does not starve lease keep-alives and message handling
+/// (the pool has one thread per core).
+enum Offload {
+  static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+      DispatchQueue.global(qos: .userInitiated).async { c.resume(with: Result(catching: body)) }
+    }
+  }
+}

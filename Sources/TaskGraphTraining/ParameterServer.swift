@@ -104,6 +104,8 @@ public actor ParameterServerMaster: MasterTask {
     case starting
     case loading
     case evaluating(EvaluationRequest)
+    /// The exact solver's round: every worker sends its shard's statistics.
+    case gram
     case done
   }
 
@@ -159,6 +161,7 @@ public actor ParameterServerMaster: MasterTask {
     switch phase {
     case .loading: message = .load(job)
     case .evaluating(let request): message = .evaluate(job, request.parameters)
+    case .gram: message = .gram(job)
     case .starting, .done: return
     }
     let bytes = message.encoded()
@@ -195,6 +198,17 @@ public actor ParameterServerMaster: MasterTask {
         fail(context: context, "the shards hold no rows")
         return
       }
+      if settings.configuration.resolvedSolver == .exact {
+        phase = .gram
+        report()
+        do {
+          try await context.incrementEpoch()
+        } catch is CancellationError {
+        } catch {
+          logger.warning("could not advance the epoch: \(error)")
+        }
+        return
+      }
       let optimizer = Optimizer(
         configuration: DistributedTraining.iterative(settings.configuration)
           .optimizerConfiguration(defaultSlack: 1e-12),
@@ -220,8 +234,48 @@ public actor ParameterServerMaster: MasterTask {
       report(workerMilliseconds: perWorker)
       driver?.deliver(total!)
       await advance(context: context, increment: true)
+    case .gram:
+      let start = Date()
+      var total: GramStatistics?
+      var perWorker: [Int: Double] = [:]
+      computeMilliseconds = 0
+      for w in workers {
+        guard case .gram(let g, let ms) = answers[w] else {
+          fail(context: context, "worker \(w) answered the exact round with another message")
+          return
+        }
+        perWorker[w] = ms
+        computeMilliseconds = max(computeMilliseconds, ms)
+        if total == nil { total = g } else { total!.merge(g) }
+      }
+      report(workerMilliseconds: perWorker)
+      finishExact(total!, computeSeconds: computeMilliseconds / 1000, start: start)
+      try? await context.shutdownJob()
     case .starting, .done:
       return
+    }
+  }
+
+  /// Solves the merged statistics and reports the model.
+  private func finishExact(_ stats: GramStatistics, computeSeconds: Double, start: Date) {
+    let configuration = settings.configuration
+    do {
+      let p = try stats.solve(l2: configuration.regularization.l2)
+      let objective =
+        stats.meanHalfSquaredResidual(p) + configuration.regularization.penalty(p.weights)
+      phase = .done
+      iteration = 0
+      lastObjective = objective
+      let model = LinearModel(kind: configuration.kind, parameters: p)
+      onResult(
+        .success(
+          DistributedResult(
+            model: model, objectives: [objective], iterations: 0, stopReason: .exactSolution,
+            fitSeconds: computeSeconds + Date().timeIntervalSince(start), rows: rows,
+            metrics: finalMetrics(objective, model: model), epochs: epoch, resumed: false,
+            loadSeconds: loadSeconds)))
+    } catch {
+      fail(context: nil, "\(error)")
     }
   }
 
@@ -308,7 +362,7 @@ public actor ParameterServerMaster: MasterTask {
     return ["mse": mse, "rmse": mse.squareRoot(), "r2": 1 - mse / variance]
   }
 
-  private func fail(context: MasterContext, _ message: String) {
+  private func fail(context: MasterContext?, _ message: String) {
     phase = .done
     logger.error("\(message)")
     onResult(.failure(TrainingError(code: .solverFailed, message: message)))
@@ -393,6 +447,7 @@ public actor ParameterServerWorker: WorkerTask {
   var y: [Double] = []
   var info: ShardInfo?
   var checkedFingerprint: String?
+  var loading: Task<LoadedShard, any Error>?
 
   init(
     taskID: Int, workerCount: Int, localDataPath: String?, shardCacheDirectory: String? = nil,
@@ -436,41 +491,83 @@ public actor ParameterServerWorker: WorkerTask {
       }
       checkedFingerprint = mine
     }
-    if x == nil { try load(job, path: path) }
+    if x == nil {
+      // Parse off the cooperative pool (a long parse must not starve lease keep-alives);
+      // a message that arrives meanwhile waits for the same load.
+      let task =
+        loading
+        ?? Task { try await Offload.run { try self.loadShard(job, path: path) } }
+      loading = task
+      do {
+        let loaded = try await task.value
+        if x == nil {
+          x = loaded.x
+          y = loaded.y
+          info = loaded.info
+        }
+      } catch {
+        loading = nil
+        throw error
+      }
+    }
     switch request {
     case .load:
       await notifyMaster(WorkerMessage.loaded(info!).encoded())
     case .evaluate(let job, let p):
-      let start = DispatchTime.now().uptimeNanoseconds
-      let sums: GradientSums
-      switch x! {
-      case .double(let m):
-        sums = FusedGradient.compute(
-          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
-          threads: job.threads)
-      case .float(let m):
-        sums = FusedGradient.compute(
-          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
-          threads: job.threads)
+      let (x, y) = (self.x!, self.y)
+      let (sums, ms) = try await Offload.run {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let sums: GradientSums
+        switch x {
+        case .double(let m):
+          sums = FusedGradient.compute(
+            x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+            threads: job.threads)
+        case .float(let m):
+          sums = FusedGradient.compute(
+            x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+            threads: job.threads)
+        }
+        return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       }
-      let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
       await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded())
+    case .gram(let job):
+      let (x, y) = (self.x!, self.y)
+      let (stats, ms) = try await Offload.run {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let stats: GramStatistics
+        switch x {
+        case .double(let m): stats = GramStatistics(x: m, y: y, threads: job.threads)
+        case .float(let m): stats = GramStatistics(x: m, y: y, threads: job.threads)
+        }
+        return (stats, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+      }
+      await notifyMaster(WorkerMessage.gram(stats, computeMilliseconds: ms).encoded())
     }
   }
 
-  private func load(_ job: JobDescription, path: String) throws {
+  /// A shard as loaded: the matrix, the labels and what the master is told.
+  struct LoadedShard: Sendable {
+    var x: Loaded
+    var y: [Double]
+    var info: ShardInfo
+  }
+
+  private nonisolated func loadShard(_ job: JobDescription, path: String) throws -> LoadedShard {
     let shard = Shard(index: taskID - 1, count: workerCount)
     switch job.precision {
-    case .float64: try load(job, path: path, shard: shard, as: Double.self) { .double($0) }
-    case .float32: try load(job, path: path, shard: shard, as: Float.self) { .float($0) }
+    case .float64: return try load(job, path: path, shard: shard, as: Double.self) { .double($0) }
+    case .float32: return try load(job, path: path, shard: shard, as: Float.self) { .float($0) }
     }
   }
 
   /// Loads the shard from the shard cache if it holds a valid copy, else parses its byte
   /// range of the source (and caches the result).
-  private func load<T: BLASScalar>(
+  private nonisolated func load<T: BLASScalar>(
     _ job: JobDescription, path: String, shard: Shard, as: T.Type, wrap: (Matrix<T>) -> Loaded
-  ) throws {
+  ) throws -> LoadedShard {
+    var x: Loaded?
+    var y: [Double] = []
     let start = DispatchTime.now().uptimeNanoseconds
     func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
     let key = shardCache.map { _ in ShardCache.key(job: job, path: path, shard: shard) }
@@ -510,7 +607,7 @@ public actor ParameterServerWorker: WorkerTask {
     case .double(let m): cols = m.cols
     case .float(let m): cols = m.cols
     }
-    info = ShardInfo(
+    let info = ShardInfo(
       rows: y.count, cols: cols, labelSum: y.reduce(0, +),
       labelSquares: y.reduce(0) { $0 + $1 * $1 }, loadSeconds: seconds, fromCache: fromCache)
     let what = "worker \(taskID): shard \(shard.index + 1)/\(shard.count), \(y.count) rows"
@@ -521,5 +618,6 @@ public actor ParameterServerWorker: WorkerTask {
     } else {
       logger.info("\(what), parsed in \(String(format: "%.3f", parseSeconds!)) s")
     }
+    return LoadedShard(x: x!, y: y, info: info)
   }
 }

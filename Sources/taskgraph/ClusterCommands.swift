@@ -94,7 +94,7 @@ struct MasterCommand: AsyncParsableCommand {
         do {
           try await controller.create()
         } catch let e as CoordinatorError where e.code == .jobExists {
-          logger.notice("job \(cluster.job) exists; joining it")
+          logger.info("job \(cluster.job) exists; joining it")
         }
         let node = Node(
           configuration: cluster.node(slot: .exactly(0), standby: true),
