@@ -19,8 +19,9 @@ enum MasterMessage: Equatable {
     }
   }
 
-  func encoded() -> [UInt8] {
+  func encoded(_ tag: RoundTag = RoundTag()) -> [UInt8] {
     var w = WireWriter()
+    tag.write(to: &w)
     switch self {
     case .load(let job):
       w.u8(1)
@@ -38,7 +39,16 @@ enum MasterMessage: Equatable {
   }
 
   static func decode(_ bytes: [UInt8]) throws -> MasterMessage {
+    try decodeTagged(bytes).message
+  }
+
+  static func decodeTagged(_ bytes: [UInt8]) throws -> (tag: RoundTag, message: MasterMessage) {
     var r = WireReader(bytes)
+    let tag = try RoundTag.read(from: &r)
+    return (tag, try decodeBody(&r))
+  }
+
+  private static func decodeBody(_ r: inout WireReader) throws -> MasterMessage {
     let kind = try r.u8()
     let job = try JobDescription.read(from: &r)
     switch kind {
@@ -63,8 +73,9 @@ enum WorkerMessage: Equatable {
   /// The shard's least-squares statistics.
   case gram(GramStatistics, computeMilliseconds: Double)
 
-  func encoded() -> [UInt8] {
+  func encoded(_ tag: RoundTag = RoundTag()) -> [UInt8] {
     var w = WireWriter()
+    tag.write(to: &w)
     switch self {
     case .loaded(let info):
       w.u8(1)
@@ -98,7 +109,16 @@ enum WorkerMessage: Equatable {
   }
 
   static func decode(_ bytes: [UInt8]) throws -> WorkerMessage {
+    try decodeTagged(bytes).message
+  }
+
+  static func decodeTagged(_ bytes: [UInt8]) throws -> (tag: RoundTag, message: WorkerMessage) {
     var r = WireReader(bytes)
+    let tag = try RoundTag.read(from: &r)
+    return (tag, try decodeBody(&r))
+  }
+
+  private static func decodeBody(_ r: inout WireReader) throws -> WorkerMessage {
     switch try r.u8() {
     case 1:
       return .loaded(
@@ -131,6 +151,24 @@ enum WorkerMessage: Equatable {
           labelSquares: try r.f64()), computeMilliseconds: ms)
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }
+  }
+}
+
+/// Which request of which master an answer belongs to: the master's incarnation (random per
+/// master process or task instance) and its round (one evaluation of every shard). A
+/// worker echoes the tag; the master takes only answers to its own current round, so
+/// answers to a dead master's requests, or to an earlier round, are ignored.
+struct RoundTag: Equatable, Sendable {
+  var incarnation: UInt64 = 0
+  var round: UInt64 = 0
+
+  func write(to w: inout WireWriter) {
+    w.u64(incarnation)
+    w.u64(round)
+  }
+
+  static func read(from r: inout WireReader) throws -> RoundTag {
+    RoundTag(incarnation: try r.u64(), round: try r.u64())
   }
 }
 

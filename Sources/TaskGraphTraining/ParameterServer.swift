@@ -21,6 +21,9 @@ public struct MasterSettings: Sendable {
   public var epochReport: @Sendable (EpochReport) -> Void = { _ in }
   /// Where the epoch figures are also recorded as metrics; nil for none.
   public var metrics: TrainingMetrics?
+  /// Publish each round's number under the job's records (`round`) in the coordinator, in
+  /// the background, at most one write in flight (for a supervisor that acts on rounds).
+  public var publishRounds = false
   /// Fault injection: kills the master as it enters an epoch.
   var chaos: ChaosState?
 
@@ -88,6 +91,8 @@ public struct DistributedResult: Sendable {
 /// The master's checkpoint: everything needed to continue bit-identically.
 struct MasterCheckpoint: Codable {
   var epoch: UInt64
+  /// The round the checkpoint was taken in (rounds continue from it after a restore).
+  var round: UInt64?
   var optimizer: Optimizer
   var objectives: [Double]
   var rows: Int
@@ -120,6 +125,13 @@ public actor ParameterServerMaster: MasterTask {
   var answerTimes: [Int: Double] = [:]
   var epochStart = Date()
   var epoch: UInt64 = 0
+  /// This master's identity in its requests' tags (answers to another master are ignored).
+  let incarnation = UInt64.random(in: 1...UInt64.max)
+  /// The current round: 0 loads, then one per evaluation (or the exact solver's one).
+  var round: UInt64 = 0
+  /// Whether the next round starts in a new runtime epoch (after a checkpoint).
+  var epochDue = false
+  var publishing = false
   var rows = 0
   var labelSum = 0.0
   var labelSquares = 0.0
@@ -141,22 +153,34 @@ public actor ParameterServerMaster: MasterTask {
     self.onResult = onResult
   }
 
+  /// Rounds run inside a runtime epoch: the master advances the epoch (a coordinator
+  /// compare-and-swap) only after loading and after each checkpoint, so a round costs two
+  /// messages per worker and no coordinator round trip. Entering an epoch (re)sends the
+  /// current round's request; a replacement master first restores from a checkpoint.
   public func enterEpoch(_ epoch: UInt64, context: MasterContext) async {
-    if settings.chaos?.shouldKill(task: 0, epoch: epoch) == true {
-      logger.warning("chaos: killing the master at epoch \(epoch)")
+    self.epoch = epoch
+    if case .starting = phase {
+      if await !restore() { phase = .loading }
+      // A restored driver's first event is the evaluation it needs next.
+      if driver != nil {
+        await advance(context: context, increment: false)
+        return
+      }
+    }
+    await broadcast(context: context)
+  }
+
+  /// Sends the current round's request to every worker.
+  private func broadcast(context: MasterContext) async {
+    if settings.chaos?.shouldKill(task: 0, epoch: round) == true {
+      logger.warning("chaos: killing the master at round \(round)")
       driver?.cancel()
       await context.kill()
       return
     }
-    self.epoch = epoch
     answers = [:]
     answerTimes = [:]
     epochStart = Date()
-    if case .starting = phase {
-      if await !restore() { phase = .loading }
-      // A restored driver's first event is the evaluation it needs next.
-      if driver != nil { await advance(context: context, increment: false) }
-    }
     let message: MasterMessage
     switch phase {
     case .loading: message = .load(job)
@@ -164,16 +188,44 @@ public actor ParameterServerMaster: MasterTask {
     case .gram: message = .gram(job)
     case .starting, .done: return
     }
-    let bytes = message.encoded()
+    let bytes = message.encoded(RoundTag(incarnation: incarnation, round: round))
     for w in context.workers { await context.notifyWorker(w, message: bytes) }
+    if settings.publishRounds && !publishing {
+      publishing = true
+      let value = Array("\(round)".utf8)
+      Task {
+        try? await context.record("round", value: value)
+        self.published()
+      }
+    }
+  }
+
+  private func published() { publishing = false }
+
+  /// Starts the next round: in a new epoch when one is due, else in this one.
+  private func nextRound(context: MasterContext, newEpoch: Bool) async {
+    round += 1
+    guard newEpoch else {
+      await broadcast(context: context)
+      return
+    }
+    do {
+      try await context.incrementEpoch()
+    } catch is CancellationError {
+      // The epoch moved on (this call's own increment cancels its old context).
+    } catch {
+      logger.warning("could not advance the epoch: \(error)")
+    }
   }
 
   public func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws {
-    let answer = try WorkerMessage.decode(message)
+    let (tag, answer) = try WorkerMessage.decodeTagged(message)
     if case .refused(let why) = answer {
       logger.error("worker \(worker) refused the job: \(why)")
       return
     }
+    // Only answers to this master's current round count; others are late duplicates.
+    guard tag == RoundTag(incarnation: incarnation, round: round) else { return }
     answers[worker] = answer
     answerTimes[worker] = Date().timeIntervalSince(epochStart) * 1000
     guard answers.count == context.workers.count else { return }
@@ -201,12 +253,7 @@ public actor ParameterServerMaster: MasterTask {
       if settings.configuration.resolvedSolver == .exact {
         phase = .gram
         report()
-        do {
-          try await context.incrementEpoch()
-        } catch is CancellationError {
-        } catch {
-          logger.warning("could not advance the epoch: \(error)")
-        }
+        await nextRound(context: context, newEpoch: true)
         return
       }
       let optimizer = Optimizer(
@@ -272,7 +319,7 @@ public actor ParameterServerMaster: MasterTask {
           DistributedResult(
             model: model, objectives: [objective], iterations: 0, stopReason: .exactSolution,
             fitSeconds: computeSeconds + Date().timeIntervalSince(start), rows: rows,
-            metrics: finalMetrics(objective, model: model), epochs: epoch, resumed: false,
+            metrics: finalMetrics(objective, model: model), epochs: round, resumed: false,
             loadSeconds: loadSeconds)))
     } catch {
       fail(context: nil, "\(error)")
@@ -285,7 +332,7 @@ public actor ParameterServerMaster: MasterTask {
 
   private func report(workerMilliseconds: [Int: Double] = [:]) {
     let r = EpochReport(
-      epoch: epoch, iteration: iteration, objective: lastObjective,
+      epoch: round, iteration: iteration, objective: lastObjective,
       gradientNorm: lastGradientNorm,
       epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
       slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
@@ -319,18 +366,15 @@ public actor ParameterServerMaster: MasterTask {
         if stepsSinceCheckpoint >= settings.checkpointEvery {
           stepsSinceCheckpoint = 0
           await checkpoint(optimizer, objectives)
+          epochDue = true
         }
       case .evaluate(let request):
         phase = .evaluating(request)
-        if increment {
-          do {
-            try await context.incrementEpoch()
-          } catch is CancellationError {
-            // The epoch moved on (this call's own increment cancels its old context).
-          } catch {
-            logger.warning("could not advance the epoch: \(error)")
-          }
-        }
+        // The first evaluation after loading, and the first after a checkpoint, start a
+        // new epoch; a restored master goes on in the epoch it entered.
+        let newEpoch = increment && (epochDue || round == 0)
+        epochDue = false
+        await nextRound(context: context, newEpoch: newEpoch)
         return
       case .finished(let optimizer, let objectives, let reason, let seconds):
         phase = .done
@@ -338,7 +382,7 @@ public actor ParameterServerMaster: MasterTask {
         let result = DistributedResult(
           model: model, objectives: objectives, iterations: optimizer.iteration,
           stopReason: reason, fitSeconds: seconds, rows: rows,
-          metrics: finalMetrics(objectives.last ?? .nan, model: model), epochs: epoch,
+          metrics: finalMetrics(objectives.last ?? .nan, model: model), epochs: round,
           resumed: recoveries > 0, loadSeconds: loadSeconds)
         onResult(.success(result))
         try? await context.shutdownJob()
@@ -371,7 +415,8 @@ public actor ParameterServerMaster: MasterTask {
   private func checkpoint(_ optimizer: Optimizer, _ objectives: [Double]) async {
     guard let store = settings.checkpoints else { return }
     let c = MasterCheckpoint(
-      epoch: epoch, optimizer: optimizer, objectives: objectives, rows: rows, labelSum: labelSum,
+      epoch: epoch, round: round, optimizer: optimizer, objectives: objectives, rows: rows,
+      labelSum: labelSum,
       labelSquares: labelSquares, dataFingerprint: job.dataFingerprint,
       configFingerprint: job.configFingerprint)
     do {
@@ -408,6 +453,7 @@ public actor ParameterServerMaster: MasterTask {
         return false
       }
       rows = c.rows
+      round = c.round ?? 0
       labelSum = c.labelSum
       labelSquares = c.labelSquares
       iteration = c.optimizer.iteration
@@ -466,8 +512,9 @@ public actor ParameterServerWorker: WorkerTask {
   public func enterEpoch(_ epoch: UInt64, context: WorkerContext) async {}
 
   public func notified(message: [UInt8], context: WorkerContext) async throws {
-    if chaos?.shouldKill(task: taskID, epoch: context.epoch) == true {
-      logger.warning("chaos: killing worker \(taskID) at epoch \(context.epoch)")
+    let (tag, _) = try MasterMessage.decodeTagged(message)
+    if chaos?.shouldKill(task: taskID, epoch: tag.round) == true {
+      logger.warning("chaos: killing worker \(taskID) at round \(tag.round)")
       await context.kill()
       return
     }
@@ -477,7 +524,7 @@ public actor ParameterServerWorker: WorkerTask {
   /// Answers one master message through `notifyMaster` (the runtime-free core of
   /// `notified`).
   func handle(_ message: [UInt8], notifyMaster: @Sendable ([UInt8]) async -> Void) async throws {
-    let request = try MasterMessage.decode(message)
+    let (tag, request) = try MasterMessage.decodeTagged(message)
     let job = request.job
     let path = localDataPath ?? job.dataPath
     if checkedFingerprint != job.dataFingerprint {
@@ -485,7 +532,7 @@ public actor ParameterServerWorker: WorkerTask {
       guard mine == job.dataFingerprint else {
         let why =
           "\(path): data fingerprint \(mine) differs from the job's \(job.dataFingerprint) (another file, or a changed one)"
-        await notifyMaster(WorkerMessage.refused(why).encoded())
+        await notifyMaster(WorkerMessage.refused(why).encoded(tag))
         onRefuse(why)
         return
       }
@@ -512,7 +559,7 @@ public actor ParameterServerWorker: WorkerTask {
     }
     switch request {
     case .load:
-      await notifyMaster(WorkerMessage.loaded(info!).encoded())
+      await notifyMaster(WorkerMessage.loaded(info!).encoded(tag))
     case .evaluate(let job, let p):
       let (x, y) = (self.x!, self.y)
       let (sums, ms) = try await Offload.run {
@@ -530,7 +577,7 @@ public actor ParameterServerWorker: WorkerTask {
         }
         return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       }
-      await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded())
+      await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded(tag))
     case .gram(let job):
       let (x, y) = (self.x!, self.y)
       let (stats, ms) = try await Offload.run {
@@ -542,7 +589,7 @@ public actor ParameterServerWorker: WorkerTask {
         }
         return (stats, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       }
-      await notifyMaster(WorkerMessage.gram(stats, computeMilliseconds: ms).encoded())
+      await notifyMaster(WorkerMessage.gram(stats, computeMilliseconds: ms).encoded(tag))
     }
   }
 

@@ -62,6 +62,7 @@ struct MasterCommand: AsyncParsableCommand {
   @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
   @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port).")
   var metricsPort: Int?
+  @Flag(help: .hidden) var publishRounds = false
 
   func run() async throws {
     Log.setup(verbose: flags.verbose)
@@ -83,6 +84,7 @@ struct MasterCommand: AsyncParsableCommand {
       }
       let endpoint = try await startMetrics(port: metricsPort)
       settings.metrics = endpoint?.1
+      settings.publishRounds = publishRounds
       defer { if let e = endpoint?.0 { Task { await e.close() } } }
       let box = ResultBox()
       let topology = StarTopology(taskCount: workers + 1)

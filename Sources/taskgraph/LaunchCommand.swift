@@ -54,6 +54,7 @@ struct LaunchCommand: AsyncParsableCommand {
       masterArgs += ["--checkpoint-dir", dir, "--checkpoint-every", "\(checkpointEvery)"]
       if resume { masterArgs.append("--resume") }
       if let metricsPort { masterArgs += ["--metrics-port", "\(metricsPort)"] }
+      if !plan.kills.isEmpty { masterArgs.append("--publish-rounds") }
       masterArgs += flags.arguments
       var workerArgs = ["worker"] + common + ["--checkpoint-dir", dir]
       if flags.verbose { workerArgs.append("--verbose") }
@@ -89,7 +90,8 @@ struct LaunchCommand: AsyncParsableCommand {
     }
   }
 
-  /// Kills the planned process with SIGKILL as the job enters each planned epoch.
+  /// Kills the planned process with SIGKILL as the master starts each planned round (its
+  /// epoch in the chaos plan), which the master publishes in etcd.
   func runChaos(_ plan: ChaosPlan, endpoint: String, job: String, supervisor: Supervisor)
     async throws
   {
@@ -100,17 +102,19 @@ struct LaunchCommand: AsyncParsableCommand {
     var pending = plan.kills
     var from: Int64 = 0
     while !pending.isEmpty {
-      let (entries, revision) = try await coordinator.getPrefix(layout.epoch)
+      let (entries, revision) = try await coordinator.getPrefix(layout.record("round"))
       var current = entries.first.flatMap { UInt64($0.string) } ?? 0
       from = revision + 1
-      for try await event in coordinator.watch(prefix: layout.epoch, fromRevision: from) {
+      for try await event in coordinator.watch(
+        prefix: layout.record("round"), fromRevision: from)
+      {
         guard case .put(let kv) = event, let e = UInt64(kv.string) else { continue }
         current = e
         let due = pending.filter { $0.epoch <= current }
         pending.removeAll { $0.epoch <= current }
         for kill in due {
           let name = kill.task == 0 ? "master" : "worker \((kill.task - 1) % workers + 1)"
-          await supervisor.kill(name, reason: "chaos at epoch \(current)")
+          await supervisor.kill(name, reason: "chaos at round \(current)")
         }
         if pending.isEmpty { break }
       }

@@ -73,7 +73,7 @@ final class DistributedTrainingTests: XCTestCase {
     var options = DistributedOptions(workers: 4)
     options.checkpointDirectory = try tempDir()
     options.checkpointEvery = 3
-    options.leaseTTL = .milliseconds(500)
+    options.leaseTTL = .milliseconds(1500)
     options.chaos = ChaosPlan(kills: [
       .init(task: 2, epoch: 5), .init(task: 0, epoch: 11), .init(task: 4, epoch: 17),
     ])

@@ -20,7 +20,7 @@ final class MetricsTests: XCTestCase {
     defer { try? FileManager.default.removeItem(at: dir) }
     options.checkpointDirectory = dir.path
     options.checkpointEvery = 2
-    options.leaseTTL = .milliseconds(500)
+    options.leaseTTL = .milliseconds(1500)
     options.chaos = ChaosPlan(kills: [.init(task: 0, epoch: 9)])
     let model = try await DistributedTraining.runEmbedded(
       DistributedTrainingTests.cancerJob(), options: options)
