@@ -21,6 +21,10 @@ public struct DistributedOptions: Sendable {
   public var chaos = ChaosPlan()
   /// Where the master records its per-epoch metrics; nil for none.
   public var metrics: TrainingMetrics?
+  /// Bounded staleness in rounds (0: BSP; `.max`: asynchronous); see `MasterSettings`.
+  public var staleness: UInt64 = 0
+  /// Testing: extra delay of each listed worker's evaluations (a straggler).
+  var workerDelays: [Int: Duration] = [:]
 
   public init(workers: Int) {
     precondition(workers >= 1, "at least one worker")
@@ -87,6 +91,19 @@ public enum DistributedTraining {
       onRefuse: onRefuse)
   }
 
+  /// Bounded staleness needs a solver without a line search: a line search compares
+  /// objective values, which stale sums make inconsistent.
+  public static func checkStaleness(_ staleness: UInt64, configuration: TrainingConfiguration)
+    throws
+  {
+    guard staleness > 0, configuration.resolvedSolver != .sgd else { return }
+    throw TrainingError(
+      code: .invalidConfiguration,
+      message:
+        "--staleness needs --solver sgd (a learning-rate schedule): line searches need sums of one round"
+    )
+  }
+
   /// The shard cache's directory under a checkpoint directory.
   public static func shardDirectory(_ checkpointDirectory: String) -> String {
     "\(checkpointDirectory)/shards"
@@ -133,6 +150,8 @@ public enum DistributedTraining {
     settings.progress = progress
     settings.epochReport = epochReport
     settings.metrics = options.metrics
+    settings.staleness = options.staleness
+    try checkStaleness(options.staleness, configuration: job.configuration)
     if let dir = options.checkpointDirectory {
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
       settings.checkpoints = try DirectoryCheckpointStore(directory: dir)
@@ -150,7 +169,7 @@ public enum DistributedTraining {
         ParameterServerWorker(
           taskID: id, workerCount: n, localDataPath: nil,
           shardCacheDirectory: options.checkpointDirectory.map(shardDirectory), logger: logger,
-          chaos: chaos)
+          chaos: chaos, delay: options.workerDelays[id])
       })
     func node(_ id: Int, standby: Bool) -> Node {
       Node(

@@ -21,6 +21,10 @@ public struct MasterSettings: Sendable {
   public var epochReport: @Sendable (EpochReport) -> Void = { _ in }
   /// Where the epoch figures are also recorded as metrics; nil for none.
   public var metrics: TrainingMetrics?
+  /// Bounded staleness (SSP): a step may use a worker's sums from up to this many rounds
+  /// back, so the master waits only for workers further behind. 0 is BSP; `.max` is fully
+  /// asynchronous (a step on every answer, with each worker's latest sums).
+  public var staleness: UInt64 = 0
   /// Publish each round's number under the job's records (`round`) in the coordinator, in
   /// the background, at most one write in flight (for a supervisor that acts on rounds).
   public var publishRounds = false
@@ -52,6 +56,8 @@ public struct EpochReport: Sendable, Equatable {
   public var slowestComputeMilliseconds: Double
   /// Times the master resumed from a checkpoint so far in this process.
   public var recoveries: Int
+  /// With bounded staleness: contributions from an earlier round used in steps so far.
+  public var staleContributions = 0
   /// When every worker had answered (monotonic seconds), to time whole epochs.
   public var answeredAt: Double = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
 
@@ -86,6 +92,8 @@ public struct DistributedResult: Sendable {
   public var resumed: Bool
   /// Slowest worker load time, seconds.
   public var loadSeconds: Double
+  /// With bounded staleness: contributions from an earlier round that steps used.
+  public var staleContributions = 0
 }
 
 /// The master's checkpoint: everything needed to continue bit-identically.
@@ -111,6 +119,8 @@ public actor ParameterServerMaster: MasterTask {
     case evaluating(EvaluationRequest)
     /// The exact solver's round: every worker sends its shard's statistics.
     case gram
+    /// After a stale-synchronous run: one BSP evaluation of the final parameters.
+    case finalEvaluation(DistributedResult)
     case done
   }
 
@@ -132,6 +142,16 @@ public actor ParameterServerMaster: MasterTask {
   /// Whether the next round starts in a new runtime epoch (after a checkpoint).
   var epochDue = false
   var publishing = false
+  /// SSP: each worker's newest sums (their round, the sums, compute ms).
+  var latest: [Int: (round: UInt64, sums: GradientSums, ms: Double)] = [:]
+  /// SSP: workers with a request outstanding, and the last round sent to each.
+  var busy: Set<Int> = []
+  var sentRound: [Int: UInt64] = [:]
+  /// SSP: contributions from an earlier round used in a step, so far.
+  var staleUsed = 0
+  var steppedRound: UInt64 = 0
+  var stepping = false
+  var staleness: UInt64 { settings.staleness }
   var rows = 0
   var labelSum = 0.0
   var labelSquares = 0.0
@@ -159,6 +179,8 @@ public actor ParameterServerMaster: MasterTask {
   /// current round's request; a replacement master first restores from a checkpoint.
   public func enterEpoch(_ epoch: UInt64, context: MasterContext) async {
     self.epoch = epoch
+    // A new epoch cancels the old one's outstanding requests: every worker gets the next.
+    busy.removeAll()
     if case .starting = phase {
       if await !restore() { phase = .loading }
       // A restored driver's first event is the evaluation it needs next.
@@ -186,10 +208,22 @@ public actor ParameterServerMaster: MasterTask {
     case .loading: message = .load(job)
     case .evaluating(let request): message = .evaluate(job, request.parameters)
     case .gram: message = .gram(job)
+    case .finalEvaluation(let r): message = .evaluate(job, r.model.parameters)
     case .starting, .done: return
     }
     let bytes = message.encoded(RoundTag(incarnation: incarnation, round: round))
-    for w in context.workers { await context.notifyWorker(w, message: bytes) }
+    var ssp = false
+    if staleness > 0, case .evaluating = phase { ssp = true }
+    // Outside SSP rounds every worker gets the request (answers to older ones are ignored).
+    if !ssp { busy.removeAll() }
+    for w in context.workers where !busy.contains(w) {
+      if ssp {
+        // SSP: a worker still busy with an earlier round gets this one when it answers.
+        busy.insert(w)
+        sentRound[w] = round
+      }
+      await context.notifyWorker(w, message: bytes)
+    }
     if settings.publishRounds && !publishing {
       publishing = true
       let value = Array("\(round)".utf8)
@@ -222,6 +256,10 @@ public actor ParameterServerMaster: MasterTask {
     let (tag, answer) = try WorkerMessage.decodeTagged(message)
     if case .refused(let why) = answer {
       logger.error("worker \(worker) refused the job: \(why)")
+      return
+    }
+    if staleness > 0, case .evaluating(let request) = phase {
+      try await stale(worker, tag: tag, answer: answer, request: request, context: context)
       return
     }
     // Only answers to this master's current round count; others are late duplicates.
@@ -298,8 +336,73 @@ public actor ParameterServerMaster: MasterTask {
       report(workerMilliseconds: perWorker)
       finishExact(total!, computeSeconds: computeMilliseconds / 1000, start: start)
       try? await context.shutdownJob()
+    case .finalEvaluation(var result):
+      var total: GradientSums?
+      for w in workers {
+        guard case .sums(let s, _) = answers[w] else { continue }
+        if total == nil { total = s } else { total!.add(s) }
+      }
+      let objective =
+        total!.loss / Double(max(1, total!.rows))
+        + settings.configuration.regularization.penalty(result.model.coefficients)
+      result.objectives.append(objective)
+      result.metrics = finalMetrics(objective, model: result.model)
+      result.epochs = round
+      phase = .done
+      onResult(.success(result))
+      try? await context.shutdownJob()
     case .starting, .done:
       return
+    }
+  }
+
+  /// SSP: records a worker's answer if it is within the staleness bound, sends that worker
+  /// the current round if it has not had it, and steps once every worker's newest sums are
+  /// at most `staleness` rounds old.
+  private func stale(
+    _ worker: Int, tag: RoundTag, answer: WorkerMessage, request: EvaluationRequest,
+    context: MasterContext
+  ) async throws {
+    guard tag.incarnation == incarnation, tag.round <= round else { return }
+    busy.remove(worker)
+    if case .sums(let s, let ms) = answer, tag.round > latest[worker]?.round ?? 0 {
+      latest[worker] = (tag.round, s, ms)
+    }
+    if sentRound[worker] ?? 0 < round {
+      busy.insert(worker)
+      sentRound[worker] = round
+      let bytes = MasterMessage.evaluate(job, request.parameters).encoded(
+        RoundTag(incarnation: incarnation, round: round))
+      await context.notifyWorker(worker, message: bytes)
+    }
+    // One step at a time: answers that arrive while a step runs are recorded, and the loop
+    // checks again when it ends.
+    guard !stepping else { return }
+    let workers = context.workers.sorted()
+    // A step needs an answer to the current round (steps are paced by the fastest worker)
+    // and every worker's newest sums at most `staleness` rounds old.
+    func fresh() -> Bool {
+      workers.contains { latest[$0]?.round == round }
+        && workers.allSatisfy { w in latest[w].map { round - $0.round <= staleness } ?? false }
+    }
+    while case .evaluating = phase, steppedRound < round, fresh() {
+      stepping = true
+      steppedRound = round
+      // Sum the newest contributions in task-id order.
+      var total: GradientSums?
+      var perWorker: [Int: Double] = [:]
+      computeMilliseconds = 0
+      for w in workers {
+        let l = latest[w]!
+        if l.round < round { staleUsed += 1 }
+        perWorker[w] = l.ms
+        computeMilliseconds = max(computeMilliseconds, l.ms)
+        if total == nil { total = l.sums } else { total!.add(l.sums) }
+      }
+      report(workerMilliseconds: perWorker)
+      driver?.deliver(total!)
+      await advance(context: context, increment: true)
+      stepping = false
     }
   }
 
@@ -336,7 +439,8 @@ public actor ParameterServerMaster: MasterTask {
       gradientNorm: lastGradientNorm,
       epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
       slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
-      slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries)
+      slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries,
+      staleContributions: staleUsed)
     settings.epochReport(r)
     settings.metrics?.record(r, workerMilliseconds: workerMilliseconds)
   }
@@ -377,13 +481,20 @@ public actor ParameterServerMaster: MasterTask {
         await nextRound(context: context, newEpoch: newEpoch)
         return
       case .finished(let optimizer, let objectives, let reason, let seconds):
-        phase = .done
         let model = LinearModel(kind: settings.configuration.kind, parameters: optimizer.parameters)
         let result = DistributedResult(
           model: model, objectives: objectives, iterations: optimizer.iteration,
           stopReason: reason, fitSeconds: seconds, rows: rows,
           metrics: finalMetrics(objectives.last ?? .nan, model: model), epochs: round,
-          resumed: recoveries > 0, loadSeconds: loadSeconds)
+          resumed: recoveries > 0, loadSeconds: loadSeconds, staleContributions: staleUsed)
+        if staleness > 0 {
+          // The last objective was summed from several rounds' sums: evaluate the final
+          // parameters once more with every worker (a BSP round) for the true objective.
+          phase = .finalEvaluation(result)
+          await nextRound(context: context, newEpoch: false)
+          return
+        }
+        phase = .done
         onResult(.success(result))
         try? await context.shutdownJob()
         return
@@ -494,12 +605,15 @@ public actor ParameterServerWorker: WorkerTask {
   var info: ShardInfo?
   var checkedFingerprint: String?
   var loading: Task<LoadedShard, any Error>?
+  /// Testing: an extra delay before each evaluation (a straggler).
+  let delay: Duration?
 
   init(
     taskID: Int, workerCount: Int, localDataPath: String?, shardCacheDirectory: String? = nil,
     logger: Logger, onRefuse: @escaping @Sendable (String) -> Void = { _ in },
-    chaos: ChaosState? = nil
+    chaos: ChaosState? = nil, delay: Duration? = nil
   ) {
+    self.delay = delay
     self.shardCache = shardCacheDirectory.map { ShardCache(directory: $0) }
     self.chaos = chaos
     self.taskID = taskID
@@ -561,6 +675,7 @@ public actor ParameterServerWorker: WorkerTask {
     case .load:
       await notifyMaster(WorkerMessage.loaded(info!).encoded(tag))
     case .evaluate(let job, let p):
+      if let delay { try await Task.sleep(for: delay) }
       let (x, y) = (self.x!, self.y)
       let (sums, ms) = try await Offload.run {
         let start = DispatchTime.now().uptimeNanoseconds

@@ -63,6 +63,11 @@ struct MasterCommand: AsyncParsableCommand {
   @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port).")
   var metricsPort: Int?
   @Flag(help: .hidden) var publishRounds = false
+  @Option(
+    help:
+      "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
+  )
+  var staleness: Staleness = Staleness(rounds: 0)
 
   func run() async throws {
     Log.setup(verbose: flags.verbose)
@@ -85,6 +90,8 @@ struct MasterCommand: AsyncParsableCommand {
       let endpoint = try await startMetrics(port: metricsPort)
       settings.metrics = endpoint?.1
       settings.publishRounds = publishRounds
+      settings.staleness = staleness.rounds
+      try DistributedTraining.checkStaleness(staleness.rounds, configuration: job.configuration)
       defer { if let e = endpoint?.0 { Task { await e.close() } } }
       let box = ResultBox()
       let topology = StarTopology(taskCount: workers + 1)

@@ -30,6 +30,11 @@ struct LaunchCommand: AsyncParsableCommand {
   @Option(help: "Seconds a silent process keeps its task slot.") var leaseTtl: Double = 2
   @Option(help: "The master serves Prometheus metrics at http://HOST:PORT/metrics.")
   var metricsPort: Int?
+  @Option(
+    help:
+      "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
+  )
+  var staleness: Staleness = Staleness(rounds: 0)
 
   func validate() throws {
     guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -55,6 +60,7 @@ struct LaunchCommand: AsyncParsableCommand {
       if resume { masterArgs.append("--resume") }
       if let metricsPort { masterArgs += ["--metrics-port", "\(metricsPort)"] }
       if !plan.kills.isEmpty { masterArgs.append("--publish-rounds") }
+      masterArgs += ["--staleness", staleness.argument]
       masterArgs += flags.arguments
       var workerArgs = ["worker"] + common + ["--checkpoint-dir", dir]
       if flags.verbose { workerArgs.append("--verbose") }

@@ -198,6 +198,11 @@ struct DistributedFlags: ParsableArguments {
   @Option(
     help: "Serve the master's Prometheus metrics at http://HOST:PORT/metrics (0: a free port).")
   var metricsPort: Int?
+  @Option(
+    help:
+      "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
+  )
+  var staleness: Staleness = Staleness(rounds: 0)
 
   func validate() throws {
     if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -220,6 +225,7 @@ struct DistributedFlags: ParsableArguments {
     options.checkpointEvery = checkpointEvery
     options.resume = resume
     options.chaos = try chaosPlan(workers: workers, seed: seed)
+    options.staleness = staleness.rounds
     if chaos != nil {
       if options.checkpointDirectory == nil {
         options.checkpointDirectory =
@@ -269,4 +275,24 @@ func list(_ s: String?) -> [String] {
   return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
     !$0.isEmpty
   }
+}
+
+/// `--staleness`: a number of rounds, or `async`.
+struct Staleness: ExpressibleByArgument {
+  var rounds: UInt64
+
+  init(rounds: UInt64) { self.rounds = rounds }
+
+  init?(argument: String) {
+    if argument == "async" {
+      rounds = .max
+    } else if let n = UInt64(argument) {
+      rounds = n
+    } else {
+      return nil
+    }
+  }
+
+  /// The flag's value as it was written.
+  var argument: String { rounds == .max ? "async" : "\(rounds)" }
 }
