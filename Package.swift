@@ -138,6 +138,8 @@ let package = Package(
       name: "TaskGraphIntegrationTests",
       dependencies: [
         "TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport", "TaskGraph", "RegressionExample",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       swiftSettings: strict
     ),

@@ -67,6 +67,46 @@ struct GRPCTransportTests {
     }
   }
 
+  @Test("many requests in flight on one stream each get their own reply, in any order")
+  func concurrentRequests() async throws {
+    try await withServer(handler: { request in
+      // Later requests tend to finish first; the replies must still find their callers.
+      try await Task.sleep(for: .milliseconds(Int(64 - request.id)))
+      return request.payload + [UInt8(request.id)]
+    }) { transport, server in
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for id in 0..<64 {
+          group.addTask {
+            var sent = request(payload: [UInt8](repeating: UInt8(id), count: id * 1000))
+            sent.id = UInt64(id)
+            let response = try await transport.send(sent, to: server.address, timeout: .seconds(30))
+            #expect(response == sent.payload + [UInt8(id)], "reply to request \(id)")
+          }
+        }
+        try await group.waitForAll()
+      }
+    }
+  }
+
+  @Test("a request that runs out of time leaves the stream to the others")
+  func deadlineOfOneRequest() async throws {
+    let (never, release) = AsyncStream<Void>.makeStream()
+    try await withServer(handler: { request in
+      if request.method == "hang" { for await _ in never {} }
+      return request.payload
+    }) { transport, server in
+      var hanging = request()
+      hanging.method = "hang"
+      await expectTransportError(.deadlineExceeded) {
+        try await transport.send(hanging, to: server.address, timeout: .milliseconds(200))
+      }
+      let response = try await transport.send(
+        request(payload: [4, 2]), to: server.address, timeout: .seconds(5))
+      #expect(response == [4, 2])
+      release.finish()
+    }
+  }
+
   @Test("a stale-epoch refusal arrives typed, with the server's epoch")
   func staleEpoch() async throws {
     try await withServer(handler: { request in
