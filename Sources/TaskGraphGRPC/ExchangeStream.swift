@@ -11,10 +11,22 @@ import TaskGraph
 /// stream ends, for whatever reason, every call in flight fails with the stream's error
 /// (`unavailable` unless it was more specific) and so does every later call: the
 /// transport then opens a new stream.
+///
+/// Deadlines are kept by one sweeper task per stream that sleeps until the earliest
+/// deadline in flight, not by a timer per request: calls mostly end long before their
+/// deadline, and arming and cancelling a timer for each cost more than the call itself.
 final class ExchangeStream: Sendable {
   private struct Pending {
     var continuation: CheckedContinuation<DataReply, any Error>
-    var timer: Task<Void, Never>?
+    var deadline: ContinuousClock.Instant
+    var timeout: Duration
+  }
+
+  private struct Sweeper {
+    var generation: Int
+    /// When it wakes next; no call in flight has an earlier deadline.
+    var target: ContinuousClock.Instant
+    var task: Task<Void, Never>?
   }
 
   private struct State {
@@ -22,6 +34,8 @@ final class ExchangeStream: Sendable {
     var pending: [UInt64: Pending] = [:]
     /// Set when the stream has ended: the error every call gets from then on.
     var ended: TransportError?
+    var sweeper: Sweeper?
+    var nextSweeper = 0
   }
 
   private let state = Mutex(State())
@@ -76,31 +90,32 @@ final class ExchangeStream: Sendable {
       state.nextCall += 1
       return state.nextCall
     }
+    let deadline = ContinuousClock.now.advanced(by: timeout)
     return try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation { continuation in
-        let refusal: TransportError? = state.withLock { state in
-          if let ended = state.ended { return ended }
-          state.pending[call] = Pending(continuation: continuation, timer: nil)
-          return nil
+        let pending = Pending(continuation: continuation, deadline: deadline, timeout: timeout)
+        let admitted: Result<(start: Int, replaced: Sweeper?)?, TransportError> = state.withLock {
+          state in
+          if let ended = state.ended { return .failure(ended) }
+          state.pending[call] = pending
+          // The sweeper sleeps until the earliest deadline: start one for this call if it
+          // has the earliest, replacing the one that sleeps longer.
+          if let sweeper = state.sweeper, sweeper.target <= deadline { return .success(nil) }
+          let replaced = state.sweeper
+          state.nextSweeper += 1
+          state.sweeper = Sweeper(generation: state.nextSweeper, target: deadline, task: nil)
+          return .success((state.nextSweeper, replaced))
         }
-        if let refusal {
+        switch admitted {
+        case .failure(let refusal):
           continuation.resume(throwing: refusal)
           return
+        case .success(let start):
+          if let start {
+            start.replaced?.task?.cancel()
+            startSweeper(generation: start.start)
+          }
         }
-        let timer = Task { [weak self, address] in
-          do { try await Task.sleep(for: timeout) } catch { return }
-          self?.complete(
-            call,
-            with: .failure(
-              TransportError(
-                code: .deadlineExceeded, message: "no response from \(address) in \(timeout)")))
-        }
-        let registered = state.withLock { state in
-          guard state.pending[call] != nil else { return false }
-          state.pending[call]?.timer = timer
-          return true
-        }
-        if !registered { timer.cancel() }
         outbound.yield(Numbered(call: call, message: request))
         if Task.isCancelled { complete(call, with: .failure(CancellationError())) }
       }
@@ -124,21 +139,63 @@ final class ExchangeStream: Sendable {
   /// Resumes the caller of `call`, if it is still waiting.
   private func complete(_ call: UInt64, with result: Result<DataReply, any Error>) {
     guard let pending = state.withLock({ $0.pending.removeValue(forKey: call) }) else { return }
-    pending.timer?.cancel()
     pending.continuation.resume(with: result)
+  }
+
+  /// Starts the task of sweeper `generation`, unless it has been replaced already.
+  private func startSweeper(generation: Int) {
+    let task = Task { [weak self] in
+      guard let self else { return }
+      await self.sweep(generation: generation)
+    }
+    let current = state.withLock { state -> Bool in
+      guard state.sweeper?.generation == generation else { return false }
+      state.sweeper?.task = task
+      return true
+    }
+    if !current { task.cancel() }
+  }
+
+  /// Sleeps until the earliest deadline, fails the calls that are past theirs, and goes
+  /// on while calls are in flight; returns when replaced or idle.
+  private func sweep(generation: Int) async {
+    var target = state.withLock { state in
+      state.sweeper?.generation == generation ? state.sweeper?.target : nil
+    }
+    while let wake = target {
+      do { try await Task.sleep(until: wake, clock: .continuous) } catch { return }
+      let now = ContinuousClock.now
+      let expired = state.withLock { state -> [Pending] in
+        guard state.sweeper?.generation == generation else {
+          target = nil
+          return []
+        }
+        let due = state.pending.filter { $0.value.deadline <= now }
+        for call in due.keys { state.pending[call] = nil }
+        target = state.pending.values.map(\.deadline).min()
+        if let target { state.sweeper?.target = target } else { state.sweeper = nil }
+        return Array(due.values)
+      }
+      for call in expired {
+        call.continuation.resume(
+          throwing: TransportError(
+            code: .deadlineExceeded, message: "no response from \(address) in \(call.timeout)"))
+      }
+    }
   }
 
   /// Marks the stream ended and fails every call in flight with `error`.
   private func end(with error: TransportError) {
-    let pending = state.withLock { state in
+    let (pending, sweeper) = state.withLock { state in
       if state.ended == nil { state.ended = error }
-      defer { state.pending = [:] }
-      return state.pending
+      defer {
+        state.pending = [:]
+        state.sweeper = nil
+      }
+      return (state.pending, state.sweeper)
     }
     outbound.finish()
-    for (_, call) in pending {
-      call.timer?.cancel()
-      call.continuation.resume(throwing: error)
-    }
+    sweeper?.task?.cancel()
+    for (_, call) in pending { call.continuation.resume(throwing: error) }
   }
 }

@@ -46,6 +46,23 @@ private func expectTransportError(
   return nil
 }
 
+/// Holds every waiter until opened.
+private actor Gate {
+  private var isOpen = false
+  private var waiters: [CheckedContinuation<Void, Never>] = []
+
+  func wait() async {
+    if isOpen { return }
+    await withCheckedContinuation { waiters.append($0) }
+  }
+
+  func open() {
+    isOpen = true
+    for waiter in waiters { waiter.resume() }
+    waiters = []
+  }
+}
+
 @Suite("GRPCTransport over loopback", .serialized)
 struct GRPCTransportTests {
   @Test("round trip of 8 B, 8 KB and 8 MB payloads, every request field delivered")
@@ -107,6 +124,27 @@ struct GRPCTransportTests {
     }
   }
 
+  @Test("a short deadline behind a long one on the same stream still runs out on time")
+  func shortDeadlineAfterLongOne() async throws {
+    let gate = Gate()
+    try await withServer(handler: { request in
+      await gate.wait()
+      return []
+    }) { transport, server in
+      let long = Task {
+        try await transport.send(request(), to: server.address, timeout: .seconds(60))
+      }
+      let start = ContinuousClock.now
+      await expectTransportError(.deadlineExceeded) {
+        try await transport.send(request(), to: server.address, timeout: .milliseconds(200))
+      }
+      #expect(ContinuousClock.now - start < .seconds(10), "the 200 ms deadline was kept")
+      await gate.open()
+      let answer = try await long.value
+      #expect(answer == [], "the long call is answered once the handler returns")
+    }
+  }
+
   @Test("a stale-epoch refusal arrives typed, with the server's epoch")
   func staleEpoch() async throws {
     try await withServer(handler: { request in
@@ -116,6 +154,21 @@ struct GRPCTransportTests {
         try await transport.send(request(epoch: 4), to: server.address, timeout: .seconds(5))
       }
       #expect(error?.serverEpoch == 9)
+    }
+  }
+
+  @Test("a handler that does not serve the task now is reported as unavailable")
+  func handlerUnavailable() async throws {
+    try await withServer(handler: { request in
+      throw TransportError(code: .unavailable, message: "not task \(request.to)")
+    }) { transport, server in
+      await expectTransportError(.unavailable) {
+        try await transport.send(request(), to: server.address, timeout: .seconds(5))
+      }
+      // The connection stays usable: the refusal was the handler's, not the stream's.
+      await expectTransportError(.unavailable) {
+        try await transport.send(request(), to: server.address, timeout: .seconds(5))
+      }
     }
   }
 
