@@ -672,7 +672,17 @@ actor NodeRuntime {
     // is in the coordinator already, and the requester would otherwise back off.
     let holdDeadline = ContinuousClock.now.advanced(by: configuration.earlyRequestHold)
     admission: while true {
-      guard outcome == nil, let taskID, request.to == taskID, request.job == layout.job else {
+      guard outcome == nil, request.job == layout.job else {
+        throw TransportError(
+          code: .unavailable, message: "this node does not serve task \(request.to) now")
+      }
+      // A node that has just claimed its slot is found at its address a moment before it
+      // knows its task: hold the request like an early one.
+      if taskID == nil && ContinuousClock.now < holdDeadline {
+        await waitForEntry(until: holdDeadline)
+        continue admission
+      }
+      guard let taskID, request.to == taskID else {
         throw TransportError(
           code: .unavailable, message: "this node does not serve task \(request.to) now")
       }

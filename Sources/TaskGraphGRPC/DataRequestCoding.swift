@@ -31,6 +31,8 @@ enum DataReply: Sendable, Equatable {
           serverEpoch: error.serverEpoch)
       case .messageTooLarge:
         throw TransportError(code: .messageTooLarge, message: "\(address): \(error.message)")
+      case .unavailable:
+        throw TransportError(code: .unavailable, message: "\(address): \(error.message)")
       default:
         throw TransportError(code: .handlerFailed, message: "\(address): \(error.message)")
       }

@@ -122,6 +122,9 @@ struct DataTransportService: RegistrableRPCService {
       payload = try await handler(request)
     } catch let error as TransportError where error.code == .staleEpoch {
       return .error(.staleEpoch, message: error.message, serverEpoch: error.serverEpoch ?? 0)
+    } catch let error as TransportError where error.code == .unavailable {
+      // The node does not serve the task now: the requester looks its address up again.
+      return .error(.unavailable, message: error.message)
     } catch {
       return .error(.handlerFailed, message: "handler of '\(request.method)' failed: \(error)")
     }

@@ -103,6 +103,11 @@ struct DataRequestCodingTests {
     } catch let error as TransportError {
       #expect(error.code == .messageTooLarge)
     }
+    do {
+      _ = try DataReply.error(.unavailable, message: "not here").payload(from: "a")
+    } catch let error as TransportError {
+      #expect(error.code == .unavailable)
+    }
     #expect(try DataReply.payload([7]).payload(from: "a") == [7])
   }
 

@@ -113,6 +113,10 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
 
     /// The response would exceed the server's maximum message size.
     case messageTooLarge // = 3
+
+    /// The server does not serve the requested task now (not yet claimed, or no longer):
+    /// resolve the task's address again and retry.
+    case unavailable // = 4
     case UNRECOGNIZED(Int)
 
     init() {
@@ -125,6 +129,7 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
       case 1: self = .staleEpoch
       case 2: self = .handlerFailed
       case 3: self = .messageTooLarge
+      case 4: self = .unavailable
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -135,6 +140,7 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
       case .staleEpoch: return 1
       case .handlerFailed: return 2
       case .messageTooLarge: return 3
+      case .unavailable: return 4
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -145,6 +151,7 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
       .staleEpoch,
       .handlerFailed,
       .messageTooLarge,
+      .unavailable,
     ]
 
   }
@@ -329,5 +336,5 @@ nonisolated extension Taskgraph_Transport_V1_DataError: SwiftProtobuf.Message, S
 }
 
 nonisolated extension Taskgraph_Transport_V1_DataError.Code: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNSPECIFIED\0\u{1}STALE_EPOCH\0\u{1}HANDLER_FAILED\0\u{1}MESSAGE_TOO_LARGE\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNSPECIFIED\0\u{1}STALE_EPOCH\0\u{1}HANDLER_FAILED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}UNAVAILABLE\0")
 }
