@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import SwiftProtobuf
 import TaskGraph
 import Testing
@@ -138,5 +139,75 @@ struct DataRequestCodingTests {
     }
     #expect(ProtobufWire.varintSize(127) == 1 && ProtobufWire.varintSize(128) == 2)
     #expect(ProtobufWire.varintSize(.max) == 10)
+  }
+}
+
+@Suite("Data transport wire compatibility", .serialized)
+struct DataTransportCompatibilityTests {
+  /// Runs `body` with a stock gRPC client (SwiftProtobuf coders, the generated stubs)
+  /// connected to a ``GRPCTransport`` server whose handler echoes the payload reversed.
+  private func withStockClient(
+    _ body: (Taskgraph_Transport_V1_DataTransport.Client<HTTP2ClientTransport.Posix>)
+      async throws -> Void
+  ) async throws {
+    let transport = GRPCTransport()
+    let server = try await transport.startServer(host: "127.0.0.1") { request in
+      #expect(request.job == "job" && request.from == 2 && request.method == "m")
+      return request.payload.reversed()
+    }
+    let port = try #require((server as? GRPCTransportServer)?.port)
+    let client = GRPCClient(
+      transport: try HTTP2ClientTransport.Posix(
+        target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
+    let connections = Task { try await client.runConnections() }
+    do {
+      try await body(Taskgraph_Transport_V1_DataTransport.Client(wrapping: client))
+    } catch {
+      Issue.record(error)
+    }
+    client.beginGracefulShutdown()
+    _ = try? await connections.value
+    await server.stop()
+    await transport.close()
+  }
+
+  private func message(call: UInt64, payload: [UInt8]) -> Taskgraph_Transport_V1_DataRequestMessage
+  {
+    var message = Taskgraph_Transport_V1_DataRequestMessage()
+    message.job = "job"
+    message.from = 2
+    message.to = 1
+    message.epoch = 3
+    message.id = 4
+    message.method = "m"
+    message.payload = Data(payload)
+    message.call = call
+    return message
+  }
+
+  @Test("a unary Request from a stock client is served")
+  func unaryRequest() async throws {
+    try await withStockClient { client in
+      let response = try await client.request(message(call: 0, payload: [1, 2, 3]))
+      #expect(response.payload == Data([3, 2, 1]))
+    }
+  }
+
+  @Test("an Exchange stream from a stock client is served, replies numbered")
+  func exchange() async throws {
+    try await withStockClient { client in
+      let replies = try await client.exchange(
+        requestProducer: { writer in
+          for call: UInt64 in 1...3 {
+            try await writer.write(self.message(call: call, payload: [UInt8(call), 0]))
+          }
+        },
+        onResponse: { response in
+          var replies: [UInt64: Data] = [:]
+          for try await reply in response.messages { replies[reply.call] = reply.payload }
+          return replies
+        })
+      #expect(replies == [1: Data([0, 1]), 2: Data([0, 2]), 3: Data([0, 3])])
+    }
   }
 }
