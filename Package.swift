@@ -148,6 +148,10 @@ let package = Package(
       name: "TaskGraphIntegrationTests",
       dependencies: [
         "TaskGraphEtcd", "TaskGraphGRPC", "TaskGraphTestSupport", "TaskGraph", "RegressionExample",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       swiftSettings: strict
     ),

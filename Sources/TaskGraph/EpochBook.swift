@@ -52,7 +52,7 @@ public struct EpochBook: Sendable {
 
   /// What a server in this book's epoch does with a request of `epoch`.
   public func admit(requestEpoch epoch: UInt64) -> Admission {
-    guard let current else { return .refuse(serverEpoch: 0) }
+    guard let current, epoch <= current else { return .hold }
     return current == epoch ? .serve : .refuse(serverEpoch: current)
   }
 
@@ -60,6 +60,10 @@ public struct EpochBook: Sendable {
   public enum Admission: Sendable, Hashable {
     /// Serve it.
     case serve
+    /// Hold it until the server has entered a newer epoch, then ask again: the request is
+    /// of an epoch the server has not entered yet. Its requester read that epoch from the
+    /// coordinator, so the server's watch is about to deliver it.
+    case hold
     /// Refuse it with `TransportError.staleEpoch`, reporting the server's epoch.
     case refuse(serverEpoch: UInt64)
   }

@@ -28,14 +28,20 @@ public struct NodeConfiguration: Sendable {
   public var standby: Bool
   /// This node's unique identity (written with its address).
   public var nodeID: String
+  /// How long a data request of an epoch this node has not entered yet is held, waiting
+  /// for the node's watch to deliver that epoch, before it is refused as stale (its
+  /// requester then retries after a backoff). Holding it saves the requester that backoff
+  /// in the common case of a request that overtakes the epoch's watch event.
+  public var earlyRequestHold: Duration
 
   /// A configuration for `job`; see the properties.
   public init(
     job: String, host: String = "127.0.0.1", leaseTTL: Duration = .seconds(5),
     keepAliveInterval: Duration? = nil, retry: RetryPolicy = .defaults, slot: Slot = .any,
-    standby: Bool = false, nodeID: String? = nil
+    standby: Bool = false, nodeID: String? = nil, earlyRequestHold: Duration = .seconds(1)
   ) {
     precondition(leaseTTL > .zero, "lease TTL must be positive")
+    precondition(earlyRequestHold >= .zero, "the hold of early requests must not be negative")
     self.job = job
     self.host = host
     self.leaseTTL = leaseTTL
@@ -44,6 +50,7 @@ public struct NodeConfiguration: Sendable {
     self.slot = slot
     self.standby = standby
     self.nodeID = nodeID ?? makeNodeID()
+    self.earlyRequestHold = earlyRequestHold
   }
 }
 
@@ -144,7 +151,8 @@ actor NodeRuntime {
   private var server: (any TransportServer)?
   /// The epoch whose `enterEpoch` has returned; requests of an epoch are served only then.
   private var enteredEpoch: UInt64?
-  private var entryWaiters: [CheckedContinuation<Void, Never>] = []
+  private var entryWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+  private var nextEntryWaiter = 0
   private var jitter = SystemRandomNumberGenerator()
 
   init(
@@ -444,7 +452,25 @@ actor NodeRuntime {
   private func wakeEntryWaiters() {
     let waiters = entryWaiters
     entryWaiters.removeAll()
-    for waiter in waiters { waiter.resume() }
+    for waiter in waiters.values { waiter.resume() }
+  }
+
+  /// Waits until the node enters an epoch or stops, or until `deadline` if given.
+  private func waitForEntry(until deadline: ContinuousClock.Instant?) async {
+    let id = nextEntryWaiter
+    nextEntryWaiter += 1
+    let timer = deadline.map { deadline in
+      Task { [weak self] in
+        do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
+        await self?.wakeEntryWaiter(id)
+      }
+    }
+    await withCheckedContinuation { entryWaiters[id] = $0 }
+    timer?.cancel()
+  }
+
+  private func wakeEntryWaiter(_ id: Int) {
+    entryWaiters.removeValue(forKey: id)?.resume()
   }
 
   private func stop(_ outcome: NodeOutcome) {
@@ -641,17 +667,37 @@ actor NodeRuntime {
 
   private func handle(_ request: DataRequest) async throws -> [UInt8] {
     // A request is served once the task has entered the request's epoch, so serveData
-    // never sees an epoch before enterEpoch has reset the task's state for it.
-    while true {
-      guard outcome == nil, let taskID, request.to == taskID, request.job == layout.job else {
+    // never sees an epoch before enterEpoch has reset the task's state for it. A request
+    // of an epoch ahead of this node's is held for a while rather than refused: the epoch
+    // is in the coordinator already, and the requester would otherwise back off.
+    let holdDeadline = ContinuousClock.now.advanced(by: configuration.earlyRequestHold)
+    admission: while true {
+      guard outcome == nil, request.job == layout.job else {
         throw TransportError(
           code: .unavailable, message: "this node does not serve task \(request.to) now")
       }
-      if case .refuse(let serverEpoch) = book.admit(requestEpoch: request.epoch) {
-        throw TransportError.staleEpoch(server: serverEpoch, request: request.epoch)
+      // A node that has just claimed its slot is found at its address a moment before it
+      // knows its task: hold the request like an early one.
+      if taskID == nil && ContinuousClock.now < holdDeadline {
+        await waitForEntry(until: holdDeadline)
+        continue admission
       }
-      if enteredEpoch == request.epoch { break }
-      await withCheckedContinuation { entryWaiters.append($0) }
+      guard let taskID, request.to == taskID else {
+        throw TransportError(
+          code: .unavailable, message: "this node does not serve task \(request.to) now")
+      }
+      switch book.admit(requestEpoch: request.epoch) {
+      case .refuse(let serverEpoch):
+        throw TransportError.staleEpoch(server: serverEpoch, request: request.epoch)
+      case .hold:
+        guard ContinuousClock.now < holdDeadline else {
+          throw TransportError.staleEpoch(server: book.current ?? 0, request: request.epoch)
+        }
+        await waitForEntry(until: holdDeadline)
+      case .serve:
+        if enteredEpoch == request.epoch { break admission }
+        await waitForEntry(until: nil)
+      }
     }
     guard let task, let context, context.epoch == request.epoch else {
       throw TransportError(code: .unavailable, message: "task not ready")

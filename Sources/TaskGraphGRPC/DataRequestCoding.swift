@@ -1,51 +1,28 @@
-import Foundation
+import GRPCCore
+import SwiftProtobuf
 import TaskGraph
 
-/// Conversions between the runtime's values and the transport's protobuf messages.
-enum DataRequestCoding {
-  static func message(_ request: DataRequest) -> Taskgraph_Transport_V1_DataRequestMessage {
-    var message = Taskgraph_Transport_V1_DataRequestMessage()
-    message.job = request.job
-    message.from = Int64(request.from)
-    message.to = Int64(request.to)
-    message.epoch = request.epoch
-    message.id = request.id
-    message.method = request.method
-    message.payload = Data(request.payload)
-    return message
-  }
+/// What the server answers to a data request: the payload, or a typed refusal.
+enum DataReply: Sendable, Equatable {
+  case payload([UInt8])
+  case error(Taskgraph_Transport_V1_DataError)
 
-  static func request(_ message: Taskgraph_Transport_V1_DataRequestMessage) -> DataRequest {
-    DataRequest(
-      job: message.job, from: Int(message.from), to: Int(message.to), epoch: message.epoch,
-      id: message.id, method: message.method, payload: [UInt8](message.payload))
-  }
-
-  static func response(payload: [UInt8]) -> Taskgraph_Transport_V1_DataResponseMessage {
-    var response = Taskgraph_Transport_V1_DataResponseMessage()
-    response.payload = Data(payload)
-    return response
-  }
-
-  static func response(
-    error code: Taskgraph_Transport_V1_DataError.Code, message: String, serverEpoch: UInt64 = 0
-  ) -> Taskgraph_Transport_V1_DataResponseMessage {
+  /// A refusal with `code`.
+  static func error(
+    _ code: Taskgraph_Transport_V1_DataError.Code, message: String, serverEpoch: UInt64 = 0
+  ) -> DataReply {
     var error = Taskgraph_Transport_V1_DataError()
     error.code = code
     error.message = message
     error.serverEpoch = serverEpoch
-    var response = Taskgraph_Transport_V1_DataResponseMessage()
-    response.error = error
-    return response
+    return .error(error)
   }
 
-  /// The payload of `response`, or the typed error it carries.
-  static func payload(
-    of response: Taskgraph_Transport_V1_DataResponseMessage, from address: String
-  ) throws -> [UInt8] {
-    switch response.result {
-    case .payload(let data):
-      return [UInt8](data)
+  /// The payload, or the typed error the reply carries.
+  func payload(from address: String) throws -> [UInt8] {
+    switch self {
+    case .payload(let bytes):
+      return bytes
     case .error(let error):
       switch error.code {
       case .staleEpoch:
@@ -54,12 +31,129 @@ enum DataRequestCoding {
           serverEpoch: error.serverEpoch)
       case .messageTooLarge:
         throw TransportError(code: .messageTooLarge, message: "\(address): \(error.message)")
+      case .unavailable:
+        throw TransportError(code: .unavailable, message: "\(address): \(error.message)")
       default:
         throw TransportError(code: .handlerFailed, message: "\(address): \(error.message)")
       }
-    case nil:
-      // proto3 drops an empty `bytes` field of a oneof only if unset; treat as empty.
-      return []
+    }
+  }
+}
+
+/// A message with its call number: on an `Exchange` stream the number pairs a response
+/// with its request; a unary `Request` call leaves it 0.
+struct Numbered<Message: Sendable>: Sendable {
+  var call: UInt64
+  var message: Message
+}
+
+// The transport's messages are `taskgraph_transport.proto`'s `DataRequestMessage` and
+// `DataResponseMessage` on the wire. The coders below write the payload field last and by
+// hand, and read it by hand when it comes last, so a payload is copied once on each side
+// instead of through `Data`; the other fields go through SwiftProtobuf.
+
+/// Field numbers of the payload in `DataRequestMessage` and `DataResponseMessage`.
+private let requestPayloadField = 7
+private let replyPayloadField = 1
+
+/// Encodes a numbered ``DataRequest`` as a `DataRequestMessage`.
+struct DataRequestSerializer: MessageSerializer {
+  func serialize<Bytes: GRPCContiguousBytes>(_ numbered: Numbered<DataRequest>) throws -> Bytes {
+    let request = numbered.message
+    var head = Taskgraph_Transport_V1_DataRequestMessage()
+    head.job = request.job
+    head.from = Int64(request.from)
+    head.to = Int64(request.to)
+    head.epoch = request.epoch
+    head.id = request.id
+    head.method = request.method
+    head.call = numbered.call
+    let encoded: [UInt8]
+    do {
+      encoded = try head.serializedBytes()
+    } catch {
+      throw RPCError(code: .invalidArgument, message: "cannot encode a data request", cause: error)
+    }
+    return ProtobufWire.message(head: encoded, field: requestPayloadField, bytes: request.payload)
+  }
+}
+
+/// Decodes a `DataRequestMessage` into a numbered ``DataRequest``.
+struct DataRequestDeserializer: MessageDeserializer {
+  func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> Numbered<DataRequest> {
+    do {
+      return try bytes.withUnsafeBytes { raw in
+        let head: Taskgraph_Transport_V1_DataRequestMessage
+        let payload: [UInt8]
+        if let field = ProtobufWire.trailingField(requestPayloadField, in: raw) {
+          head = try Taskgraph_Transport_V1_DataRequestMessage(
+            serializedBytes: ProtobufWire.array(raw, 0..<field.start))
+          payload = ProtobufWire.array(raw, field.content)
+        } else {
+          head = try Taskgraph_Transport_V1_DataRequestMessage(
+            serializedBytes: ProtobufWire.array(raw, 0..<raw.count))
+          payload = [UInt8](head.payload)
+        }
+        let request = DataRequest(
+          job: head.job, from: Int(head.from), to: Int(head.to), epoch: head.epoch, id: head.id,
+          method: head.method, payload: payload)
+        return Numbered(call: head.call, message: request)
+      }
+    } catch {
+      throw RPCError(code: .invalidArgument, message: "cannot decode a data request", cause: error)
+    }
+  }
+}
+
+/// Encodes a numbered ``DataReply`` as a `DataResponseMessage`.
+struct DataReplySerializer: MessageSerializer {
+  func serialize<Bytes: GRPCContiguousBytes>(_ numbered: Numbered<DataReply>) throws -> Bytes {
+    var message = Taskgraph_Transport_V1_DataResponseMessage()
+    message.call = numbered.call
+    let payload: [UInt8]
+    switch numbered.message {
+    case .payload(let bytes):
+      payload = bytes
+    case .error(let error):
+      message.error = error
+      payload = []
+    }
+    let encoded: [UInt8]
+    do {
+      encoded = try message.serializedBytes()
+    } catch {
+      throw RPCError(code: .invalidArgument, message: "cannot encode a reply", cause: error)
+    }
+    if case .error = numbered.message { return Bytes(encoded) }
+    // The payload is a oneof member: written even when empty, so its presence shows.
+    return ProtobufWire.message(head: encoded, field: replyPayloadField, bytes: payload)
+  }
+}
+
+/// Decodes a `DataResponseMessage` into a numbered ``DataReply``.
+struct DataReplyDeserializer: MessageDeserializer {
+  func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> Numbered<DataReply> {
+    do {
+      return try bytes.withUnsafeBytes { raw in
+        if let field = ProtobufWire.trailingField(replyPayloadField, in: raw) {
+          // The payload comes last, so it is the oneof's value whatever precedes it.
+          let head = try Taskgraph_Transport_V1_DataResponseMessage(
+            serializedBytes: ProtobufWire.array(raw, 0..<field.start))
+          return Numbered(
+            call: head.call, message: .payload(ProtobufWire.array(raw, field.content)))
+        }
+        let message = try Taskgraph_Transport_V1_DataResponseMessage(
+          serializedBytes: ProtobufWire.array(raw, 0..<raw.count))
+        switch message.result {
+        case .payload(let data):
+          return Numbered(call: message.call, message: .payload([UInt8](data)))
+        case .error(let error): return Numbered(call: message.call, message: .error(error))
+        // Nothing set: an empty payload from a writer that omits it.
+        case nil: return Numbered(call: message.call, message: .payload([]))
+        }
+      }
+    } catch {
+      throw RPCError(code: .invalidArgument, message: "cannot decode a reply", cause: error)
     }
   }
 }

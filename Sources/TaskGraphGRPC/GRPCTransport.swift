@@ -1,15 +1,16 @@
-import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Synchronization
 import TaskGraph
 
-/// A ``Transport`` over gRPC (grpc-swift-2, HTTP/2 on SwiftNIO, plaintext): one unary call
-/// per data request.
+/// A ``Transport`` over gRPC (grpc-swift-2, HTTP/2 on SwiftNIO, plaintext): data requests
+/// travel as messages of one long-lived `Exchange` stream per peer.
 ///
 /// Clients are cached per peer address, so every request to a peer reuses one HTTP/2
-/// connection; a connection that fails is dropped and the next request dials afresh.
-/// Call ``close()`` to end the cached connections (servers are stopped individually).
+/// connection and one stream on it; many requests are in flight on the stream at once,
+/// paired with their replies by number. A stream or connection that fails is dropped and
+/// the next request opens afresh. Call ``close()`` to end the cached connections (servers
+/// are stopped individually).
 public final class GRPCTransport: Transport {
   /// The limits and tuning this transport's servers and clients use.
   public let configuration: GRPCTransportConfiguration
@@ -18,6 +19,7 @@ public final class GRPCTransport: Transport {
   private struct Peer {
     var client: Client
     var runner: Task<Void, Never>
+    var exchange: ExchangeStream
   }
   private struct State {
     var peers: [String: Peer] = [:]
@@ -56,25 +58,15 @@ public final class GRPCTransport: Transport {
           "request payload of \(request.payload.count) bytes exceeds the limit of \(configuration.maxMessageBytes)"
       )
     }
-    let client = try peer(address)
-    var options = CallOptions.defaults
-    options.timeout = timeout
-    options.waitForReady = false
-    options.maxRequestMessageBytes = configuration.wireLimit
-    options.maxResponseMessageBytes = configuration.wireLimit
-    let message = DataRequestCoding.message(request)
-    let response: Taskgraph_Transport_V1_DataResponseMessage
+    let (client, exchange) = try peer(address)
+    let reply: DataReply
     do {
-      response = try await Taskgraph_Transport_V1_DataTransport.Client(wrapping: client).request(
-        message, options: options)
-    } catch let error as RPCError {
+      reply = try await exchange.call(request, timeout: timeout)
+    } catch let error as TransportError {
       if error.code == .unavailable { dropPeer(address, client) }
-      throw Self.transportError(error, address: address)
-    } catch is RuntimeError {
-      dropPeer(address, client)
-      throw TransportError(code: .unavailable, message: "connection to \(address) is closed")
+      throw error
     }
-    return try DataRequestCoding.payload(of: response, from: address)
+    return try reply.payload(from: address)
   }
 
   /// Closes every cached connection and waits for their background tasks.
@@ -87,6 +79,7 @@ public final class GRPCTransport: Transport {
       }
       return (state.peers, state.retired)
     }
+    for peer in peers.values { await peer.exchange.close() }
     for peer in peers.values { peer.client.beginGracefulShutdown() }
     for runner in peers.values.map(\.runner) + retired {
       runner.cancel()
@@ -94,12 +87,23 @@ public final class GRPCTransport: Transport {
     }
   }
 
-  private func peer(_ address: String) throws -> Client {
-    try state.withLock { state in
+  /// The cached client of `address` and its open stream, made on first use (or after
+  /// the stream ended).
+  private func peer(_ address: String) throws -> (Client, ExchangeStream) {
+    var retired: ExchangeStream?
+    defer { retired?.finish() }
+    return try state.withLock { state in
       if state.closed {
         throw TransportError(code: .unavailable, message: "transport is closed")
       }
-      if let peer = state.peers[address] { return peer.client }
+      if let peer = state.peers[address] {
+        if !peer.exchange.hasEnded { return (peer.client, peer.exchange) }
+        retired = peer.exchange
+        let exchange = ExchangeStream(
+          client: peer.client, address: address, options: streamOptions)
+        state.peers[address]?.exchange = exchange
+        return (peer.client, exchange)
+      }
       guard let target = GRPCAddress.target(address) else {
         throw TransportError(
           code: .unavailable, message: "'\(address)' is not a HOST:PORT address")
@@ -118,22 +122,35 @@ public final class GRPCTransport: Transport {
         // Ends when the client is shut down or cancelled; failures surface on calls.
         _ = try? await client.runConnections()
       }
-      state.peers[address] = Peer(client: client, runner: runner)
-      return client
+      let exchange = ExchangeStream(client: client, address: address, options: streamOptions)
+      state.peers[address] = Peer(client: client, runner: runner, exchange: exchange)
+      return (client, exchange)
     }
+  }
+
+  /// The options of an `Exchange` stream: no deadline (each request has its own) and
+  /// the message limits.
+  private var streamOptions: CallOptions {
+    var options = CallOptions.defaults
+    options.waitForReady = false
+    options.maxRequestMessageBytes = configuration.wireLimit
+    options.maxResponseMessageBytes = configuration.wireLimit
+    return options
   }
 
   /// Forgets the cached client of `address` if it is still `client`, closing it.
   private func dropPeer(_ address: String, _ client: Client) {
-    let dropped: Client? = state.withLock { state in
+    let dropped: Peer? = state.withLock { state in
       guard let peer = state.peers[address], peer.client === client else { return nil }
       state.peers[address] = nil
       state.retired.append(peer.runner)
       // Retired runners end once their calls have; keep only the newest few handles.
       if state.retired.count > 16 { state.retired.removeFirst().cancel() }
-      return peer.client
+      return peer
     }
-    dropped?.beginGracefulShutdown()
+    // The stream must end for the graceful shutdown to finish.
+    dropped?.exchange.finish()
+    dropped?.client.beginGracefulShutdown()
   }
 
   static func transportError(_ error: RPCError, address: String) -> TransportError {

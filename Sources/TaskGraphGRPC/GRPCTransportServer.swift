@@ -64,31 +64,75 @@ public final class GRPCTransportServer: TransportServer {
   }
 }
 
-/// The generated service's implementation: decodes, calls the handler, encodes.
-struct DataTransportService: Taskgraph_Transport_V1_DataTransport.SimpleServiceProtocol {
+/// The data-request service of `taskgraph_transport.proto`: unary `Request` calls and
+/// `Exchange` streams, with coders that copy the payload once (see
+/// ``DataRequestSerializer``).
+struct DataTransportService: RegistrableRPCService {
   let handler: DataRequestHandler
   let maxResponseBytes: Int
 
-  func request(
-    request: Taskgraph_Transport_V1_DataRequestMessage, context: ServerContext
-  ) async throws -> Taskgraph_Transport_V1_DataResponseMessage {
-    let dataRequest = DataRequestCoding.request(request)
+  func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+    router.registerHandler(
+      forMethod: Taskgraph_Transport_V1_DataTransport.Method.Request.descriptor,
+      deserializer: DataRequestDeserializer(), serializer: DataReplySerializer()
+    ) { request, _ in
+      let single = try await ServerRequest(stream: request)
+      let reply = await self.reply(to: single.message.message)
+      return StreamingServerResponse(
+        single: ServerResponse(message: Numbered(call: 0, message: reply), metadata: [:]))
+    }
+    router.registerHandler(
+      forMethod: Taskgraph_Transport_V1_DataTransport.Method.Exchange.descriptor,
+      deserializer: DataRequestDeserializer(), serializer: DataReplySerializer()
+    ) { request, _ in
+      StreamingServerResponse { writer in
+        try await self.exchange(request.messages, writer: writer)
+        return [:]
+      }
+    }
+  }
+
+  /// Serves the requests of one `Exchange` stream concurrently, writing each reply as it
+  /// is ready, until the client closes its side and every reply is written.
+  private func exchange(
+    _ requests: RPCAsyncSequence<Numbered<DataRequest>, any Error>,
+    writer: RPCWriter<Numbered<DataReply>>
+  ) async throws {
+    let (replies, sink) = AsyncStream<Numbered<DataReply>>.makeStream()
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask {
+        for await reply in replies { try await writer.write(reply) }
+      }
+      try await withThrowingDiscardingTaskGroup { serving in
+        for try await request in requests {
+          serving.addTask {
+            let reply = await self.reply(to: request.message)
+            sink.yield(Numbered(call: request.call, message: reply))
+          }
+        }
+      }
+      sink.finish()
+    }
+  }
+
+  /// Calls the handler; its refusals and failures become typed error replies.
+  func reply(to request: DataRequest) async -> DataReply {
     let payload: [UInt8]
     do {
-      payload = try await handler(dataRequest)
+      payload = try await handler(request)
     } catch let error as TransportError where error.code == .staleEpoch {
-      return DataRequestCoding.response(
-        error: .staleEpoch, message: error.message, serverEpoch: error.serverEpoch ?? 0)
+      return .error(.staleEpoch, message: error.message, serverEpoch: error.serverEpoch ?? 0)
+    } catch let error as TransportError where error.code == .unavailable {
+      // The node does not serve the task now: the requester looks its address up again.
+      return .error(.unavailable, message: error.message)
     } catch {
-      return DataRequestCoding.response(
-        error: .handlerFailed, message: "handler of '\(request.method)' failed: \(error)")
+      return .error(.handlerFailed, message: "handler of '\(request.method)' failed: \(error)")
     }
     guard payload.count <= maxResponseBytes else {
-      return DataRequestCoding.response(
-        error: .messageTooLarge,
-        message:
-          "response of \(payload.count) bytes exceeds the limit of \(maxResponseBytes)")
+      return .error(
+        .messageTooLarge,
+        message: "response of \(payload.count) bytes exceeds the limit of \(maxResponseBytes)")
     }
-    return DataRequestCoding.response(payload: payload)
+    return .payload(payload)
   }
 }

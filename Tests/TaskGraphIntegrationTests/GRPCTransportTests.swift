@@ -46,6 +46,23 @@ private func expectTransportError(
   return nil
 }
 
+/// Holds every waiter until opened.
+private actor Gate {
+  private var isOpen = false
+  private var waiters: [CheckedContinuation<Void, Never>] = []
+
+  func wait() async {
+    if isOpen { return }
+    await withCheckedContinuation { waiters.append($0) }
+  }
+
+  func open() {
+    isOpen = true
+    for waiter in waiters { waiter.resume() }
+    waiters = []
+  }
+}
+
 @Suite("GRPCTransport over loopback", .serialized)
 struct GRPCTransportTests {
   @Test("round trip of 8 B, 8 KB and 8 MB payloads, every request field delivered")
@@ -67,6 +84,67 @@ struct GRPCTransportTests {
     }
   }
 
+  @Test("many requests in flight on one stream each get their own reply, in any order")
+  func concurrentRequests() async throws {
+    try await withServer(handler: { request in
+      // Later requests tend to finish first; the replies must still find their callers.
+      try await Task.sleep(for: .milliseconds(Int(64 - request.id)))
+      return request.payload + [UInt8(request.id)]
+    }) { transport, server in
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for id in 0..<64 {
+          group.addTask {
+            var sent = request(payload: [UInt8](repeating: UInt8(id), count: id * 1000))
+            sent.id = UInt64(id)
+            let response = try await transport.send(sent, to: server.address, timeout: .seconds(30))
+            #expect(response == sent.payload + [UInt8(id)], "reply to request \(id)")
+          }
+        }
+        try await group.waitForAll()
+      }
+    }
+  }
+
+  @Test("a request that runs out of time leaves the stream to the others")
+  func deadlineOfOneRequest() async throws {
+    let (never, release) = AsyncStream<Void>.makeStream()
+    try await withServer(handler: { request in
+      if request.method == "hang" { for await _ in never {} }
+      return request.payload
+    }) { transport, server in
+      var hanging = request()
+      hanging.method = "hang"
+      await expectTransportError(.deadlineExceeded) {
+        try await transport.send(hanging, to: server.address, timeout: .milliseconds(200))
+      }
+      let response = try await transport.send(
+        request(payload: [4, 2]), to: server.address, timeout: .seconds(5))
+      #expect(response == [4, 2])
+      release.finish()
+    }
+  }
+
+  @Test("a short deadline behind a long one on the same stream still runs out on time")
+  func shortDeadlineAfterLongOne() async throws {
+    let gate = Gate()
+    try await withServer(handler: { request in
+      await gate.wait()
+      return []
+    }) { transport, server in
+      let long = Task {
+        try await transport.send(request(), to: server.address, timeout: .seconds(60))
+      }
+      let start = ContinuousClock.now
+      await expectTransportError(.deadlineExceeded) {
+        try await transport.send(request(), to: server.address, timeout: .milliseconds(200))
+      }
+      #expect(ContinuousClock.now - start < .seconds(10), "the 200 ms deadline was kept")
+      await gate.open()
+      let answer = try await long.value
+      #expect(answer == [], "the long call is answered once the handler returns")
+    }
+  }
+
   @Test("a stale-epoch refusal arrives typed, with the server's epoch")
   func staleEpoch() async throws {
     try await withServer(handler: { request in
@@ -76,6 +154,21 @@ struct GRPCTransportTests {
         try await transport.send(request(epoch: 4), to: server.address, timeout: .seconds(5))
       }
       #expect(error?.serverEpoch == 9)
+    }
+  }
+
+  @Test("a handler that does not serve the task now is reported as unavailable")
+  func handlerUnavailable() async throws {
+    try await withServer(handler: { request in
+      throw TransportError(code: .unavailable, message: "not task \(request.to)")
+    }) { transport, server in
+      await expectTransportError(.unavailable) {
+        try await transport.send(request(), to: server.address, timeout: .seconds(5))
+      }
+      // The connection stays usable: the refusal was the handler's, not the stream's.
+      await expectTransportError(.unavailable) {
+        try await transport.send(request(), to: server.address, timeout: .seconds(5))
+      }
     }
   }
 

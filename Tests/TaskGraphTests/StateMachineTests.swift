@@ -57,7 +57,7 @@ final class StateMachineTests: XCTestCase {
 
   func testEpochBookDeliversOncePerRequestAndOnlyInItsEpoch() {
     var book = EpochBook()
-    XCTAssertEqual(book.admit(requestEpoch: 0), .refuse(serverEpoch: 0))
+    XCTAssertEqual(book.admit(requestEpoch: 0), .hold, "no epoch read yet: wait for one")
     XCTAssertTrue(book.advance(to: 3))
     XCTAssertFalse(book.advance(to: 3))
     XCTAssertFalse(book.advance(to: 2), "epochs never go back")
@@ -68,6 +68,7 @@ final class StateMachineTests: XCTestCase {
     XCTAssertFalse(book.acceptResponse(RequestKey(from: 1, to: 2, epoch: 2, id: 9)))
     XCTAssertEqual(book.admit(requestEpoch: 3), .serve)
     XCTAssertEqual(book.admit(requestEpoch: 2), .refuse(serverEpoch: 3))
+    XCTAssertEqual(book.admit(requestEpoch: 4), .hold, "a request ahead waits for its epoch")
     XCTAssertTrue(book.advance(to: 4))
     XCTAssertFalse(book.isCurrent(3))
     XCTAssertFalse(

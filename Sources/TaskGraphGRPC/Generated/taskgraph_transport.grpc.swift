@@ -35,9 +35,23 @@ internal enum Taskgraph_Transport_V1_DataTransport: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Exchange" metadata.
+        internal enum Exchange: Sendable {
+            /// Request type for "Exchange".
+            internal typealias Input = Taskgraph_Transport_V1_DataRequestMessage
+            /// Response type for "Exchange".
+            internal typealias Output = Taskgraph_Transport_V1_DataResponseMessage
+            /// Descriptor for "Exchange".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "taskgraph.transport.v1.DataTransport"),
+                method: "Exchange",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Descriptors for all methods in the "taskgraph.transport.v1.DataTransport" service.
         internal static let descriptors: [GRPCCore.MethodDescriptor] = [
-            Request.descriptor
+            Request.descriptor,
+            Exchange.descriptor
         ]
     }
 }
@@ -82,6 +96,27 @@ extension Taskgraph_Transport_V1_DataTransport {
             request: GRPCCore.StreamingServerRequest<Taskgraph_Transport_V1_DataRequestMessage>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Taskgraph_Transport_V1_DataResponseMessage>
+
+        /// Handle the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Serves many data requests over one long-lived stream, concurrently: a client keeps one
+        /// > per server and numbers its requests with `call`; each response carries its request's
+        /// > number and responses come in any order. Saves the per-call cost of `Request` (a new
+        /// > HTTP/2 stream, headers and trailers) on every request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Taskgraph_Transport_V1_DataRequestMessage` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Taskgraph_Transport_V1_DataResponseMessage` messages.
+        func exchange(
+            request: GRPCCore.StreamingServerRequest<Taskgraph_Transport_V1_DataRequestMessage>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Taskgraph_Transport_V1_DataResponseMessage>
     }
 
     /// Service protocol for the "taskgraph.transport.v1.DataTransport" service.
@@ -110,6 +145,27 @@ extension Taskgraph_Transport_V1_DataTransport {
             request: GRPCCore.ServerRequest<Taskgraph_Transport_V1_DataRequestMessage>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Taskgraph_Transport_V1_DataResponseMessage>
+
+        /// Handle the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Serves many data requests over one long-lived stream, concurrently: a client keeps one
+        /// > per server and numbers its requests with `call`; each response carries its request's
+        /// > number and responses come in any order. Saves the per-call cost of `Request` (a new
+        /// > HTTP/2 stream, headers and trailers) on every request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Taskgraph_Transport_V1_DataRequestMessage` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Taskgraph_Transport_V1_DataResponseMessage` messages.
+        func exchange(
+            request: GRPCCore.StreamingServerRequest<Taskgraph_Transport_V1_DataRequestMessage>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Taskgraph_Transport_V1_DataResponseMessage>
     }
 
     /// Simple service protocol for the "taskgraph.transport.v1.DataTransport" service.
@@ -136,6 +192,28 @@ extension Taskgraph_Transport_V1_DataTransport {
             request: Taskgraph_Transport_V1_DataRequestMessage,
             context: GRPCCore.ServerContext
         ) async throws -> Taskgraph_Transport_V1_DataResponseMessage
+
+        /// Handle the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Serves many data requests over one long-lived stream, concurrently: a client keeps one
+        /// > per server and numbers its requests with `call`; each response carries its request's
+        /// > number and responses come in any order. Saves the per-call cost of `Request` (a new
+        /// > HTTP/2 stream, headers and trailers) on every request.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Taskgraph_Transport_V1_DataRequestMessage` messages.
+        ///   - response: A response stream of `Taskgraph_Transport_V1_DataResponseMessage` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func exchange(
+            request: GRPCCore.RPCAsyncSequence<Taskgraph_Transport_V1_DataRequestMessage, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Taskgraph_Transport_V1_DataResponseMessage>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -149,6 +227,17 @@ extension Taskgraph_Transport_V1_DataTransport.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Taskgraph_Transport_V1_DataResponseMessage>(),
             handler: { request, context in
                 try await self.request(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Taskgraph_Transport_V1_DataTransport.Method.Exchange.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Taskgraph_Transport_V1_DataRequestMessage>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Taskgraph_Transport_V1_DataResponseMessage>(),
+            handler: { request, context in
+                try await self.exchange(
                     request: request,
                     context: context
                 )
@@ -187,6 +276,23 @@ extension Taskgraph_Transport_V1_DataTransport.SimpleServiceProtocol {
             metadata: [:]
         )
     }
+
+    internal func exchange(
+        request: GRPCCore.StreamingServerRequest<Taskgraph_Transport_V1_DataRequestMessage>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Taskgraph_Transport_V1_DataResponseMessage> {
+        return GRPCCore.StreamingServerResponse<Taskgraph_Transport_V1_DataResponseMessage>(
+            metadata: [:],
+            producer: { writer in
+                try await self.exchange(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
 }
 
 // MARK: taskgraph.transport.v1.DataTransport (client)
@@ -220,6 +326,32 @@ extension Taskgraph_Transport_V1_DataTransport {
             deserializer: some GRPCCore.MessageDeserializer<Taskgraph_Transport_V1_DataResponseMessage>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Taskgraph_Transport_V1_DataResponseMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Serves many data requests over one long-lived stream, concurrently: a client keeps one
+        /// > per server and numbers its requests with `call`; each response carries its request's
+        /// > number and responses come in any order. Saves the per-call cost of `Request` (a new
+        /// > HTTP/2 stream, headers and trailers) on every request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Taskgraph_Transport_V1_DataRequestMessage` messages.
+        ///   - serializer: A serializer for `Taskgraph_Transport_V1_DataRequestMessage` messages.
+        ///   - deserializer: A deserializer for `Taskgraph_Transport_V1_DataResponseMessage` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func exchange<Result>(
+            request: GRPCCore.StreamingClientRequest<Taskgraph_Transport_V1_DataRequestMessage>,
+            serializer: some GRPCCore.MessageSerializer<Taskgraph_Transport_V1_DataRequestMessage>,
+            deserializer: some GRPCCore.MessageDeserializer<Taskgraph_Transport_V1_DataResponseMessage>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Taskgraph_Transport_V1_DataResponseMessage>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -273,6 +405,41 @@ extension Taskgraph_Transport_V1_DataTransport {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Exchange" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Serves many data requests over one long-lived stream, concurrently: a client keeps one
+        /// > per server and numbers its requests with `call`; each response carries its request's
+        /// > number and responses come in any order. Saves the per-call cost of `Request` (a new
+        /// > HTTP/2 stream, headers and trailers) on every request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Taskgraph_Transport_V1_DataRequestMessage` messages.
+        ///   - serializer: A serializer for `Taskgraph_Transport_V1_DataRequestMessage` messages.
+        ///   - deserializer: A deserializer for `Taskgraph_Transport_V1_DataResponseMessage` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func exchange<Result>(
+            request: GRPCCore.StreamingClientRequest<Taskgraph_Transport_V1_DataRequestMessage>,
+            serializer: some GRPCCore.MessageSerializer<Taskgraph_Transport_V1_DataRequestMessage>,
+            deserializer: some GRPCCore.MessageDeserializer<Taskgraph_Transport_V1_DataResponseMessage>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Taskgraph_Transport_V1_DataResponseMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Taskgraph_Transport_V1_DataTransport.Method.Exchange.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -301,6 +468,36 @@ extension Taskgraph_Transport_V1_DataTransport.ClientProtocol {
         }
     ) async throws -> Result where Result: Sendable {
         try await self.request(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Taskgraph_Transport_V1_DataRequestMessage>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Taskgraph_Transport_V1_DataResponseMessage>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Exchange" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Serves many data requests over one long-lived stream, concurrently: a client keeps one
+    /// > per server and numbers its requests with `call`; each response carries its request's
+    /// > number and responses come in any order. Saves the per-call cost of `Request` (a new
+    /// > HTTP/2 stream, headers and trailers) on every request.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Taskgraph_Transport_V1_DataRequestMessage` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func exchange<Result>(
+        request: GRPCCore.StreamingClientRequest<Taskgraph_Transport_V1_DataRequestMessage>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Taskgraph_Transport_V1_DataResponseMessage>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.exchange(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Taskgraph_Transport_V1_DataRequestMessage>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Taskgraph_Transport_V1_DataResponseMessage>(),
@@ -341,6 +538,41 @@ extension Taskgraph_Transport_V1_DataTransport.ClientProtocol {
             metadata: metadata
         )
         return try await self.request(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Exchange" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Serves many data requests over one long-lived stream, concurrently: a client keeps one
+    /// > per server and numbers its requests with `call`; each response carries its request's
+    /// > number and responses come in any order. Saves the per-call cost of `Request` (a new
+    /// > HTTP/2 stream, headers and trailers) on every request.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func exchange<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Taskgraph_Transport_V1_DataRequestMessage>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Taskgraph_Transport_V1_DataResponseMessage>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Taskgraph_Transport_V1_DataRequestMessage>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.exchange(
             request: request,
             options: options,
             onResponse: handleResponse

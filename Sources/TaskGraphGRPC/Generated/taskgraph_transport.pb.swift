@@ -46,6 +46,9 @@ nonisolated struct Taskgraph_Transport_V1_DataRequestMessage: Sendable {
 
   var payload: Data = Data()
 
+  /// On an Exchange stream: the request's number, unique on the stream.
+  var call: UInt64 = 0
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
@@ -73,6 +76,9 @@ nonisolated struct Taskgraph_Transport_V1_DataResponseMessage: Sendable {
     }
     set {result = .error(newValue)}
   }
+
+  /// On an Exchange stream: the number of the request answered.
+  var call: UInt64 = 0
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -107,6 +113,10 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
 
     /// The response would exceed the server's maximum message size.
     case messageTooLarge // = 3
+
+    /// The server does not serve the requested task now (not yet claimed, or no longer):
+    /// resolve the task's address again and retry.
+    case unavailable // = 4
     case UNRECOGNIZED(Int)
 
     init() {
@@ -119,6 +129,7 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
       case 1: self = .staleEpoch
       case 2: self = .handlerFailed
       case 3: self = .messageTooLarge
+      case 4: self = .unavailable
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -129,6 +140,7 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
       case .staleEpoch: return 1
       case .handlerFailed: return 2
       case .messageTooLarge: return 3
+      case .unavailable: return 4
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -139,6 +151,7 @@ nonisolated struct Taskgraph_Transport_V1_DataError: Sendable {
       .staleEpoch,
       .handlerFailed,
       .messageTooLarge,
+      .unavailable,
     ]
 
   }
@@ -152,7 +165,7 @@ fileprivate nonisolated let _protobuf_package = "taskgraph.transport.v1"
 
 nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".DataRequestMessage"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}from\0\u{1}to\0\u{1}epoch\0\u{1}id\0\u{1}method\0\u{1}payload\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}from\0\u{1}to\0\u{1}epoch\0\u{1}id\0\u{1}method\0\u{1}payload\0\u{1}call\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -167,6 +180,7 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.method) }()
       case 7: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.call) }()
       default: break
       }
     }
@@ -194,6 +208,9 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 7)
     }
+    if self.call != 0 {
+      try visitor.visitSingularUInt64Field(value: self.call, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -205,6 +222,7 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
     if lhs.id != rhs.id {return false}
     if lhs.method != rhs.method {return false}
     if lhs.payload != rhs.payload {return false}
+    if lhs.call != rhs.call {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -212,7 +230,7 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
 
 nonisolated extension Taskgraph_Transport_V1_DataResponseMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".DataResponseMessage"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{1}error\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{1}error\0\u{1}call\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -241,6 +259,7 @@ nonisolated extension Taskgraph_Transport_V1_DataResponseMessage: SwiftProtobuf.
           self.result = .error(v)
         }
       }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.call) }()
       default: break
       }
     }
@@ -262,11 +281,15 @@ nonisolated extension Taskgraph_Transport_V1_DataResponseMessage: SwiftProtobuf.
     }()
     case nil: break
     }
+    if self.call != 0 {
+      try visitor.visitSingularUInt64Field(value: self.call, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   static func ==(lhs: Taskgraph_Transport_V1_DataResponseMessage, rhs: Taskgraph_Transport_V1_DataResponseMessage) -> Bool {
     if lhs.result != rhs.result {return false}
+    if lhs.call != rhs.call {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -313,5 +336,5 @@ nonisolated extension Taskgraph_Transport_V1_DataError: SwiftProtobuf.Message, S
 }
 
 nonisolated extension Taskgraph_Transport_V1_DataError.Code: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNSPECIFIED\0\u{1}STALE_EPOCH\0\u{1}HANDLER_FAILED\0\u{1}MESSAGE_TOO_LARGE\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNSPECIFIED\0\u{1}STALE_EPOCH\0\u{1}HANDLER_FAILED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}UNAVAILABLE\0")
 }
