@@ -469,8 +469,10 @@ public actor ParameterServerMaster: MasterTask {
         stepsSinceCheckpoint += 1
         if stepsSinceCheckpoint >= settings.checkpointEvery {
           stepsSinceCheckpoint = 0
-          await checkpoint(optimizer, objectives)
-          epochDue = true
+          if settings.checkpoints != nil {
+            await checkpoint(optimizer, objectives)
+            epochDue = true
+          }
         }
       case .evaluate(let request):
         phase = .evaluating(request)
