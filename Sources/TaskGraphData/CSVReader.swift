@@ -273,11 +273,18 @@ struct RecordConverter {
     var k = 0
     while true {
       let start = i
-      while i < n {
-        let c = base[i]
-        if c == CSVScanner.comma || c == CSVScanner.newline { break }
-        if c == CSVScanner.quote { return .fallBack }
-        i += 1
+      let kind = kinds[k]
+      // A numeric field is converted while its end is found; anything unusual in it (an
+      // exponent, many digits, spaces, NA) leaves `plain` nil and takes the general way.
+      var plain: Double? = nil
+      if kind == .numeric || kind == .label { plain = NumberParser.parsePlain(base, &i, n) }
+      if plain == nil {
+        while i < n {
+          let c = base[i]
+          if c == CSVScanner.comma || c == CSVScanner.newline { break }
+          if c == CSVScanner.quote { return .fallBack }
+          i += 1
+        }
       }
       var end = i
       let next: Int?
@@ -295,14 +302,14 @@ struct RecordConverter {
       if next != nil && end > start && base[end - 1] == CSVScanner.carriageReturn { end -= 1 }
       let p = base + start
       let count = end - start
-      switch kinds[k] {
+      switch kind {
       case .skip:
         break
       case .label:
-        guard let v = number(p, count) else { return .fallBack }
+        guard let v = plain ?? number(p, count) else { return .fallBack }
         label = v
       case .numeric:
-        guard let v = number(p, count) else { return .fallBack }
+        guard let v = plain ?? number(p, count) else { return .fallBack }
         row.numeric[slots[k]] = v
       case .categorical:
         let s = slots[k]

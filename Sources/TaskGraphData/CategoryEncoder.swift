@@ -50,7 +50,15 @@ struct CategoryEncoder {
   @inline(__always)
   private func equal(_ start: Int, _ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
     if n == 0 { return true }
-    return arena.withUnsafeBufferPointer { memcmp($0.baseAddress! + start, p, n) == 0 }
+    return arena.withUnsafeBufferPointer { arena in
+      let q = arena.baseAddress! + start
+      // Categories are mostly short: compare in place rather than call memcmp.
+      if n <= 16 {
+        for k in 0..<n where q[k] != p[k] { return false }
+        return true
+      }
+      return memcmp(q, p, n) == 0
+    }
   }
 
   private mutating func insert(_ p: UnsafePointer<UInt8>, _ n: Int, hash: UInt64, slot: Int)
