@@ -1,7 +1,7 @@
 /// Where the bytes of a text input come from: a plain file read in parts (so a shard reads
 /// only its byte range), a buffer already in memory (a decompressed gzip file), or a gzip file
 /// decompressed as it is read.
-enum ByteSource {
+enum ByteSource: Sendable {
   case file(path: String, size: Int)
   case memory([UInt8])
   /// Decompressed while it is read, never held whole. Its size is unknown (`size` is

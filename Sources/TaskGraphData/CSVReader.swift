@@ -1,5 +1,7 @@
+import Foundation
+
 /// A CSV header: the column names and where the data rows begin.
-struct CSVHeader {
+struct CSVHeader: Sendable {
   var names: [String]
   /// Offset of the first byte after the header record.
   var dataStart: Int
@@ -136,15 +138,40 @@ enum CSVReader {
     return start..<max(start, end)
   }
 
+  /// Plain-file ranges at least this long are parsed in two halves at once.
+  static let parallelThreshold = 8 << 20
+
   /// Reads the records starting in `range` into `table`, converting fields per `roles`.
   ///
   /// The source is read in windows of `window` bytes (see `ByteSource.windows`), so a plain
-  /// or streamed gzip file is never held whole.
+  /// or streamed gzip file is never held whole. A plain file range of `parallelThreshold`
+  /// bytes or more is cut at a record boundary (found as for shards) and its halves are parsed
+  /// on two threads, then joined in order; the result, errors included, is the same.
   static func load(
     _ source: ByteSource, path: String, range: Range<Int>, header: CSVHeader,
-    roles: [ColumnRole], into table: RawTable, window: Int = 4 << 20
+    roles: [ColumnRole], into table: RawTable, window: Int = 4 << 20,
+    parallelThreshold: Int = parallelThreshold
   ) throws {
     if range.isEmpty { return }
+    if case .file = source, range.count >= parallelThreshold {
+      let middle = try recordStart(
+        atOrAfter: range.lowerBound + range.count / 2, dataStart: header.dataStart, source)
+      if middle > range.lowerBound && middle < range.upperBound {
+        try loadHalves(
+          source, path: path, range.lowerBound..<middle, middle..<range.upperBound,
+          header: header, roles: roles, into: table, window: window)
+        return
+      }
+    }
+    try loadPart(
+      source, path: path, range: range, header: header, roles: roles, into: table,
+      window: window)
+  }
+
+  private static func loadPart(
+    _ source: ByteSource, path: String, range: Range<Int>, header: CSVHeader,
+    roles: [ColumnRole], into table: RawTable, window: Int
+  ) throws {
     var converter = RecordConverter(roles: roles, names: header.names, path: path, table: table)
     defer { converter.finish() }
     try source.windows(from: range.lowerBound, size: window) { window, offset, atEOF in
@@ -153,6 +180,54 @@ enum CSVReader {
       }
     }
   }
+
+  /// Parses `first` here and `second` on another thread into a table of its own, then
+  /// appends the second table's rows. An error in the first half wins, as it would in one pass.
+  private static func loadHalves(
+    _ source: ByteSource, path: String, _ first: Range<Int>, _ second: Range<Int>,
+    header: CSVHeader, roles: [ColumnRole], into table: RawTable, window: Int
+  ) throws {
+    let part = TablePart(
+      RawTable(
+        numericNames: table.numericNames, categoricalNames: table.categoricalNames,
+        hasLabel: table.hasLabel))
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+      do {
+        try loadPart(
+          source, path: path, range: second, header: header, roles: roles, into: part.table,
+          window: window)
+      } catch {
+        part.error = error
+      }
+      done.signal()
+    }
+    thread.name = "taskgraph-csv-half"
+    thread.start()
+    var firstError: (any Error)?
+    do {
+      try loadPart(
+        source, path: path, range: first, header: header, roles: roles, into: table,
+        window: window)
+    } catch {
+      firstError = error
+    }
+    done.wait()
+    if let firstError { throw firstError }
+    if let error = part.error { throw error }
+    table.append(part.table)
+  }
+}
+
+/// The table and error of the half that `loadHalves` parses on another thread.
+///
+/// `@unchecked Sendable`: the worker thread writes `table` and `error` only before it signals
+/// the semaphore, and the caller reads them only after waiting on it, so the two never touch
+/// them at the same time and the semaphore orders the writes before the reads.
+private final class TablePart: @unchecked Sendable {
+  let table: RawTable
+  var error: (any Error)?
+  init(_ table: RawTable) { self.table = table }
 }
 
 /// Converts CSV records into `RawTable` rows, field by field straight into the table.

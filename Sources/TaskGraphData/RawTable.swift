@@ -1,5 +1,5 @@
 /// What the reader does with one source column.
-enum ColumnRole: Equatable {
+enum ColumnRole: Equatable, Sendable {
   /// Not needed: the field is skipped without being converted.
   case skip
   /// The label: parsed as a number into the table's labels.
@@ -171,6 +171,41 @@ final class RawTable {
       guard let block = blocks[b] else { preconditionFailure("block \(b) was released") }
       try body(range, block)
       first += blockRows
+    }
+  }
+
+  /// Appends the rows of `other` (same columns), mapping its category codes onto this
+  /// table's (values new to this table are added in `other`'s order, so the categories stay in
+  /// order of first appearance). `other`'s blocks are released as they are copied.
+  func append(_ other: RawTable) {
+    precondition(
+      other.numericNames == numericNames && other.categoricalNames == categoricalNames
+        && other.hasLabel == hasLabel, "appending a table with other columns")
+    let codeMaps = (0..<codeWidth).map { s -> [Int32] in
+      var index: [String: Int32] = [:]
+      for (c, value) in categories[s].enumerated() where index[value] == nil {
+        index[value] = Int32(c)
+      }
+      return other.categories[s].map { value in
+        if let c = index[value] { return c }
+        let c = Int32(categories[s].count)
+        categories[s].append(value)
+        index[value] = c
+        return c
+      }
+    }
+    other.forEachBlock { rows, block in
+      for i in 0..<rows.count {
+        let row = nextRow()
+        row.numeric.update(from: block.numeric + i * numericWidth, count: numericWidth)
+        row.label.pointee = block.labels[i]
+        for s in 0..<codeWidth {
+          let c = block.codes[i * codeWidth + s]
+          row.codes[s] = c < 0 ? c : codeMaps[s][Int(c)]
+        }
+        commitRow()
+      }
+      other.releaseBlocks(below: rows.upperBound)
     }
   }
 

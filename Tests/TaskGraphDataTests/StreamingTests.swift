@@ -168,6 +168,67 @@ final class StreamingTests: XCTestCase {
     }
   }
 
+  func testTwoHalvesOnTwoThreadsEqualOnePass() throws {
+    // Quoted newlines and commas (the cut must be at a true record start), categories first
+    // seen in the second half, missing values.
+    var csv = "id,note,city,value\n"
+    for i in 0..<500 {
+      let note = i % 3 == 0 ? "\"two\nlines, \"\"q\"\"\"" : "plain"
+      let city = i < 250 ? "c\(i % 4)" : "d\(i % 5)"
+      csv += "\(i),\(note),\(i % 7 == 0 ? "" : city),\(i % 11 == 0 ? "NA" : "\(i / 4)")\n"
+    }
+    let files = try TestFiles()
+    let bytes = Array(csv.utf8)
+    let path = try files.write("p.csv", bytes)
+    let source = ByteSource.file(path: path, size: bytes.count)
+    let header = try CSVReader.header(source, path: path)
+    var options = PipelineOptions(label: "id")
+    options.categorical = ["city"]
+    options.exclude = ["note"]
+    let spec = try ReadSpec(fitting: options, names: header.names, path: path)
+    func load(threshold: Int) throws -> RawTable {
+      let table = spec.makeTable()
+      try CSVReader.load(
+        source, path: path, range: header.dataStart..<bytes.count, header: header,
+        roles: spec.roles, into: table, parallelThreshold: threshold)
+      return table
+    }
+    let one = try load(threshold: .max)
+    let two = try load(threshold: 1)
+    XCTAssertEqual(one.rows, 500)
+    XCTAssertEqual(two.rows, one.rows)
+    XCTAssertEqual(two.categories, one.categories)
+    XCTAssertEqual(one.categories[0], ["c1", "c2", "c3", "c0", "d0", "d1", "d3", "d4", "d2"])
+    for r in 0..<500 {
+      XCTAssertEqual(two.label(r), Double(r))
+      XCTAssertEqual(two.code(r, 0), one.code(r, 0), "row \(r)")
+      XCTAssertEqual(two.numeric(r, 0).bitPattern, one.numeric(r, 0).bitPattern, "row \(r)")
+    }
+    // Errors: one in the second half is reported with its line; with another in the first
+    // half, that one (the first in the file) is reported, as in one pass.
+    func loadFile(_ file: String, threshold: Int) throws {
+      let size = try InputFile.size(file)
+      let source = ByteSource.file(path: file, size: size)
+      let header = try CSVReader.header(source, path: file)
+      try CSVReader.load(
+        source, path: file, range: header.dataStart..<size, header: header, roles: spec.roles,
+        into: spec.makeTable(), parallelThreshold: threshold)
+    }
+    var broken = bytes
+    let late = csv.range(of: "\n400,")!.lowerBound.utf16Offset(in: csv) + 1
+    broken.replaceSubrange(late..<(late + 3), with: Array("xx0".utf8))
+    let lateOnly = try files.write("late.csv", broken)
+    let early = csv.range(of: "\n10,")!.lowerBound.utf16Offset(in: csv) + 1
+    broken.replaceSubrange(early..<(early + 2), with: Array("yy".utf8))
+    let both = try files.write("both.csv", broken)
+    for (file, found) in [(lateOnly, "xx0"), (both, "yy")] {
+      let parallel = assertDataError(.notANumber) { try loadFile(file, threshold: 1) }
+      let single = assertDataError(.notANumber) { try loadFile(file, threshold: .max) }
+      XCTAssertEqual(parallel?.message, "expected a number in column 'id', found '\(found)'")
+      XCTAssertEqual(parallel, single)
+    }
+  }
+
   func testErrorsFromAStreamedGzipNameTheLine() throws {
     let files = try TestFiles()
     let gz = try files.gzip(try files.write("e.csv", "y,a,b\n1,2,3\n\n4,x,6\n"))
