@@ -36,9 +36,10 @@ public enum InputFormat: String, Sendable, Codable {
 ///
 /// Every entry point parses the file once into a compact column store (`Double` per numeric
 /// value, a small integer code per categorical value), fits or replays the transforms on it,
-/// and writes the output matrix in place. A CSV file is parsed in windows of a few MiB (a
-/// gzip file is decompressed on another thread as it is parsed), never held whole; only a
-/// sharded gzip file is decompressed into memory first. The store gives its memory back block
+/// and writes the output matrix in place. A CSV file is parsed in windows of a few MiB, never
+/// held whole (only a sharded gzip file is decompressed into memory first), and on two cores:
+/// a gzip file is decompressed on one while the other parses, a large plain file is parsed in
+/// two halves at once. The store gives its memory back block
 /// by block while the matrix is written, so peak memory is about the larger of the matrix and
 /// the store (8 bytes per needed numeric field, 4 per categorical one), not their sum.
 public enum DataPipeline {
