@@ -115,23 +115,115 @@ def bench_problem(binary, n, d, workdir, results):
         os.remove(path)
 
 
-def bench_csv(binary, dataset, workdir, results):
+FLIGHTS_ARGS = ["--label", "arr_delay", "--categorical", "carrier,origin,dest", "--model", "ridge",
+                "--l2", "1e-6"]
+
+
+def bench_csv(binary, dataset, workdir, results, repeats=3):
+    """Load time of the flights data, gzip and plain, against pandas.read_csv.
+
+    TaskGraph's figure is the summary's load_seconds (reading, decompressing and parsing into
+    columns); pandas' is read_csv, which also decompresses .gz. The two alternate, so that a
+    change in the machine's load affects both alike, and the best of `repeats` is kept.
+    """
     import pandas as pd
 
     plain = os.path.join(workdir, "flights.csv")
     with gzip.open(dataset, "rb") as src, open(plain, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    best_pd = min(timed(lambda: pd.read_csv(plain)) for _ in range(3))
-    loads = []
-    for _ in range(3):
-        s, _ = taskgraph(binary, ["--data", plain, "--label", "arr_delay", "--categorical",
-                                  "carrier,origin,dest", "--model", "ridge", "--l2", "1e-6",
-                                  "--max-iterations", "1"])
-        loads.append(s["load_seconds"])
-    row = {"problem": "csv-parse flights.csv (uncompressed)", "pandas_read_csv_seconds": best_pd,
-           "taskgraph_load_seconds": min(loads), "speedup": best_pd / min(loads)}
+    for name, path in ((os.path.basename(dataset), dataset), ("flights.csv", plain)):
+        pandas_times, loads = [], []
+        for _ in range(repeats):
+            pandas_times.append(timed(lambda: pd.read_csv(path)))
+            s, _ = taskgraph(binary, ["--data", path, *FLIGHTS_ARGS, "--max-iterations", "1"])
+            loads.append(s["load_seconds"])
+        row = {"problem": f"csv load {name}", "pandas_read_csv_seconds": min(pandas_times),
+               "taskgraph_load_seconds": min(loads), "speedup": min(pandas_times) / min(loads)}
+        results.append(row)
+        print(json.dumps(row), flush=True)
+
+
+def write_numeric_csv(path, rows, cols, seed, block=50_000):
+    """A header and `rows` lines of a label y and `cols` features x1.., each printed with six
+    decimals. Formatted with array arithmetic (a block of rows at a time), not one Python call
+    per number, so a million rows take seconds rather than minutes."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(cols) / np.sqrt(cols)
+    with open(path, "wb") as f:
+        f.write((",".join(["y"] + [f"x{j + 1}" for j in range(cols)]) + "\n").encode())
+        for start in range(0, rows, block):
+            x = rng.standard_normal((min(block, rows - start), cols))
+            values = np.column_stack([x @ w + 0.5 * rng.standard_normal(len(x)), x])
+            f.write(fixed_point_text(values))
+
+
+def fixed_point_text(values):
+    """Rows of comma-separated values like -1.234567 (|v| < 10), one line per row."""
+    n, m = values.shape
+    units = np.rint(np.clip(np.abs(values), 0, 9.999999) * 1e6).astype(np.int64)
+    chars = np.zeros((n, m, 10), dtype=np.uint8)  # 0 marks an absent minus sign
+    chars[:, :, 0] = np.where(values < 0, ord("-"), 0)
+    chars[:, :, 1] = ord("0") + units // 1_000_000
+    chars[:, :, 2] = ord(".")
+    for k in range(6):
+        chars[:, :, 8 - k] = ord("0") + (units // 10 ** k) % 10
+    chars[:, :, 9] = ord(",")
+    chars[:, -1, 9] = ord("\n")
+    flat = chars.reshape(-1)
+    return flat[flat != 0].tobytes()
+
+
+def peak_rss(cmd):
+    """Runs `cmd` and returns the peak resident memory of that process alone, in bytes."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def train_memory(binary, args, workdir):
+    """Peak RSS of one `taskgraph train` run and the bytes of its float64 matrix (the rows kept
+    after dropping missing values, before any validation split, times the features)."""
+    summary = os.path.join(workdir, "summary.json")
+    model = os.path.join(workdir, "model.json")
+    rss = peak_rss([binary, "train", *args, "--output", model, "--summary-json", summary, "--quiet"])
+    with open(summary) as f:
+        s = json.load(f)
+    with open(model) as f:
+        m = json.load(f)
+    matrix = (s["rows_read"] - s["rows_dropped"]) * len(m["coefficients"]) * 8
+    return rss, matrix, s
+
+
+def bench_memory(binary, dataset, rows, cols, workdir, results):
+    """Peak memory of training runs against the size of their matrix: the flights job as
+    scripts/train-flights.sh runs it, and a generated numeric CSV of rows × cols (whose load
+    time is also compared with read_csv)."""
+    import pandas as pd
+
+    rss, matrix, _ = train_memory(
+        binary, ["--data", dataset, *FLIGHTS_ARGS, "--standardize", "--validation-split", "0.2"],
+        workdir)
+    row = {"problem": "peak memory, flights train (train-flights.sh)", "peak_rss_mb": rss / 1e6,
+           "matrix_mb": matrix / 1e6, "ratio": rss / matrix}
     results.append(row)
     print(json.dumps(row), flush=True)
+    path = os.path.join(workdir, f"numeric-{rows}x{cols}.csv")
+    t0 = time.perf_counter()
+    write_numeric_csv(path, rows, cols, seed=3)
+    print(f"generated {path}: {os.path.getsize(path) / 1e6:.0f} MB in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    rss, matrix, s = train_memory(
+        binary, ["--data", path, "--label", "y", "--model", "ridge", "--l2", "1e-6"], workdir)
+    row = {"problem": f"peak memory, {rows}x{cols} numeric csv train", "peak_rss_mb": rss / 1e6,
+           "matrix_mb": matrix / 1e6, "ratio": rss / matrix,
+           "taskgraph_load_seconds": s["load_seconds"],
+           "pandas_read_csv_seconds": timed(lambda: pd.read_csv(path))}
+    results.append(row)
+    print(json.dumps(row), flush=True)
+    os.remove(path)
 
 
 def timed(f):
@@ -143,11 +235,17 @@ def timed(f):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--taskgraph", required=True)
+    ap.add_argument("--only", choices=("all", "csv", "fit"), default="all",
+                    help="csv: CSV load times and peak memory only; fit: solver timings only")
     ap.add_argument("--rows", default="200000,1000000")
     ap.add_argument("--cols", type=int, default=100)
+    ap.add_argument("--csv-rows", type=int, default=1_000_000,
+                    help="rows of the generated numeric CSV for the memory figure")
+    ap.add_argument("--csv-cols", type=int, default=100)
     ap.add_argument("--flights", default="datasets/flights.csv.gz")
-    ap.add_argument("--skip-csv", action="store_true")
+    ap.add_argument("--skip-csv", action="store_true", help="the same as --only fit")
     a = ap.parse_args()
+    only = "fit" if a.skip_csv else a.only
     try:
         from threadpoolctl import threadpool_info
         print("numpy BLAS:", [(i.get("internal_api"), i.get("version"), i.get("architecture"))
@@ -156,13 +254,24 @@ def main():
         print("threadpoolctl unavailable:", e)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
-        if not a.skip_csv:
+        if only in ("all", "csv"):
             bench_csv(a.taskgraph, a.flights, workdir, results)
-        for n in (int(v) for v in a.rows.split(",")):
-            bench_problem(a.taskgraph, n, a.cols, workdir, results)
+            bench_memory(a.taskgraph, a.flights, a.csv_rows, a.csv_cols, workdir, results)
+        if only in ("all", "fit"):
+            for n in (int(v) for v in a.rows.split(",")):
+                bench_problem(a.taskgraph, n, a.cols, workdir, results)
     print("\nsummary")
     for r in results:
-        print(f"  {r['problem']:<40} {r.get('rows', ''):>8}  speed-up vs reference: {r['speedup']:.2f}x")
+        if "ratio" in r:
+            print(f"  {r['problem']:<48} peak RSS {r['peak_rss_mb']:7.1f} MB = "
+                  f"{r['ratio']:.2f}x the matrix ({r['matrix_mb']:.1f} MB)")
+        if "pandas_read_csv_seconds" in r:
+            pandas, ours = r["pandas_read_csv_seconds"], r["taskgraph_load_seconds"]
+            print(f"  {r['problem']:<48} load: TaskGraph {ours:.3f} s, pandas read_csv "
+                  f"{pandas:.3f} s ({pandas / ours:.2f}x)")
+        if "ratio" not in r and "pandas_read_csv_seconds" not in r:
+            print(f"  {r['problem']:<48} {r.get('rows', ''):>8}  speed-up vs reference: "
+                  f"{r['speedup']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Time TaskGraph side by side with scikit-learn and pandas (installed here, privately).
+# `--only csv`: just the CSV load times and the peak memory of training runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

@@ -1,67 +1,7 @@
-/// Where the bytes of a CSV input come from: a plain file read in parts (so a shard reads only
-/// its byte range), or a buffer already in memory (a decompressed gzip file).
-enum ByteSource {
-  case file(path: String, size: Int)
-  case memory([UInt8])
-
-  var size: Int {
-    switch self {
-    case .file(_, let size): return size
-    case .memory(let bytes): return bytes.count
-    }
-  }
-
-  /// Bytes `[offset, offset + count)`, clipped to the end.
-  func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
-    switch self {
-    case .file(let path, _): return try InputFile.read(path, offset: offset, count: count)
-    case .memory(let bytes):
-      let lo = min(offset, bytes.count)
-      let hi = min(bytes.count, offset + count)
-      return Array(bytes[lo..<hi])
-    }
-  }
-
-  /// Calls `body` with consecutive chunks of `[from, size)` and their offsets until it
-  /// returns true.
-  func chunks(from: Int, _ body: (UnsafeBufferPointer<UInt8>, Int) -> Bool) throws {
-    switch self {
-    case .memory(let bytes):
-      bytes.withUnsafeBufferPointer { all in
-        _ = body(UnsafeBufferPointer(rebasing: all[min(from, all.count)...]), from)
-      }
-    case .file:
-      let chunk = 1 << 22
-      var offset = from
-      while offset < size {
-        let part = try read(offset, chunk)
-        if part.isEmpty { return }
-        if part.withUnsafeBufferPointer({ body($0, offset) }) { return }
-        offset += part.count
-      }
-    }
-  }
-
-  /// The 1-based line number of byte `offset` (counts the line feeds before it).
-  func lineNumber(at offset: Int) -> Int? {
-    var lines = 1
-    var remaining = offset
-    do {
-      try chunks(from: 0) { buf, _ in
-        let n = min(remaining, buf.count)
-        for k in 0..<n where buf[k] == CSVScanner.newline { lines += 1 }
-        remaining -= n
-        return remaining <= 0
-      }
-    } catch {
-      return nil
-    }
-    return lines
-  }
-}
+import Foundation
 
 /// A CSV header: the column names and where the data rows begin.
-struct CSVHeader {
+struct CSVHeader: Sendable {
   var names: [String]
   /// Offset of the first byte after the header record.
   var dataStart: Int
@@ -75,12 +15,18 @@ struct CSVHeader {
 /// from the start of the data (a sequential scan at memory speed, no parsing): with RFC 4180
 /// quoting the parity of that count says whether the offset is inside a quoted field, so a
 /// line feed with even parity before it is a true record boundary, even when quoted fields hold
-/// newlines. Gzip input is not splittable: it is decompressed in full and the same byte ranges
-/// are applied to the decompressed bytes, so shards still concatenate to the whole file.
+/// newlines. Gzip input is not splittable: a shard of it is read by decompressing the file in
+/// full and applying the same byte ranges to the decompressed bytes, so shards still
+/// concatenate to the whole file; a whole-file read decompresses it as it parses.
 enum CSVReader {
-  /// The source for `path` (gzip decompressed in memory).
-  static func source(_ path: String) throws -> ByteSource {
-    if InputFile.isGzip(path) { return .memory(try InputFile.inflate(path)) }
+  /// The source for `path`. A gzip file is decompressed in memory, or with `streaming`
+  /// (for reads of the whole file, which need no byte ranges) decompressed as it is parsed,
+  /// on another thread.
+  static func source(_ path: String, streaming: Bool = false) throws -> ByteSource {
+    if InputFile.isGzip(path) {
+      if streaming { return .gzip(path: path, readAhead: true) }
+      return .memory(try InputFile.inflate(path))
+    }
     return .file(path: path, size: try InputFile.size(path))
   }
 
@@ -192,173 +138,333 @@ enum CSVReader {
     return start..<max(start, end)
   }
 
+  /// Plain-file ranges at least this long are parsed in two halves at once.
+  static let parallelThreshold = 8 << 20
+
   /// Reads the records starting in `range` into `table`, converting fields per `roles`.
+  ///
+  /// The source is read in windows of `window` bytes (see `ByteSource.windows`), so a plain
+  /// or streamed gzip file is never held whole. A plain file range of `parallelThreshold`
+  /// bytes or more is cut at a record boundary (found as for shards) and its halves are parsed
+  /// on two threads, then joined in order; the result, errors included, is the same.
   static func load(
     _ source: ByteSource, path: String, range: Range<Int>, header: CSVHeader,
-    roles: [ColumnRole], into table: inout RawTable
+    roles: [ColumnRole], into table: RawTable, window: Int = 4 << 20,
+    parallelThreshold: Int = parallelThreshold
   ) throws {
     if range.isEmpty { return }
-    var buffer: [UInt8]
-    var base: Int
-    switch source {
-    case .memory(let bytes):
-      buffer = bytes
-      base = 0
-    case .file:
-      base = range.lowerBound
-      if range.lowerBound == header.dataStart && range.upperBound == source.size {
-        buffer = try source.read(base, source.size - base)
-      } else {
-        buffer = try source.read(base, range.count + (1 << 16))
+    if case .file = source, range.count >= parallelThreshold {
+      let middle = try recordStart(
+        atOrAfter: range.lowerBound + range.count / 2, dataStart: header.dataStart, source)
+      if middle > range.lowerBound && middle < range.upperBound {
+        try loadHalves(
+          source, path: path, range.lowerBound..<middle, middle..<range.upperBound,
+          header: header, roles: roles, into: table, window: window)
+        return
       }
     }
-    var pos = range.lowerBound - base
-    var parser = RecordConverter(
-      roles: roles, names: header.names, path: path, table: table)
-    defer {
-      parser.finish()
-      table = parser.table
-    }
-    var fields: [FieldSpan] = []
-    fields.reserveCapacity(header.names.count + 1)
-    while true {
-      let atEOF = base + buffer.count >= source.size
-      let needMore: Bool = try buffer.withUnsafeBufferPointer { buf in
-        while pos + base < range.upperBound && pos < buf.count {
-          switch CSVScanner.scan(buf, from: pos, atEOF: atEOF, fields: &fields) {
-          case .blank(let next):
-            pos = next
-          case .incomplete:
-            return true
-          case .failure(let code, let offset, let field, let message):
-            throw DataError(
-              code, message, file: path, line: source.lineNumber(at: base + offset),
-              column: field + 1)
-          case .record(let next):
-            try parser.convert(buf, fields, recordOffset: base + pos, source: source)
-            pos = next
-          }
-        }
-        return false
+    try loadPart(
+      source, path: path, range: range, header: header, roles: roles, into: table,
+      window: window)
+  }
+
+  private static func loadPart(
+    _ source: ByteSource, path: String, range: Range<Int>, header: CSVHeader,
+    roles: [ColumnRole], into table: RawTable, window: Int
+  ) throws {
+    var converter = RecordConverter(roles: roles, names: header.names, path: path, table: table)
+    defer { converter.finish() }
+    try source.windows(from: range.lowerBound, size: window) { window, offset, atEOF in
+      try converter.parse(window, offset: offset, until: range.upperBound, atEOF: atEOF) {
+        source.lineNumber(at: $0)
       }
-      if !needMore { break }
-      let more = try source.read(base + buffer.count, max(1 << 16, buffer.count))
-      if more.isEmpty { break }
-      buffer.append(contentsOf: more)
     }
+  }
+
+  /// Parses `first` here and `second` on another thread into a table of its own, then
+  /// appends the second table's rows. An error in the first half wins, as it would in one pass.
+  private static func loadHalves(
+    _ source: ByteSource, path: String, _ first: Range<Int>, _ second: Range<Int>,
+    header: CSVHeader, roles: [ColumnRole], into table: RawTable, window: Int
+  ) throws {
+    let part = TablePart(
+      RawTable(
+        numericNames: table.numericNames, categoricalNames: table.categoricalNames,
+        hasLabel: table.hasLabel))
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+      do {
+        try loadPart(
+          source, path: path, range: second, header: header, roles: roles, into: part.table,
+          window: window)
+      } catch {
+        part.error = error
+      }
+      done.signal()
+    }
+    thread.name = "taskgraph-csv-half"
+    thread.start()
+    var firstError: (any Error)?
+    do {
+      try loadPart(
+        source, path: path, range: first, header: header, roles: roles, into: table,
+        window: window)
+    } catch {
+      firstError = error
+    }
+    done.wait()
+    if let firstError { throw firstError }
+    if let error = part.error { throw error }
+    table.append(part.table)
   }
 }
 
-/// Converts scanned fields into a `RawTable` row.
+/// The table and error of the half that `loadHalves` parses on another thread.
 ///
-/// Each record's values are first written to a fixed scratch row, then appended to the table
-/// in one copy, so the per-field work is a pointer store.
+/// `@unchecked Sendable`: the worker thread writes `table` and `error` only before it signals
+/// the semaphore, and the caller reads them only after waiting on it, so the two never touch
+/// them at the same time and the semaphore orders the writes before the reads.
+private final class TablePart: @unchecked Sendable {
+  let table: RawTable
+  var error: (any Error)?
+  init(_ table: RawTable) { self.table = table }
+}
+
+/// Converts CSV records into `RawTable` rows, field by field straight into the table.
+///
+/// A record without quotes, with the header's number of fields and with values that convert
+/// takes the fast path: one pass over its bytes that finds each field's end and converts it
+/// at once. Any other record (quotes, a wrong field count, a value that does not convert) is
+/// scanned again by `CSVScanner` and converted from its field spans, which is the reference
+/// behaviour and produces the errors; the fast path only ever gives up, it never fails.
 struct RecordConverter {
-  let roles: [ColumnRole]
+  private enum Kind: UInt8 {
+    case skip, label, numeric, categorical
+  }
+
   let names: [String]
   let path: String
-  var table: RawTable
+  let table: RawTable
+  private let kinds: [Kind]
+  private let slots: [Int]
   private var numbers = NumberParser()
   private var encoders: [CategoryEncoder]
-  private var numericRow: [Double]
-  private var codeRow: [Int32]
+  private var fields: [FieldSpan] = []
 
-  /// A converter filling `table`, which must have no rows yet.
+  /// A converter appending to `table`, which must have no rows yet.
   init(roles: [ColumnRole], names: [String], path: String, table: RawTable) {
     precondition(table.rows == 0, "the converter starts from an empty table")
-    self.roles = roles
+    precondition(!roles.isEmpty, "a record has at least one field")
     self.names = names
     self.path = path
     self.table = table
+    self.kinds = roles.map {
+      switch $0 {
+      case .skip: return .skip
+      case .label: return .label
+      case .numeric: return .numeric
+      case .categorical: return .categorical
+      }
+    }
+    self.slots = roles.map {
+      switch $0 {
+      case .skip, .label: return 0
+      case .numeric(let s), .categorical(let s): return s
+      }
+    }
     self.encoders = Array(repeating: CategoryEncoder(), count: table.categoricalNames.count)
-    self.numericRow = Array(repeating: .nan, count: table.numericNames.count)
-    self.codeRow = Array(repeating: -1, count: table.categoricalNames.count)
+    fields.reserveCapacity(roles.count + 1)
   }
 
-  @inline(__always)
-  mutating func convert(
-    _ buf: UnsafeBufferPointer<UInt8>, _ fields: [FieldSpan], recordOffset: Int,
-    source: ByteSource
-  ) throws {
-    if fields.count != roles.count {
-      throw DataError(
-        .raggedRow,
-        "expected \(roles.count) fields as in the header, found \(fields.count)",
-        file: path, line: source.lineNumber(at: recordOffset))
-    }
-    var label = Double.nan
-    let start = buf.baseAddress!
-    var numericRow = self.numericRow
-    var codeRow = self.codeRow
-    self.numericRow = []
-    self.codeRow = []
-    defer {
-      self.numericRow = numericRow
-      self.codeRow = codeRow
-    }
-    try numericRow.withUnsafeMutableBufferPointer { values in
-      try codeRow.withUnsafeMutableBufferPointer { codes in
-        try fields.withUnsafeBufferPointer { fields in
-          for k in 0..<fields.count {
-            let f = fields[k]
-            switch roles[k] {
-            case .skip:
-              break
-            case .label:
-              label = try number(buf, f, column: k, recordOffset, source)
-            case .numeric(let slot):
-              values[slot] = try number(buf, f, column: k, recordOffset, source)
-            case .categorical(let slot):
-              if NumberParser.isMissing(start + f.start, f.end - f.start) {
-                codes[slot] = -1
-              } else if f.escaped {
-                let bytes = CSVScanner.bytes(buf, f)
-                codes[slot] = bytes.withUnsafeBufferPointer {
-                  encoders[slot].code($0.baseAddress!, $0.count)
-                }
-              } else {
-                codes[slot] = encoders[slot].code(start + f.start, f.end - f.start)
-              }
-            }
-          }
+  /// Converts the records of `window` that start before source offset `limit`.
+  ///
+  /// - Parameters:
+  ///   - offset: the source offset of the window's first byte (a record start).
+  ///   - atEOF: whether the window ends at the end of the source.
+  ///   - lineNumber: the line of a source offset, for errors.
+  /// - Returns: the bytes consumed (a record that runs past the window is left for the next
+  ///   one), or nil once a record starts at or after `limit`.
+  mutating func parse(
+    _ window: UnsafeBufferPointer<UInt8>, offset: Int, until limit: Int, atEOF: Bool,
+    lineNumber: (Int) -> Int?
+  ) throws -> Int? {
+    guard let base = window.baseAddress else { return atEOF ? nil : 0 }
+    let n = window.count
+    var pos = 0
+    while pos < n {
+      if offset + pos >= limit { return nil }
+      // An empty line (LF or CRLF) is not a record.
+      let first = base[pos]
+      if first == CSVScanner.newline {
+        pos += 1
+        continue
+      }
+      if first == CSVScanner.carriageReturn && pos + 1 < n
+        && base[pos + 1] == CSVScanner.newline
+      {
+        pos += 2
+        continue
+      }
+      switch fastRecord(base, n, from: pos, atEOF: atEOF) {
+      case .record(let next):
+        table.commitRow()
+        pos = next
+      case .incomplete:
+        return pos
+      case .fallBack:
+        switch CSVScanner.scan(window, from: pos, atEOF: atEOF, fields: &fields) {
+        case .blank(let next):
+          pos = next
+        case .incomplete:
+          return pos
+        case .failure(let code, let at, let field, let message):
+          throw DataError(
+            code, message, file: path, line: lineNumber(offset + at), column: field + 1)
+        case .record(let next):
+          try convert(window, recordOffset: offset + pos, lineNumber: lineNumber)
+          pos = next
         }
       }
     }
-    table.numeric.append(contentsOf: numericRow)
-    table.codes.append(contentsOf: codeRow)
-    if table.labels != nil { table.labels!.append(label) }
-    table.rows += 1
+    return atEOF ? nil : pos
   }
 
+  private enum FastOutcome {
+    case record(next: Int)
+    case incomplete
+    case fallBack
+  }
+
+  /// Converts the record at `pos` into the table's next row (not yet committed), if it is a
+  /// plain one (see the type's documentation).
   @inline(__always)
-  private mutating func number(
-    _ buf: UnsafeBufferPointer<UInt8>, _ f: FieldSpan, column: Int, _ recordOffset: Int,
-    _ source: ByteSource
-  ) throws -> Double {
-    if f.escaped {
-      let bytes = CSVScanner.bytes(buf, f)
-      return try bytes.withUnsafeBufferPointer {
-        try number($0.baseAddress!, $0.count, column: column, recordOffset, source)
+  private mutating func fastRecord(
+    _ base: UnsafePointer<UInt8>, _ n: Int, from pos: Int, atEOF: Bool
+  ) -> FastOutcome {
+    let row = table.nextRow()
+    let last = kinds.count - 1
+    var label = Double.nan
+    var i = pos
+    var k = 0
+    while true {
+      let start = i
+      let kind = kinds[k]
+      // A numeric field is converted while its end is found; anything unusual in it (an
+      // exponent, many digits, spaces, NA) leaves `plain` nil and takes the general way.
+      var plain: Double? = nil
+      if kind == .numeric || kind == .label { plain = NumberParser.parsePlain(base, &i, n) }
+      if plain == nil {
+        while i < n {
+          let c = base[i]
+          if c == CSVScanner.comma || c == CSVScanner.newline { break }
+          if c == CSVScanner.quote { return .fallBack }
+          i += 1
+        }
+      }
+      var end = i
+      let next: Int?
+      if i >= n {
+        if !atEOF { return .incomplete }
+        if k != last { return .fallBack }
+        next = n
+      } else if base[i] == CSVScanner.comma {
+        if k == last { return .fallBack }
+        next = nil
+      } else {
+        if k != last { return .fallBack }
+        next = i + 1
+      }
+      if next != nil && end > start && base[end - 1] == CSVScanner.carriageReturn { end -= 1 }
+      let p = base + start
+      let count = end - start
+      switch kind {
+      case .skip:
+        break
+      case .label:
+        guard let v = plain ?? number(p, count) else { return .fallBack }
+        label = v
+      case .numeric:
+        guard let v = plain ?? number(p, count) else { return .fallBack }
+        row.numeric[slots[k]] = v
+      case .categorical:
+        let s = slots[k]
+        row.codes[s] = NumberParser.isMissing(p, count) ? -1 : encoders[s].code(p, count)
+      }
+      if let next {
+        row.label.pointee = label
+        return .record(next: next)
+      }
+      i += 1
+      k += 1
+    }
+  }
+
+  /// The value of a numeric field: NaN when missing, nil when it is not a number.
+  @inline(__always)
+  private mutating func number(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+    if NumberParser.isMissing(p, n) { return .nan }
+    return numbers.parse(p, n)
+  }
+
+  /// Converts the fields `CSVScanner` found into the table's next row and adds it.
+  private mutating func convert(
+    _ buf: UnsafeBufferPointer<UInt8>, recordOffset: Int, lineNumber: (Int) -> Int?
+  ) throws {
+    if fields.count != kinds.count {
+      throw DataError(
+        .raggedRow,
+        "expected \(kinds.count) fields as in the header, found \(fields.count)",
+        file: path, line: lineNumber(recordOffset))
+    }
+    let row = table.nextRow()
+    var label = Double.nan
+    for k in 0..<fields.count {
+      let f = fields[k]
+      // Doubled quotes collapsed; an unescaped field is used in place.
+      let bytes = f.escaped ? CSVScanner.bytes(buf, f) : nil
+      try Self.withFieldBytes(buf, f, bytes) { p, count in
+        switch kinds[k] {
+        case .skip:
+          break
+        case .label:
+          label = try value(p, count, column: k, recordOffset, lineNumber)
+        case .numeric:
+          row.numeric[slots[k]] = try value(p, count, column: k, recordOffset, lineNumber)
+        case .categorical:
+          let s = slots[k]
+          row.codes[s] = NumberParser.isMissing(p, count) ? -1 : encoders[s].code(p, count)
+        }
       }
     }
-    return try number(
-      buf.baseAddress! + f.start, f.end - f.start, column: column, recordOffset, source)
+    row.label.pointee = label
+    table.commitRow()
   }
 
-  @inline(__always)
-  private mutating func number(
-    _ p: UnsafePointer<UInt8>, _ n: Int, column: Int, _ recordOffset: Int, _ source: ByteSource
+  private static func withFieldBytes(
+    _ buf: UnsafeBufferPointer<UInt8>, _ f: FieldSpan, _ bytes: [UInt8]?,
+    _ body: (UnsafePointer<UInt8>, Int) throws -> Void
+  ) rethrows {
+    if let bytes {
+      // A pointer even for no bytes, so that `body` never sees nil.
+      try (bytes + [0]).withUnsafeBufferPointer { try body($0.baseAddress!, bytes.count) }
+    } else {
+      try body(buf.baseAddress! + f.start, f.end - f.start)
+    }
+  }
+
+  private mutating func value(
+    _ p: UnsafePointer<UInt8>, _ n: Int, column: Int, _ recordOffset: Int,
+    _ lineNumber: (Int) -> Int?
   ) throws -> Double {
-    if NumberParser.isMissing(p, n) { return .nan }
-    if let v = numbers.parse(p, n) { return v }
+    if let v = number(p, n) { return v }
     let text = String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
     throw DataError(
       .notANumber, "expected a number in column '\(names[column])', found '\(text)'",
-      file: path, line: source.lineNumber(at: recordOffset), column: column + 1)
+      file: path, line: lineNumber(recordOffset), column: column + 1)
   }
 
   /// Copies the categories seen so far into the table.
-  mutating func finish() {
+  func finish() {
     for slot in 0..<encoders.count { table.categories[slot] = encoders[slot].values }
   }
 }

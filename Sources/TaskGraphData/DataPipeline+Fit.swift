@@ -8,19 +8,23 @@ extension DataPipeline {
     requireLabel: Bool
   ) -> [Bool] {
     var keep = [Bool](repeating: true, count: table.rows)
-    if requireLabel, let labels = table.labels {
-      for r in 0..<table.rows where labels[r].isNaN { keep[r] = false }
-    }
-    if policy == .drop {
-      let nw = table.numericNames.count
-      let cw = table.categoricalNames.count
-      for r in 0..<table.rows where keep[r] {
-        for s in numericSlots where table.numeric[r * nw + s].isNaN {
+    let nw = table.numericNames.count
+    let cw = table.categoricalNames.count
+    let checkLabel = requireLabel && table.hasLabel
+    table.forEachBlock { rows, block in
+      for r in rows {
+        let i = r - rows.lowerBound
+        if checkLabel && block.labels[i].isNaN {
+          keep[r] = false
+          continue
+        }
+        guard policy == .drop else { continue }
+        for s in numericSlots where block.numeric[i * nw + s].isNaN {
           keep[r] = false
           break
         }
         if !keep[r] { continue }
-        for s in categoricalSlots where table.codes[r * cw + s] < 0 {
+        for s in categoricalSlots where block.codes[i * cw + s] < 0 {
           keep[r] = false
           break
         }
@@ -29,8 +33,33 @@ extension DataPipeline {
     return keep
   }
 
+  /// The values of numeric slot `s` in the rows that are kept, in row order (NaN where
+  /// missing).
+  static func numericColumn(_ table: RawTable, _ s: Int, keep: [Bool]) -> [Double] {
+    let nw = table.numericNames.count
+    var values: [Double] = []
+    table.forEachBlock { rows, block in
+      for r in rows where keep[r] { values.append(block.numeric[(r - rows.lowerBound) * nw + s]) }
+    }
+    return values
+  }
+
+  /// Calls `body` with the numeric values of each kept row, in row order.
+  private static func forEachKeptRow(
+    _ table: RawTable, _ keep: [Bool], _ body: (UnsafePointer<Double>) -> Void
+  ) {
+    let nw = table.numericNames.count
+    table.forEachBlock { rows, block in
+      for r in rows where keep[r] { body(block.numeric + (r - rows.lowerBound) * nw) }
+    }
+  }
+
   /// Fits vocabularies, imputation values and standardisation on the rows of `table` that are
   /// kept, in source-column order.
+  ///
+  /// Sums run over the table row by row with one accumulator per column (reading the
+  /// row-major table once per statistic instead of once per column); each column's sum still
+  /// adds its values in row order, so the results do not depend on the number of columns.
   static func fitTransforms(_ table: RawTable, options: PipelineOptions, path: String) throws
     -> FittedPipeline
   {
@@ -40,27 +69,40 @@ extension DataPipeline {
       requireLabel: true)
     let nw = table.numericNames.count
     let cw = table.categoricalNames.count
+    var fills = [Double?](repeating: nil, count: nw)
+    switch options.missing {
+    case .drop:
+      break
+    case .mean:
+      var sums = [Double](repeating: 0, count: nw)
+      var counts = [Int](repeating: 0, count: nw)
+      forEachKeptRow(table, keep) { values in
+        for s in 0..<nw where !values[s].isNaN {
+          sums[s] += values[s]
+          counts[s] += 1
+        }
+      }
+      for s in 0..<nw { fills[s] = counts[s] == 0 ? 0 : sums[s] / Double(counts[s]) }
+    case .median:
+      for s in 0..<nw {
+        var values = numericColumn(table, s, keep: keep).filter { !$0.isNaN }
+        fills[s] = Statistics.median(&values)
+      }
+    }
+    var used = table.categories.map { [Bool](repeating: false, count: $0.count) }
+    table.forEachBlock { rows, block in
+      for r in rows where keep[r] {
+        let codes = block.codes + (r - rows.lowerBound) * cw
+        for s in 0..<cw where codes[s] >= 0 { used[s][Int(codes[s])] = true }
+      }
+    }
     var columns: [FittedPipeline.Column] = []
     for role in table.order {
       switch role {
       case .numeric(let s):
-        var fill: Double? = nil
-        if options.missing != .drop {
-          var values: [Double] = []
-          for r in 0..<table.rows where keep[r] {
-            let v = table.numeric[r * nw + s]
-            if !v.isNaN { values.append(v) }
-          }
-          fill = options.missing == .mean ? Statistics.mean(values) : Statistics.median(&values)
-        }
-        columns.append(.init(name: table.numericNames[s], kind: .numeric, fill: fill))
+        columns.append(.init(name: table.numericNames[s], kind: .numeric, fill: fills[s]))
       case .categorical(let s):
-        var used = [Bool](repeating: false, count: table.categories[s].count)
-        for r in 0..<table.rows where keep[r] {
-          let c = table.codes[r * cw + s]
-          if c >= 0 { used[Int(c)] = true }
-        }
-        let vocabulary = table.categories[s].enumerated().filter { used[$0.offset] }
+        let vocabulary = table.categories[s].enumerated().filter { used[s][$0.offset] }
           .map(\.element).sorted()
         columns.append(
           .init(name: table.categoricalNames[s], kind: .categorical(vocabulary: vocabulary)))
@@ -70,6 +112,20 @@ extension DataPipeline {
     }
     var pipeline = FittedPipeline(label: options.label, columns: columns, missing: options.missing)
     if options.standardize {
+      let fill = fills.map { $0 ?? 0 }
+      let n = keep.reduce(0) { $0 + ($1 ? 1 : 0) }
+      var sums = [Double](repeating: 0, count: nw)
+      forEachKeptRow(table, keep) { values in
+        for s in 0..<nw { sums[s] += values[s].isNaN ? fill[s] : values[s] }
+      }
+      let mean = sums.map { n > 0 ? $0 / Double(n) : 0 }
+      var squares = [Double](repeating: 0, count: nw)
+      forEachKeptRow(table, keep) { values in
+        for s in 0..<nw {
+          let d = (values[s].isNaN ? fill[s] : values[s]) - mean[s]
+          squares[s] += d * d
+        }
+      }
       var means: [Double] = []
       var scales: [Double] = []
       for (column, role) in zip(columns, table.order) {
@@ -78,22 +134,8 @@ extension DataPipeline {
           scales += Array(repeating: 1, count: column.width)
           continue
         }
-        var sum = 0.0
-        var n = 0
-        for r in 0..<table.rows where keep[r] {
-          let v = table.numeric[r * nw + s]
-          sum += v.isNaN ? (column.fill ?? 0) : v
-          n += 1
-        }
-        let mean = n > 0 ? sum / Double(n) : 0
-        var squares = 0.0
-        for r in 0..<table.rows where keep[r] {
-          let v = table.numeric[r * nw + s]
-          let d = (v.isNaN ? (column.fill ?? 0) : v) - mean
-          squares += d * d
-        }
-        let std = n > 0 ? (squares / Double(n)).squareRoot() : 0
-        means.append(mean)
+        let std = n > 0 ? (squares[s] / Double(n)).squareRoot() : 0
+        means.append(mean[s])
         scales.append(std > 0 && std.isFinite ? std : 1)
       }
       pipeline.means = means
@@ -103,6 +145,9 @@ extension DataPipeline {
   }
 
   /// Writes the kept rows of `table` through `pipeline` into a new matrix.
+  ///
+  /// The table's blocks are released as their rows are written (so memory peaks at about the
+  /// larger of the table and the matrix): `table` cannot be read afterwards.
   static func materialise<T: BLASScalar>(
     _ table: RawTable, _ pipeline: FittedPipeline, requireLabel: Bool
   ) -> PreparedData<T> {
@@ -111,46 +156,45 @@ extension DataPipeline {
     for (s, name) in table.numericNames.enumerated() { numericSlot[name] = s }
     var categoricalSlot: [String: Int] = [:]
     for (s, name) in table.categoricalNames.enumerated() { categoricalSlot[name] = s }
-    var plans: [OutputPlan] = []
+    var plan = OutputPlan(width: pipeline.featureNames.count)
+    var j = 0
     for column in pipeline.columns {
       switch column.kind {
       case .numeric:
-        plans.append(.numeric(slot: numericSlot[column.name]!, fill: column.fill))
+        plan.numeric.append(
+          .init(
+            slot: numericSlot[column.name]!, column: j, fill: column.fill,
+            mean: pipeline.means?[j] ?? 0, scale: pipeline.scales?[j] ?? 1))
       case .categorical(let vocabulary):
         let s = categoricalSlot[column.name]!
         var position: [String: Int32] = [:]
         for (k, v) in vocabulary.enumerated() { position[v] = Int32(k) }
-        plans.append(
-          .categorical(
-            slot: s, codeToIndex: table.categories[s].map { position[$0] ?? -1 },
-            width: vocabulary.count))
+        plan.categorical.append(
+          .init(
+            slot: s, column: j, codeToIndex: table.categories[s].map { position[$0] ?? -1 }))
       }
+      j += column.width
     }
+    plan.standardize = pipeline.means != nil && pipeline.scales != nil
     let keep = keptRows(
-      table, numericSlots: plans.compactMap { if case .numeric(let s, _) = $0 { s } else { nil } },
-      categoricalSlots: plans.compactMap {
-        if case .categorical(let s, _, _) = $0 { s } else { nil }
-      }, policy: pipeline.missing, requireLabel: requireLabel)
+      table, numericSlots: plan.numeric.map(\.slot), categoricalSlots: plan.categorical.map(\.slot),
+      policy: pipeline.missing, requireLabel: requireLabel)
     let kept = keep.reduce(0) { $0 + ($1 ? 1 : 0) }
-    let width = pipeline.featureNames.count
-    var y: [Double]? = table.labels == nil ? nil : []
+    var y: [Double]? = table.hasLabel ? [] : nil
     y?.reserveCapacity(kept)
     // Dispatch to concrete element types so that the row loop is specialised (this generic
     // function is called across modules, where it would run through witness tables).
     let storage: [T]
     if T.self == Double.self {
-      let rows = fillRows(Double.self, table, plans, keep, kept, width, pipeline)
+      let rows = fillRows(Double.self, table, plan, keep, kept, &y)
       storage = unsafeBitCast(rows, to: [T].self)
     } else if T.self == Float.self {
-      let rows = fillRows(Float.self, table, plans, keep, kept, width, pipeline)
+      let rows = fillRows(Float.self, table, plan, keep, kept, &y)
       storage = unsafeBitCast(rows, to: [T].self)
     } else {
-      storage = fillRows(T.self, table, plans, keep, kept, width, pipeline)
+      storage = fillRows(T.self, table, plan, keep, kept, &y)
     }
-    let x = Matrix<T>(rows: kept, cols: width, storage: storage)
-    if let labels = table.labels {
-      for r in 0..<table.rows where keep[r] { y!.append(labels[r]) }
-    }
+    let x = Matrix<T>(rows: kept, cols: plan.width, storage: storage)
     return PreparedData(
       x: x, y: y, featureNames: pipeline.featureNames, droppedRows: table.rows - kept,
       rowsRead: table.rows, pipeline: pipeline)
@@ -158,55 +202,82 @@ extension DataPipeline {
 }
 
 extension DataPipeline {
-  /// The row-major output elements: each kept row written once, in place.
+  /// The row-major output elements: each kept row written once, in place, block by block,
+  /// releasing each block of the table once its rows are written. Appends the kept rows'
+  /// labels to `y`.
   static func fillRows<S: BLASScalar>(
-    _: S.Type, _ table: RawTable, _ plans: [OutputPlan], _ keep: [Bool], _ kept: Int,
-    _ width: Int, _ pipeline: FittedPipeline
+    _: S.Type, _ table: RawTable, _ plan: OutputPlan, _ keep: [Bool], _ kept: Int,
+    _ y: inout [Double]?
   ) -> [S] {
     let nw = table.numericNames.count
     let cw = table.categoricalNames.count
-    let means = pipeline.means
-    let scales = pipeline.scales
-    return [S](unsafeUninitializedCapacity: kept * width) { out, initialized in
-      table.numeric.withUnsafeBufferPointer { numeric in
-        table.codes.withUnsafeBufferPointer { codes in
-          var o = 0
-          for r in 0..<table.rows where keep[r] {
-            (out.baseAddress! + o).initialize(repeating: 0, count: width)
-            var j = 0
-            for plan in plans {
-              switch plan {
-              case .numeric(let s, let fill):
-                var v = numeric[r * nw + s]
-                if v.isNaN, let fill { v = fill }
-                if let means, let scales { v = (v - means[j]) / scales[j] }
-                out[o + j] = S(v)
-                j += 1
-              case .categorical(let s, let codeToIndex, let groupWidth):
-                let c = codes[r * cw + s]
-                if c >= 0 {
-                  let k = codeToIndex[Int(c)]
-                  if k >= 0 { out[o + j + Int(k)] = 1 }
-                }
-                j += groupWidth
+    let width = plan.width
+    let standardize = plan.standardize
+    let oneHot = !plan.categorical.isEmpty
+    var labels: [Double] = []
+    labels.reserveCapacity(y == nil ? 0 : kept)
+    let out = [S](unsafeUninitializedCapacity: kept * width) { out, initialized in
+      var o = 0
+      plan.numeric.withUnsafeBufferPointer { numericPlan in
+        plan.categorical.withUnsafeBufferPointer { categoricalPlan in
+          table.forEachBlock { rows, block in
+            for r in rows where keep[r] {
+              let i = r - rows.lowerBound
+              let row = out.baseAddress! + o
+              // One-hot groups are mostly zeros; numeric columns are all written below.
+              if oneHot { row.initialize(repeating: 0, count: width) }
+              let values = block.numeric + i * nw
+              for p in numericPlan {
+                var v = values[p.slot]
+                if v.isNaN, let fill = p.fill { v = fill }
+                if standardize { v = (v - p.mean) / p.scale }
+                (row + p.column).initialize(to: S(v))
               }
+              let codes = block.codes + i * cw
+              for p in categoricalPlan {
+                let c = codes[p.slot]
+                if c >= 0 {
+                  let k = p.codeToIndex[Int(c)]
+                  if k >= 0 { row[p.column + Int(k)] = 1 }
+                }
+              }
+              labels.append(block.labels[i])
+              o += width
             }
-            o += width
+            table.releaseBlocks(below: rows.upperBound)
           }
         }
       }
       initialized = kept * width
     }
+    if y != nil { y = labels }
+    return out
   }
 }
 
-/// How one pipeline column is written into the output row.
-enum OutputPlan {
-  /// Numeric table slot, with the value that replaces a missing one.
-  case numeric(slot: Int, fill: Double?)
-  /// Categorical table slot, the table code → vocabulary position map (−1: unseen), and the
-  /// vocabulary size.
-  case categorical(slot: Int, codeToIndex: [Int32], width: Int)
+/// How the pipeline's columns are written into an output row.
+struct OutputPlan {
+  /// A numeric column: its table slot, its output column, the value that replaces a missing
+  /// one, and the standardisation (used when `standardize`).
+  struct Numeric {
+    var slot: Int
+    var column: Int
+    var fill: Double?
+    var mean: Double
+    var scale: Double
+  }
+  /// A one-hot group: its table slot, its first output column, and the table code →
+  /// vocabulary position map (−1: unseen).
+  struct Categorical {
+    var slot: Int
+    var column: Int
+    var codeToIndex: [Int32]
+  }
+  /// Output columns.
+  var width: Int
+  var numeric: [Numeric] = []
+  var categorical: [Categorical] = []
+  var standardize = false
 }
 
 /// Mean and median over plain arrays.

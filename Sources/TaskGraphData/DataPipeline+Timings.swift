@@ -48,19 +48,22 @@ extension DataPipeline {
       let headerLines = (try? InputFormat(path: path)) == .csv ? 1 : 0
       let nw = table.numericNames.count
       let cw = table.categoricalNames.count
-      for r in 0..<table.rows {
-        for s in 0..<nw where table.numeric[r * nw + s].isNaN {
-          throw DataError(
-            .notANumber,
-            "missing value in column '\(table.numericNames[s])', and the model imputes none "
-              + "(train with --missing mean or median to score such rows)",
-            file: path, line: r + 1 + headerLines)
-        }
-        for s in 0..<cw where table.codes[r * cw + s] < 0 {
-          throw DataError(
-            .notANumber,
-            "missing value in column '\(table.categoricalNames[s])', and the model imputes none",
-            file: path, line: r + 1 + headerLines)
+      try table.forEachBlock { rows, block in
+        for r in rows {
+          let i = r - rows.lowerBound
+          for s in 0..<nw where block.numeric[i * nw + s].isNaN {
+            throw DataError(
+              .notANumber,
+              "missing value in column '\(table.numericNames[s])', and the model imputes none "
+                + "(train with --missing mean or median to score such rows)",
+              file: path, line: r + 1 + headerLines)
+          }
+          for s in 0..<cw where block.codes[i * cw + s] < 0 {
+            throw DataError(
+              .notANumber,
+              "missing value in column '\(table.categoricalNames[s])', and the model imputes none",
+              file: path, line: r + 1 + headerLines)
+          }
         }
       }
     }

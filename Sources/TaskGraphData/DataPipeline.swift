@@ -36,8 +36,12 @@ public enum InputFormat: String, Sendable, Codable {
 ///
 /// Every entry point parses the file once into a compact column store (`Double` per numeric
 /// value, a small integer code per categorical value), fits or replays the transforms on it,
-/// and writes the output matrix in place. Peak memory is the output matrix plus that store
-/// (about 8 bytes per needed source field) plus the input bytes of the shard.
+/// and writes the output matrix in place. A CSV file is parsed in windows of a few MiB, never
+/// held whole (only a sharded gzip file is decompressed into memory first), and on two cores:
+/// a gzip file is decompressed on one while the other parses, a large plain file is parsed in
+/// two halves at once. The store gives its memory back block
+/// by block while the matrix is written, so peak memory is about the larger of the matrix and
+/// the store (8 bytes per needed numeric field, 4 per categorical one), not their sum.
 public enum DataPipeline {
   /// Reads `path` (format from the extension, see `InputFormat`; `.gz` is decompressed), fits
   /// the transforms on the rows read, and materialises them.
@@ -89,7 +93,7 @@ public enum DataPipeline {
   public static func columns(path: String) throws -> [String] {
     switch try InputFormat(path: path) {
     case .csv:
-      return try CSVReader.header(CSVReader.source(path), path: path).names
+      return try CSVReader.header(CSVReader.source(path, streaming: true), path: path).names
     case .libsvm:
       let sparse = try LIBSVMReader.read(path: path, shard: nil)
       return (0..<sparse.width).map { LIBSVMReader.name($0 + 1) }
@@ -110,16 +114,18 @@ public enum DataPipeline {
     try shard?.validate()
     switch try InputFormat(path: path) {
     case .csv:
-      let source = try CSVReader.source(path)
+      // A whole-file read streams a gzip file; shards need it in memory for byte ranges.
+      let whole = (shard?.count ?? 1) == 1
+      let source = try CSVReader.source(path, streaming: whole)
       let header = try CSVReader.header(source, path: path)
       guard try CSVReader.hasData(source, from: header.dataStart) else {
         throw DataError(.noDataRows, "the file has a header but no data rows", file: path)
       }
       let spec = try plan(header.names, false)
-      var table = spec.makeTable()
+      let table = spec.makeTable()
       let range = try CSVReader.range(shard, dataStart: header.dataStart, source)
       try CSVReader.load(
-        source, path: path, range: range, header: header, roles: spec.roles, into: &table)
+        source, path: path, range: range, header: header, roles: spec.roles, into: table)
       return table
     case .libsvm:
       let sparse = try LIBSVMReader.read(path: path, shard: shard)
@@ -161,23 +167,20 @@ public enum DataPipeline {
         spec = fallback
         labelColumn = nil
       }
-      var table = spec.makeTable()
-      if labelColumn == nil { table.labels = nil }
+      let table = spec.makeTable(hasLabel: labelColumn != nil)
       if !spec.categoricalNames.isEmpty {
         throw DataError(
           .unsupportedFormat, "categorical columns need CSV input (.npy is numeric)", file: path)
       }
       let range = shard?.rowRange(of: h.rows) ?? 0..<h.rows
       let roles = labelColumn == nil ? spec.roles : Array(spec.roles.dropFirst())
-      let width = table.numericNames.count
-      table.rows = range.count
-      table.numeric = Array(repeating: .nan, count: range.count * width)
+      table.appendRows(range.count, numeric: .nan)
       try NPY.decode(bytes, h, path: path) { value in
         for (i, r) in range.enumerated() {
-          if labelColumn != nil { table.labels?.append(value(r * h.cols)) }
+          if labelColumn != nil { table.setLabel(i, value(r * h.cols)) }
           for (k, role) in roles.enumerated() {
             if case .numeric(let slot) = role {
-              table.numeric[i * width + slot] = value(r * h.cols + k + (labelColumn ?? -1) + 1)
+              table.setNumeric(i, slot, value(r * h.cols + k + (labelColumn ?? -1) + 1))
             }
           }
         }
@@ -202,9 +205,11 @@ struct ReadSpec {
 
   var featureCount: Int { numericNames.count + categoricalNames.count }
 
-  func makeTable() -> RawTable {
-    var table = RawTable(
-      numericNames: numericNames, categoricalNames: categoricalNames, hasLabel: hasLabel)
+  /// An empty table for these columns (`hasLabel` overrides whether rows have labels).
+  func makeTable(hasLabel: Bool? = nil) -> RawTable {
+    let table = RawTable(
+      numericNames: numericNames, categoricalNames: categoricalNames,
+      hasLabel: hasLabel ?? self.hasLabel)
     table.order = roles.filter { $0 != .skip && $0 != .label }
     return table
   }

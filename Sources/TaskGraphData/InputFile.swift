@@ -1,5 +1,3 @@
-import CZlib
-
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -9,7 +7,7 @@ import CZlib
 #endif
 
 /// Raw byte access to an input file: whole-file reads, positioned reads for shards, and
-/// transparent gzip decompression.
+/// gzip decompression (see `GzipStream`).
 enum InputFile {
   /// Whether `path` names a gzip file (by its extension).
   static func isGzip(_ path: String) -> Bool { path.lowercased().hasSuffix(".gz") }
@@ -35,9 +33,7 @@ enum InputFile {
     var st = stat()
     guard fstat(fd, &st) == 0 else { throw ioError(path, "cannot stat") }
     let total = max(0, min(count, Int(st.st_size) - offset))
-    var out = [UInt8](repeating: 0, count: total)
-    var done = 0
-    try out.withUnsafeMutableBytes { raw in
+    return try [UInt8](unsafeUninitializedCapacity: total) { raw, done in
       while done < total {
         let n = pread(fd, raw.baseAddress! + done, total - done, off_t(offset + done))
         if n < 0 {
@@ -48,44 +44,29 @@ enum InputFile {
         done += n
       }
     }
-    if done < total { out.removeSubrange(done...) }
-    return out
   }
 
-  /// Decompresses a gzip file (all members) with zlib's `gz*` API.
+  /// Decompresses a gzip file (all members) into one buffer.
   ///
-  /// zlib passes non-gzip input through unchanged, so the magic bytes are checked first;
-  /// a damaged or truncated stream is reported as `DataError.Code.corruptGzip`.
+  /// The buffer is sized from the gzip trailer and filled by zlib directly, so a single-member
+  /// file is decompressed without a copy. A damaged or truncated stream, or a file without the
+  /// gzip magic bytes, is reported as `DataError.Code.corruptGzip`.
   static func inflate(_ path: String) throws -> [UInt8] {
-    let head = try read(path, offset: 0, count: 2)
-    guard head == [0x1f, 0x8b] else {
-      throw DataError(.corruptGzip, "not a gzip file (bad magic bytes)", file: path)
+    let stream = try GzipStream(path: path)
+    // One byte more than the hint, so that reaching the end is seen without a second buffer.
+    // The hint is capped at deflate's largest ratio (about 1032:1) in case the trailer is bad.
+    let limit = 1032 * ((try? size(path)) ?? 0)
+    let capacity = max(1 << 16, min(limit, GzipStream.sizeHint(path) ?? 0) + 1)
+    var out = try [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+      count = try stream.read(into: UnsafeMutableRawBufferPointer(buffer))
     }
-    guard let gz = gzopen(path, "rb") else { throw ioError(path, "cannot open") }
-    var closed = false
-    defer { if !closed { gzclose(gz) } }
-    gzbuffer(gz, 1 << 18)
-    let compressed = (try? size(path)) ?? 0
-    var out: [UInt8] = []
-    out.reserveCapacity(max(1 << 16, compressed * 6))
-    let chunk = 1 << 20
-    var scratch = [UInt8](repeating: 0, count: chunk)
+    if out.count < capacity { return out }
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
     while true {
-      let n = scratch.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32(chunk)) }
-      if n < 0 { throw gzipError(gz, path) }
-      if n == 0 { break }
-      out.append(contentsOf: scratch[0..<Int(n)])
+      let n = try chunk.withUnsafeMutableBytes { try stream.read(into: $0) }
+      if n == 0 { return out }
+      out.append(contentsOf: chunk[0..<n])
     }
-    var errnum: Int32 = 0
-    _ = gzerror(gz, &errnum)
-    if errnum != Z_OK && errnum != Z_STREAM_END { throw gzipError(gz, path) }
-    closed = true
-    let rc = gzclose(gz)
-    if rc != Z_OK {
-      throw DataError(
-        .corruptGzip, "corrupted gzip data: unexpected end of the compressed stream", file: path)
-    }
-    return out
   }
 
   /// Writes `bytes` to `path`, replacing its contents.
@@ -106,13 +87,8 @@ enum InputFile {
     }
   }
 
-  private static func gzipError(_ gz: gzFile, _ path: String) -> DataError {
-    var errnum: Int32 = 0
-    let text = gzerror(gz, &errnum).map { String(cString: $0) } ?? "unknown error"
-    return DataError(.corruptGzip, "corrupted gzip data: \(text)", file: path)
-  }
-
-  private static func ioError(_ path: String, _ what: String) -> DataError {
+  /// An I/O error naming the file and the system's reason (`errno`).
+  static func ioError(_ path: String, _ what: String) -> DataError {
     let reason = String(cString: strerror(errno))
     return DataError(.io, "\(what) the file: \(reason)", file: path)
   }

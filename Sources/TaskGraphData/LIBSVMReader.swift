@@ -123,12 +123,11 @@ enum LIBSVMReader {
   static func table(
     _ sparse: Sparse, width: Int, slotOf: [Int?], names: [String], path: String
   ) throws -> RawTable {
-    var table = RawTable(numericNames: names, categoricalNames: [], hasLabel: true)
+    let table = RawTable(numericNames: names, categoricalNames: [], hasLabel: true)
     let rows = sparse.labels.count
-    table.numeric = Array(repeating: 0, count: rows * names.count)
-    table.labels = sparse.labels
-    table.rows = rows
+    table.appendRows(rows, numeric: 0)
     for r in 0..<rows {
+      table.setLabel(r, sparse.labels[r])
       for k in sparse.rowStarts[r]..<sparse.rowStarts[r + 1] {
         let index = Int(sparse.indices[k])
         guard index <= width else {
@@ -137,7 +136,7 @@ enum LIBSVMReader {
             "feature index \(index) is beyond the \(width) features the pipeline was fitted on",
             file: path)
         }
-        if let slot = slotOf[index - 1] { table.numeric[r * names.count + slot] = sparse.values[k] }
+        if let slot = slotOf[index - 1] { table.setNumeric(r, slot, sparse.values[k]) }
       }
     }
     return table

@@ -15,10 +15,78 @@
 struct NumberParser {
   private var scratch: [CChar] = Array(repeating: 0, count: 64)
 
-  private static let powersOfTen: [Double] = (0...22).map { e in
-    var v = 1.0
-    for _ in 0..<e { v *= 10 }
-    return v
+  /// 10^e for 0 ≤ e ≤ 22, all exact doubles. A switch over literals compiles to a constant
+  /// table; a global array would be initialised lazily and checked on every call.
+  @inline(__always)
+  static func powerOfTen(_ e: Int) -> Double {
+    switch e {
+    case 0: return 1e0
+    case 1: return 1e1
+    case 2: return 1e2
+    case 3: return 1e3
+    case 4: return 1e4
+    case 5: return 1e5
+    case 6: return 1e6
+    case 7: return 1e7
+    case 8: return 1e8
+    case 9: return 1e9
+    case 10: return 1e10
+    case 11: return 1e11
+    case 12: return 1e12
+    case 13: return 1e13
+    case 14: return 1e14
+    case 15: return 1e15
+    case 16: return 1e16
+    case 17: return 1e17
+    case 18: return 1e18
+    case 19: return 1e19
+    case 20: return 1e20
+    case 21: return 1e21
+    default: return 1e22
+    }
+  }
+
+  /// The common case in one pass: `[-+]digits[.digits]` with at most 15 digits, starting at
+  /// `p[i]` and ending before `p[end]`, a comma or a line feed (nothing else may follow). On
+  /// success `i` is where it stopped. Nil (with `i` unchanged) for anything else, including an
+  /// empty field; `parse` handles those.
+  @inline(__always)
+  static func parsePlain(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) -> Double? {
+    var j = i
+    var negative = false
+    if j < end && (p[j] == 0x2D || p[j] == 0x2B) {
+      negative = p[j] == 0x2D
+      j += 1
+    }
+    var mantissa: Int64 = 0
+    var digits = 0
+    var fraction = 0
+    while j < end {
+      let d = p[j] &- 0x30
+      if d > 9 { break }
+      mantissa = mantissa &* 10 &+ Int64(d)
+      digits += 1
+      j += 1
+    }
+    if j < end && p[j] == 0x2E {
+      j += 1
+      while j < end {
+        let d = p[j] &- 0x30
+        if d > 9 { break }
+        mantissa = mantissa &* 10 &+ Int64(d)
+        digits += 1
+        fraction += 1
+        j += 1
+      }
+    }
+    guard digits > 0 && digits <= 15 else { return nil }
+    if j < end && p[j] != CSVScanner.comma && p[j] != CSVScanner.newline { return nil }
+    // Both the significand (< 10^15 < 2^53) and 10^fraction are exact, so one correctly
+    // rounded division gives the correctly rounded value, as strtod's.
+    var value = Double(mantissa)
+    if fraction > 0 { value /= powerOfTen(fraction) }
+    i = j
+    return negative ? -value : value
   }
 
   /// Whether the bytes spell a missing value: empty, `NA` or `NaN`.
@@ -34,6 +102,8 @@ struct NumberParser {
   /// Leading and trailing spaces are ignored.
   @inline(__always)
   mutating func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+    var stop = 0
+    if let v = Self.parsePlain(p, &stop, n), stop == n { return v }
     var start = 0
     var end = n
     while start < end && p[start] == 0x20 { start += 1 }
@@ -105,9 +175,9 @@ struct NumberParser {
     if sawDigit && i == end && exact && digits <= 15 && exponent >= -22 && exponent <= 22 {
       var value = Double(mantissa)
       if exponent >= 0 {
-        value *= Self.powersOfTen[exponent]
+        value *= Self.powerOfTen(exponent)
       } else {
-        value /= Self.powersOfTen[-exponent]
+        value /= Self.powerOfTen(-exponent)
       }
       return negative ? -value : value
     }

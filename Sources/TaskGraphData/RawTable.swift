@@ -1,77 +1,218 @@
 /// What the reader does with one source column.
-enum ColumnRole: Equatable {
+enum ColumnRole: Equatable, Sendable {
   /// Not needed: the field is skipped without being converted.
   case skip
-  /// The label: parsed as a number into `RawTable.labels`.
+  /// The label: parsed as a number into the table's labels.
   case label
-  /// A numeric feature stored in `RawTable.numeric` at this slot.
+  /// A numeric feature stored in the table's numeric values at this slot.
   case numeric(Int)
-  /// A categorical feature stored as codes in `RawTable.codes` at this slot.
+  /// A categorical feature stored as codes in the table at this slot.
   case categorical(Int)
 }
 
 /// The needed columns of the rows read, in a compact form: numeric values as `Double`
 /// (NaN = missing), categorical values as small integer codes into per-column dictionaries
-/// (−1 = missing). This is the single intermediate between parsing and materialising; it is
-/// much smaller than the one-hot encoded matrix, and never holds a `String` per field.
-struct RawTable {
+/// (−1 = missing), labels as `Double` (NaN = missing). This is the single intermediate between
+/// parsing and materialising; it is much smaller than a one-hot encoded matrix, and never
+/// holds a `String` per field.
+///
+/// Rows live in blocks of `blockRows` rows mapped from the operating system (see
+/// `PageBuffer`): the table grows without copying what it holds, and `releaseBlocks(below:)`
+/// returns the memory of rows already written to the matrix, so that materialising needs
+/// about the larger of the table and the matrix rather than their sum. Within a block, rows
+/// are row-major: `numeric[row * numericNames.count + slot]`.
+///
+/// A class: the rows are shared storage and are written in place through pointers.
+final class RawTable {
+  /// One block of rows.
+  struct Block {
+    fileprivate let memory: PageBuffer
+    /// Row-major `blockRows × numericNames.count` values.
+    let numeric: UnsafeMutablePointer<Double>
+    /// `blockRows` labels.
+    let labels: UnsafeMutablePointer<Double>
+    /// Row-major `blockRows × categoricalNames.count` codes.
+    let codes: UnsafeMutablePointer<Int32>
+  }
+
+  /// Where the fields of one row go.
+  struct RowPointers {
+    /// `numericNames.count` values.
+    let numeric: UnsafeMutablePointer<Double>
+    /// `categoricalNames.count` codes.
+    let codes: UnsafeMutablePointer<Int32>
+    /// The label.
+    let label: UnsafeMutablePointer<Double>
+  }
+
   /// Names of the numeric slots.
-  var numericNames: [String]
+  let numericNames: [String]
   /// Names of the categorical slots.
-  var categoricalNames: [String]
-  /// Row-major `rows × numericNames.count` values, NaN where missing.
-  var numeric: [Double] = []
-  /// Row-major `rows × categoricalNames.count` codes, −1 where missing.
-  var codes: [Int32] = []
+  let categoricalNames: [String]
   /// Per categorical slot, the distinct values in order of first appearance (index = code).
   var categories: [[String]]
-  /// Labels (NaN where missing), or nil when the source has no label column.
-  var labels: [Double]?
-  /// Number of rows.
-  var rows = 0
+  /// Whether the rows have labels.
+  let hasLabel: Bool
   /// The feature slots in source-column order (`.numeric` / `.categorical` roles).
-  var order: [ColumnRole] = []
+  var order: [ColumnRole]
+  /// Number of rows.
+  private(set) var rows = 0
+  /// Rows per block, a power of two.
+  let blockRows: Int
+  private let blockShift: Int
+  private var blocks: [Block?] = []
+  private let numericWidth: Int
+  private let codeWidth: Int
 
-  init(numericNames: [String], categoricalNames: [String], hasLabel: Bool) {
+  /// An empty table. Blocks hold about `blockBytes` bytes each (at least one row).
+  init(
+    numericNames: [String], categoricalNames: [String], hasLabel: Bool,
+    blockBytes: Int = 4 << 20
+  ) {
     self.numericNames = numericNames
     self.categoricalNames = categoricalNames
     self.categories = Array(repeating: [], count: categoricalNames.count)
-    self.labels = hasLabel ? [] : nil
+    self.hasLabel = hasLabel
     self.order = numericNames.indices.map { .numeric($0) }
+    numericWidth = numericNames.count
+    codeWidth = categoricalNames.count
+    let rowBytes = 8 * numericWidth + 8 + 4 * codeWidth
+    var shift = 0
+    while (rowBytes << (shift + 1)) <= blockBytes { shift += 1 }
+    blockShift = shift
+    blockRows = 1 << shift
   }
-}
 
-/// Maps the bytes of categorical values to codes without building a `String` for values
-/// already seen in the previous row of the same column (the common case in sorted data).
-struct CategoryEncoder {
-  private var index: [String: Int32] = [:]
-  private var lastBytes: [UInt8] = []
-  private var lastCode: Int32 = -1
-  /// Values in order of first appearance.
-  private(set) var values: [String] = []
+  /// The bytes of rows held now (blocks not yet released).
+  var residentBytes: Int { blocks.reduce(0) { $0 + ($1?.memory.byteCount ?? 0) } }
+
+  private func allocateBlock() {
+    let numericBytes = 8 * blockRows * numericWidth
+    let labelBytes = 8 * blockRows
+    let memory = PageBuffer(byteCount: numericBytes + labelBytes + 4 * blockRows * codeWidth)
+    let base = memory.base
+    blocks.append(
+      Block(
+        memory: memory,
+        numeric: base.bindMemory(to: Double.self, capacity: blockRows * numericWidth),
+        labels: (base + numericBytes).bindMemory(to: Double.self, capacity: blockRows),
+        codes: (base + numericBytes + labelBytes).bindMemory(
+          to: Int32.self, capacity: blockRows * codeWidth)))
+  }
+
+  /// The storage of row `rows` (the next one), which `commitRow()` adds to the table. Until
+  /// then the row may be written and abandoned.
+  @inline(__always)
+  func nextRow() -> RowPointers {
+    let b = rows >> blockShift
+    if b == blocks.count { allocateBlock() }
+    let block = blocks[b].unsafelyUnwrapped
+    let i = rows & (blockRows - 1)
+    return RowPointers(
+      numeric: block.numeric + i * numericWidth, codes: block.codes + i * codeWidth,
+      label: block.labels + i)
+  }
+
+  /// Adds the row written through `nextRow()`.
+  @inline(__always)
+  func commitRow() { rows += 1 }
+
+  /// Adds `count` rows with every numeric value `fill`, no label (NaN) and missing codes.
+  func appendRows(_ count: Int, numeric fill: Double) {
+    for _ in 0..<count {
+      let row = nextRow()
+      row.numeric.update(repeating: fill, count: numericWidth)
+      row.codes.update(repeating: -1, count: codeWidth)
+      row.label.pointee = .nan
+      commitRow()
+    }
+  }
 
   @inline(__always)
-  mutating func code(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
-    if lastCode >= 0 && n == lastBytes.count {
-      let same = lastBytes.withUnsafeBufferPointer { last -> Bool in
-        for k in 0..<n where last[k] != p[k] { return false }
-        return true
+  private func block(_ r: Int) -> Block {
+    precondition(r >= 0 && r < rows, "row \(r) out of 0..<\(rows)")
+    guard let block = blocks[r >> blockShift] else {
+      preconditionFailure("row \(r) was released")
+    }
+    return block
+  }
+
+  /// The numeric value of row `r`, slot `s`.
+  @inline(__always)
+  func numeric(_ r: Int, _ s: Int) -> Double {
+    block(r).numeric[(r & (blockRows - 1)) * numericWidth + s]
+  }
+
+  /// Sets the numeric value of row `r`, slot `s`.
+  @inline(__always)
+  func setNumeric(_ r: Int, _ s: Int, _ value: Double) {
+    block(r).numeric[(r & (blockRows - 1)) * numericWidth + s] = value
+  }
+
+  /// The code of row `r`, categorical slot `s` (−1: missing).
+  @inline(__always)
+  func code(_ r: Int, _ s: Int) -> Int32 {
+    block(r).codes[(r & (blockRows - 1)) * codeWidth + s]
+  }
+
+  /// The label of row `r` (NaN: missing or no label column).
+  @inline(__always)
+  func label(_ r: Int) -> Double { hasLabel ? block(r).labels[r & (blockRows - 1)] : .nan }
+
+  /// Sets the label of row `r`.
+  @inline(__always)
+  func setLabel(_ r: Int, _ value: Double) { block(r).labels[r & (blockRows - 1)] = value }
+
+  /// Calls `body` with each block and the range of rows it holds, in row order.
+  func forEachBlock(_ body: (Range<Int>, Block) throws -> Void) rethrows {
+    var first = 0
+    for b in blocks.indices where first < rows {
+      let range = first..<min(rows, first + blockRows)
+      guard let block = blocks[b] else { preconditionFailure("block \(b) was released") }
+      try body(range, block)
+      first += blockRows
+    }
+  }
+
+  /// Appends the rows of `other` (same columns), mapping its category codes onto this
+  /// table's (values new to this table are added in `other`'s order, so the categories stay in
+  /// order of first appearance). `other`'s blocks are released as they are copied.
+  func append(_ other: RawTable) {
+    precondition(
+      other.numericNames == numericNames && other.categoricalNames == categoricalNames
+        && other.hasLabel == hasLabel, "appending a table with other columns")
+    let codeMaps = (0..<codeWidth).map { s -> [Int32] in
+      var index: [String: Int32] = [:]
+      for (c, value) in categories[s].enumerated() where index[value] == nil {
+        index[value] = Int32(c)
       }
-      if same { return lastCode }
+      return other.categories[s].map { value in
+        if let c = index[value] { return c }
+        let c = Int32(categories[s].count)
+        categories[s].append(value)
+        index[value] = c
+        return c
+      }
     }
-    let buffer = UnsafeBufferPointer(start: p, count: n)
-    let key = String(decoding: buffer, as: UTF8.self)
-    let code: Int32
-    if let c = index[key] {
-      code = c
-    } else {
-      code = Int32(values.count)
-      index[key] = code
-      values.append(key)
+    other.forEachBlock { rows, block in
+      for i in 0..<rows.count {
+        let row = nextRow()
+        row.numeric.update(from: block.numeric + i * numericWidth, count: numericWidth)
+        row.label.pointee = block.labels[i]
+        for s in 0..<codeWidth {
+          let c = block.codes[i * codeWidth + s]
+          row.codes[s] = c < 0 ? c : codeMaps[s][Int(c)]
+        }
+        commitRow()
+      }
+      other.releaseBlocks(below: rows.upperBound)
     }
-    lastBytes.removeAll(keepingCapacity: true)
-    lastBytes.append(contentsOf: buffer)
-    lastCode = code
-    return code
+  }
+
+  /// Returns the memory of every block whose rows are all below `row`; those rows can no
+  /// longer be read.
+  func releaseBlocks(below row: Int) {
+    let end = row >= rows ? blocks.count : min(blocks.count, row >> blockShift)
+    for b in 0..<end { blocks[b] = nil }
   }
 }

@@ -54,7 +54,7 @@ public enum LocalTraining {
       throw TrainingError(
         code: .invalidConfiguration, message: "validation split must be in [0, 1)")
     }
-    let (prepared, timings) = try DataPipeline.fitTimed(
+    var (prepared, timings) = try DataPipeline.fitTimed(
       path: job.dataPath, options: job.pipeline, shard: nil, as: T.self)
     let loaded = Date()
     guard let labels = prepared.y else {
@@ -69,8 +69,11 @@ public enum LocalTraining {
           "\(job.dataPath): logistic regression needs labels 0 or 1 in '\(job.pipeline.label)', found \(bad)"
       )
     }
+    // The split takes the matrix over, so that it can reuse its storage.
+    let x = prepared.x
+    prepared.x = Matrix(rows: 0, cols: x.cols)
     let (train, validation) = split(
-      x: prepared.x, y: labels, fraction: job.validationSplit, seed: job.seed)
+      x: consume x, y: labels, fraction: job.validationSplit, seed: job.seed)
     guard train.x.rows > 0 else {
       throw TrainingError(
         code: .invalidConfiguration, message: "\(job.dataPath): no rows to train on")
@@ -107,9 +110,14 @@ public enum LocalTraining {
 
   /// Splits rows into training and validation sets by a seeded shuffle; with `fraction` 0
   /// the matrix is returned as it is (no copy).
-  static func split<T: BLASScalar>(x: Matrix<T>, y: [Double], fraction: Double, seed: UInt64)
-    -> (train: (x: Matrix<T>, y: [Double]), validation: (x: Matrix<T>, y: [Double])?)
-  {
+  ///
+  /// Only the validation rows are copied: the training rows are moved to the front of `x`'s
+  /// own storage, in order, so the split needs the matrix plus the validation rows rather than
+  /// two matrices. Pass `x` with `consume` so that its storage is not shared (a shared one is
+  /// copied first, with the same result).
+  static func split<T: BLASScalar>(
+    x: consuming Matrix<T>, y: [Double], fraction: Double, seed: UInt64
+  ) -> (train: (x: Matrix<T>, y: [Double]), validation: (x: Matrix<T>, y: [Double])?) {
     let nValidation = Int((Double(x.rows) * fraction).rounded(.down))
     if nValidation == 0 { return ((x, y), nil) }
     var rng = SplitMix64(seed: seed)
@@ -117,9 +125,30 @@ public enum LocalTraining {
     order.shuffle(using: &rng)
     let validationRows = order.suffix(nValidation).sorted()
     let trainRows = order.prefix(x.rows - nValidation).sorted()
+    let cols = x.cols
+    let validation = x.withUnsafeBufferPointer { all in
+      [T](unsafeUninitializedCapacity: nValidation * cols) { out, count in
+        for (k, r) in validationRows.enumerated() {
+          (out.baseAddress! + k * cols).initialize(from: all.baseAddress! + r * cols, count: cols)
+        }
+        count = nValidation * cols
+      }
+    }
+    var storage = x.storage
+    x = Matrix(rows: 0, cols: cols)
+    storage.withUnsafeMutableBufferPointer { all in
+      // Row k < r: the destination ends before the source starts, and rows move in order.
+      for (k, r) in trainRows.enumerated() where k != r {
+        (all.baseAddress! + k * cols).update(from: all.baseAddress! + r * cols, count: cols)
+      }
+    }
+    storage.removeLast(nValidation * cols)
     return (
-      (x.rows(at: trainRows), trainRows.map { y[$0] }),
-      (x.rows(at: validationRows), validationRows.map { y[$0] })
+      (Matrix(rows: trainRows.count, cols: cols, storage: storage), trainRows.map { y[$0] }),
+      (
+        Matrix(rows: nValidation, cols: cols, storage: validation),
+        validationRows.map { y[$0] }
+      )
     )
   }
 

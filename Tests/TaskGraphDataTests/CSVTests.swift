@@ -60,6 +60,29 @@ final class CSVTests: XCTestCase {
     }
   }
 
+  func testPlainNumbersStopAtTheFieldEnd() {
+    func plain(_ text: String) -> (Double?, Int) {
+      let bytes = Array(text.utf8)
+      var i = 0
+      let v = bytes.withUnsafeBufferPointer {
+        NumberParser.parsePlain($0.baseAddress!, &i, $0.count)
+      }
+      return (v, i)
+    }
+    XCTAssertEqual(plain("-12.5,7").0, -12.5)
+    XCTAssertEqual(plain("-12.5,7").1, 5)
+    XCTAssertEqual(plain("1011.9\n").1, 6)
+    XCTAssertEqual(plain("0.30000000000000004").0, nil)  // 17 digits: left to the general parser
+    XCTAssertEqual(plain("-0").0?.sign, .minus)
+    XCTAssertEqual(plain(".5").0, 0.5)
+    XCTAssertEqual(plain("5.").0, 5)
+    // Not plain: the position stays where it was.
+    for text in ["", ",", "-", ".", "1e5", " 1", "1 ", "NA", "1\r\n", "12a"] {
+      XCTAssertNil(plain(text).0, text)
+      XCTAssertEqual(plain(text).1, 0, text)
+    }
+  }
+
   func testRaggedRow() throws {
     let files = try TestFiles()
     let path = try files.write("r.csv", "y,a,b\n1,2,3\n4,5\n")
