@@ -304,37 +304,37 @@ public actor ParameterServerMaster: MasterTask {
     case .evaluating:
       // Sum in task-id order, whatever order the answers came in: the result does not
       // depend on timing or failures.
-      var total: GradientSums?
-      var perWorker: [Int: Double] = [:]
-      computeMilliseconds = 0
-      for w in workers {
-        guard case .sums(let s, let ms) = answers[w] else {
-          fail(context: context, "worker \(w) answered an evaluation with another message")
-          return
+      let total: GradientSums
+      let perWorker: [Int: Double]
+      do {
+        (total, perWorker) = try combine(workers, what: "an evaluation") { answer in
+          guard case .sums(let s, let ms) = answer else { return nil }
+          return (s, ms)
+        } add: {
+          $0.add($1)
         }
-        perWorker[w] = ms
-        computeMilliseconds = max(computeMilliseconds, ms)
-        if total == nil { total = s } else { total!.add(s) }
+      } catch {
+        return fail(context: context, error.message)
       }
       report(workerMilliseconds: perWorker)
-      driver?.deliver(total!)
+      driver?.deliver(total)
       await advance(context: context, increment: true)
     case .gram:
       let start = Date()
-      var total: GramStatistics?
-      var perWorker: [Int: Double] = [:]
-      computeMilliseconds = 0
-      for w in workers {
-        guard case .gram(let g, let ms) = answers[w] else {
-          fail(context: context, "worker \(w) answered the exact round with another message")
-          return
+      let total: GramStatistics
+      let perWorker: [Int: Double]
+      do {
+        (total, perWorker) = try combine(workers, what: "the exact round") { answer in
+          guard case .gram(let g, let ms) = answer else { return nil }
+          return (g, ms)
+        } add: {
+          $0.merge($1)
         }
-        perWorker[w] = ms
-        computeMilliseconds = max(computeMilliseconds, ms)
-        if total == nil { total = g } else { total!.merge(g) }
+      } catch {
+        return fail(context: context, error.message)
       }
       report(workerMilliseconds: perWorker)
-      finishExact(total!, computeSeconds: computeMilliseconds / 1000, start: start)
+      finishExact(total, computeSeconds: computeMilliseconds / 1000, start: start)
       try? await context.shutdownJob()
     case .finalEvaluation(var result):
       var total: GradientSums?
@@ -354,6 +354,29 @@ public actor ParameterServerMaster: MasterTask {
     case .starting, .done:
       return
     }
+  }
+
+  /// Adds up the workers' answers in task-id order, whatever order they came in (so the
+  /// result does not depend on timing or failures), noting each worker's compute time and
+  /// the slowest in `computeMilliseconds`. Throws if a worker answered `what` with another
+  /// kind of message.
+  private func combine<T>(
+    _ workers: [Int], what: String, _ part: (WorkerMessage?) -> (T, Double)?,
+    add: (inout T, T) -> Void
+  ) throws(TrainingError) -> (T, [Int: Double]) {
+    var total: T?
+    var perWorker: [Int: Double] = [:]
+    computeMilliseconds = 0
+    for w in workers {
+      guard let (value, ms) = part(answers[w]) else {
+        throw TrainingError(
+          code: .mismatch, message: "worker \(w) answered \(what) with another message")
+      }
+      perWorker[w] = ms
+      computeMilliseconds = max(computeMilliseconds, ms)
+      if total == nil { total = value } else { add(&total!, value) }
+    }
+    return (total!, perWorker)
   }
 
   /// SSP: records a worker's answer if it is within the staleness bound, sends that worker
