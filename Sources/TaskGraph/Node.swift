@@ -714,7 +714,13 @@ actor NodeRuntime {
       serveCache[key] = work
     }
     do {
-      return try await work.value
+      let response = try await work.value
+      // A node that stopped (killed, or its lease lost) while serving has not answered: the
+      // requester must try again, and reach the node that takes the slot over.
+      guard outcome == nil else {
+        throw TransportError(code: .unavailable, message: "node stopped while serving")
+      }
+      return response
     } catch  where outcome != nil {
       throw TransportError(code: .unavailable, message: "node stopped while serving")
     } catch is CancellationError {

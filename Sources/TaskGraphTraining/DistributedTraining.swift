@@ -46,21 +46,21 @@ public enum DistributedTraining {
 
   /// Fits the preprocessing on the whole file (one pass) and computes the fingerprints.
   public static func plan(_ job: TrainingJob) throws -> Plan {
-    guard job.validationSplit == 0 else {
+    guard job.validationSplit >= 0, job.validationSplit < 1 else {
       throw TrainingError(
-        code: .invalidConfiguration,
-        message:
-          "--validation-split is not supported with --workers yet; evaluate on a held-out file")
+        code: .invalidConfiguration, message: "validation split must be in [0, 1)")
     }
     let start = Date()
     let pipeline = try DataPipeline.fitPipeline(path: job.dataPath, options: job.pipeline)
     let fingerprintInput = ConfigFingerprintInput(
-      configuration: job.configuration, pipeline: pipeline, precision: job.precision)
+      configuration: job.configuration, pipeline: pipeline, precision: job.precision,
+      validationSplit: job.validationSplit, seed: job.seed)
     let description = JobDescription(
       dataPath: job.dataPath, pipeline: pipeline, precision: job.precision,
       loss: job.configuration.kind.loss, threads: job.configuration.threads,
       dataFingerprint: try Fingerprint.ofFile(job.dataPath),
-      configFingerprint: Fingerprint.of(fingerprintInput))
+      configFingerprint: Fingerprint.of(fingerprintInput), validationSplit: job.validationSplit,
+      seed: job.seed)
     return Plan(description: description, preprocessSeconds: Date().timeIntervalSince(start))
   }
 
@@ -68,6 +68,8 @@ public enum DistributedTraining {
     var configuration: TrainingConfiguration
     var pipeline: FittedPipeline
     var precision: Precision
+    var validationSplit: Double
+    var seed: UInt64
   }
 
   /// The master task of `plan`.
@@ -184,8 +186,14 @@ public enum DistributedTraining {
     ).create()
     try await withThrowingTaskGroup(of: Void.self) { group in
       for id in 0...n {
-        let node = node(id, standby: false)
-        group.addTask { _ = try await node.run() }
+        group.addTask {
+          // A node whose lease lapsed (stalled past the TTL on a loaded machine) stopped
+          // acting; a new one takes the slot, as a supervisor restarts a process.
+          var outcome = try await node(id, standby: false).run()
+          while case .leaseLost = outcome {
+            outcome = try await node(id, standby: true).run()
+          }
+        }
       }
       // One hot standby per planned kill, waiting for that task's slot to free up.
       for kill in options.chaos.kills {
@@ -208,8 +216,10 @@ public enum DistributedTraining {
       objective: result.objectives.last ?? .nan, loadSeconds: result.loadSeconds,
       preprocessSeconds: plan.preprocessSeconds, fitSeconds: result.fitSeconds,
       msPerIteration: 1000 * result.fitSeconds / Double(max(1, result.iterations)),
-      rowsRead: result.rows, rowsDropped: 0, trainRows: result.rows, validationRows: 0,
-      trainMetrics: result.metrics, validationMetrics: [:], precision: job.precision.rawValue,
+      rowsRead: result.rows + result.validationRows + result.dropped,
+      rowsDropped: result.dropped, trainRows: result.rows, validationRows: result.validationRows,
+      trainMetrics: result.metrics, validationMetrics: result.validationMetrics,
+      precision: job.precision.rawValue,
       threads: job.configuration.threads, workers: workers)
     return ModelFile(
       model: result.model, regularization: job.configuration.regularization,

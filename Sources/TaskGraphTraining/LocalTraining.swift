@@ -156,8 +156,14 @@ public enum LocalTraining {
   public static func metrics<T: BLASScalar>(_ model: LinearModel, _ x: Matrix<T>, _ y: [Double])
     -> [String: Double]
   {
-    let p = model.predict(x)
-    if model.kind == .logistic {
+    metrics(kind: model.kind, predictions: model.predict(x), labels: y)
+  }
+
+  /// The metrics of `predictions` (probabilities for logistic regression) against `y`.
+  public static func metrics(kind: LinearModel.Kind, predictions p: [Double], labels y: [Double])
+    -> [String: Double]
+  {
+    if kind == .logistic {
       return [
         "log_loss": Metrics.logLoss(probabilities: p, y),
         "accuracy": Metrics.accuracy(probabilities: p, y),

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TaskGraph
 import TaskGraphData
 import TaskGraphLinalg
@@ -12,10 +13,12 @@ enum MasterMessage: Equatable {
   case evaluate(JobDescription, Parameters)
   /// Compute your shard's least-squares statistics (the exact solver's one round).
   case gram(JobDescription)
+  /// Score your held-out validation rows with the final parameters.
+  case validate(JobDescription, Parameters)
 
   var job: JobDescription {
     switch self {
-    case .load(let j), .evaluate(let j, _), .gram(let j): j
+    case .load(let j), .evaluate(let j, _), .gram(let j), .validate(let j, _): j
     }
   }
 
@@ -34,6 +37,11 @@ enum MasterMessage: Equatable {
     case .gram(let job):
       w.u8(3)
       job.write(to: &w)
+    case .validate(let job, let p):
+      w.u8(4)
+      job.write(to: &w)
+      w.f64(p.intercept)
+      w.doubles(p.weights)
     }
     return w.bytes
   }
@@ -57,6 +65,9 @@ enum MasterMessage: Equatable {
       let b = try r.f64()
       return .evaluate(job, Parameters(weights: try r.doubles(), intercept: b))
     case 3: return .gram(job)
+    case 4:
+      let b = try r.f64()
+      return .validate(job, Parameters(weights: try r.doubles(), intercept: b))
     default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
     }
   }
@@ -72,6 +83,9 @@ enum WorkerMessage: Equatable {
   case refused(String)
   /// The shard's least-squares statistics.
   case gram(GramStatistics, computeMilliseconds: Double)
+  /// The predictions for the shard's validation rows (probabilities for logistic loss), and
+  /// their labels, in row order.
+  case scored(predictions: [Double], labels: [Double])
 
   func encoded(_ tag: RoundTag = RoundTag()) -> [UInt8] {
     var w = WireWriter()
@@ -85,6 +99,8 @@ enum WorkerMessage: Equatable {
       w.f64(info.labelSquares)
       w.f64(info.loadSeconds)
       w.u8(info.fromCache ? 1 : 0)
+      w.i64(info.dropped)
+      w.i64(info.validationRows)
     case .sums(let s, let ms):
       w.u8(2)
       w.f64(ms)
@@ -104,6 +120,10 @@ enum WorkerMessage: Equatable {
       w.doubles(g.gram.storage)
       w.doubles(g.cross)
       w.f64(g.labelSquares)
+    case .scored(let p, let y):
+      w.u8(5)
+      w.doubles(p)
+      w.doubles(y)
     }
     return w.bytes
   }
@@ -124,7 +144,8 @@ enum WorkerMessage: Equatable {
       return .loaded(
         ShardInfo(
           rows: try r.i64(), cols: try r.i64(), labelSum: try r.f64(), labelSquares: try r.f64(),
-          loadSeconds: try r.f64(), fromCache: try r.u8() == 1))
+          loadSeconds: try r.f64(), fromCache: try r.u8() == 1, dropped: try r.i64(),
+          validationRows: try r.i64()))
     case 2:
       let ms = try r.f64()
       let rows = try r.i64()
@@ -149,6 +170,14 @@ enum WorkerMessage: Equatable {
           count: count, means: means, labelMean: labelMean,
           gram: Matrix(rows: d, cols: d, storage: gram), cross: try r.doubles(),
           labelSquares: try r.f64()), computeMilliseconds: ms)
+    case 5:
+      let p = try r.doubles()
+      let y = try r.doubles()
+      guard p.count == y.count else {
+        throw TrainingError(
+          code: .mismatch, message: "\(p.count) predictions for \(y.count) labels")
+      }
+      return .scored(predictions: p, labels: y)
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }
   }
@@ -180,6 +209,10 @@ struct ShardInfo: Equatable, Sendable {
   var labelSquares: Double
   var loadSeconds: Double
   var fromCache: Bool
+  /// Rows of the shard dropped for missing values.
+  var dropped = 0
+  /// Rows of the shard held out for validation (not in `rows`).
+  var validationRows = 0
 }
 
 /// What every worker must agree on: where the data is, how it is preprocessed, and the
@@ -192,27 +225,64 @@ struct JobDescription: Equatable, Sendable {
   var threads: Int
   var dataFingerprint: String
   var configFingerprint: String
+  /// Fraction of every shard's rows held out for validation.
+  var validationSplit: Double = 0
+  /// Seed of the held-out rows' choice.
+  var seed: UInt64 = 0
+  /// `pipeline` as JSON, encoded once: every round's message carries it.
+  let pipelineJSON: [UInt8]
+
+  init(
+    dataPath: String, pipeline: FittedPipeline, precision: Precision, loss: RowLoss,
+    threads: Int, dataFingerprint: String, configFingerprint: String,
+    validationSplit: Double = 0, seed: UInt64 = 0, pipelineJSON: [UInt8]? = nil
+  ) {
+    self.dataPath = dataPath
+    self.pipeline = pipeline
+    self.precision = precision
+    self.loss = loss
+    self.threads = threads
+    self.dataFingerprint = dataFingerprint
+    self.configFingerprint = configFingerprint
+    self.validationSplit = validationSplit
+    self.seed = seed
+    self.pipelineJSON = pipelineJSON ?? Array((try? JSONEncoder().encode(pipeline)) ?? Data())
+  }
+
+  /// The last pipeline decoded in this process and its JSON: a worker gets the same one
+  /// every round, and comparing bytes is much cheaper than decoding JSON.
+  private static let lastDecoded = Mutex<(json: [UInt8], pipeline: FittedPipeline)?>(nil)
+
+  static func decodePipeline(_ json: [UInt8]) throws -> FittedPipeline {
+    if let hit = lastDecoded.withLock({ $0?.json == json ? $0?.pipeline : nil }) { return hit }
+    let pipeline = try JSONDecoder().decode(FittedPipeline.self, from: Data(json))
+    lastDecoded.withLock { $0 = (json, pipeline) }
+    return pipeline
+  }
 
   func write(to w: inout WireWriter) {
     w.string(dataPath)
-    w.blob(Array((try? JSONEncoder().encode(pipeline)) ?? Data()))
+    w.blob(pipelineJSON)
     w.string(precision.rawValue)
     w.string(loss.rawValue)
     w.i64(threads)
     w.string(dataFingerprint)
     w.string(configFingerprint)
+    w.f64(validationSplit)
+    w.u64(seed)
   }
 
   static func read(from r: inout WireReader) throws -> JobDescription {
     let path = try r.string()
     let pipelineBytes = try r.blob()
-    let pipeline = try JSONDecoder().decode(FittedPipeline.self, from: Data(pipelineBytes))
+    let pipeline = try decodePipeline(pipelineBytes)
     guard let precision = Precision(rawValue: try r.string()),
       let loss = RowLoss(rawValue: try r.string())
     else { throw TrainingError(code: .mismatch, message: "bad job description") }
     return JobDescription(
       dataPath: path, pipeline: pipeline, precision: precision, loss: loss, threads: try r.i64(),
-      dataFingerprint: try r.string(), configFingerprint: try r.string())
+      dataFingerprint: try r.string(), configFingerprint: try r.string(),
+      validationSplit: try r.f64(), seed: try r.u64(), pipelineJSON: pipelineBytes)
   }
 }
 

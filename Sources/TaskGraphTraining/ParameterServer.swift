@@ -94,6 +94,11 @@ public struct DistributedResult: Sendable {
   public var loadSeconds: Double
   /// With bounded staleness: contributions from an earlier round that steps used.
   public var staleContributions = 0
+  /// Rows held out for validation over all shards, and the metrics on them.
+  public var validationRows = 0
+  public var validationMetrics: [String: Double] = [:]
+  /// Rows dropped for missing values over all shards.
+  public var dropped = 0
 }
 
 /// The master's checkpoint: everything needed to continue bit-identically.
@@ -106,6 +111,8 @@ struct MasterCheckpoint: Codable {
   var rows: Int
   var labelSum: Double
   var labelSquares: Double
+  var dropped: Int?
+  var validationRows: Int?
   var dataFingerprint: String
   var configFingerprint: String
 }
@@ -121,6 +128,8 @@ public actor ParameterServerMaster: MasterTask {
     case gram
     /// After a stale-synchronous run: one BSP evaluation of the final parameters.
     case finalEvaluation(DistributedResult)
+    /// Every worker scores its held-out rows with the final model.
+    case validating(DistributedResult)
     case done
   }
 
@@ -156,6 +165,8 @@ public actor ParameterServerMaster: MasterTask {
   var labelSum = 0.0
   var labelSquares = 0.0
   var loadSeconds = 0.0
+  var dropped = 0
+  var validationRows = 0
   var stepsSinceCheckpoint = 0
   var recoveries = 0
   var lastObjective: Double?
@@ -209,6 +220,7 @@ public actor ParameterServerMaster: MasterTask {
     case .evaluating(let request): message = .evaluate(job, request.parameters)
     case .gram: message = .gram(job)
     case .finalEvaluation(let r): message = .evaluate(job, r.model.parameters)
+    case .validating(let r): message = .validate(job, r.model.parameters)
     case .starting, .done: return
     }
     let bytes = message.encoded(RoundTag(incarnation: incarnation, round: round))
@@ -282,6 +294,8 @@ public actor ParameterServerMaster: MasterTask {
         rows += info.rows
         labelSum += info.labelSum
         labelSquares += info.labelSquares
+        dropped += info.dropped
+        validationRows += info.validationRows
         loadSeconds = max(loadSeconds, info.loadSeconds)
       }
       guard rows > 0, let d = cols else {
@@ -334,8 +348,13 @@ public actor ParameterServerMaster: MasterTask {
         return fail(context: context, error.message)
       }
       report(workerMilliseconds: perWorker)
-      finishExact(total, computeSeconds: computeMilliseconds / 1000, start: start)
-      try? await context.shutdownJob()
+      guard
+        let result = finishExact(total, computeSeconds: computeMilliseconds / 1000, start: start)
+      else {
+        try? await context.shutdownJob()
+        return
+      }
+      await finish(result, context: context)
     case .finalEvaluation(var result):
       var total: GradientSums?
       for w in workers {
@@ -347,6 +366,24 @@ public actor ParameterServerMaster: MasterTask {
         + settings.configuration.regularization.penalty(result.model.coefficients)
       result.objectives.append(objective)
       result.metrics = finalMetrics(objective, model: result.model)
+      result.epochs = round
+      await finish(result, context: context)
+    case .validating(var result):
+      // Concatenate the held-out rows' scores in task-id order, as one machine would.
+      var predictions: [Double] = []
+      var labels: [Double] = []
+      for w in workers {
+        guard case .scored(let p, let y) = answers[w] else {
+          return fail(context: context, "worker \(w) answered the validation with another message")
+        }
+        predictions += p
+        labels += y
+      }
+      result.validationRows = labels.count
+      if !labels.isEmpty {
+        result.validationMetrics = LocalTraining.metrics(
+          kind: settings.configuration.kind, predictions: predictions, labels: labels)
+      }
       result.epochs = round
       phase = .done
       onResult(.success(result))
@@ -429,26 +466,41 @@ public actor ParameterServerMaster: MasterTask {
     }
   }
 
-  /// Solves the merged statistics and reports the model.
-  private func finishExact(_ stats: GramStatistics, computeSeconds: Double, start: Date) {
+  /// Reports the result, after a validation round when rows are held out, and ends the job.
+  private func finish(_ result: DistributedResult, context: MasterContext) async {
+    var result = result
+    result.dropped = dropped
+    result.validationRows = validationRows
+    if job.validationSplit > 0 && validationRows > 0 {
+      phase = .validating(result)
+      await nextRound(context: context, newEpoch: false)
+      return
+    }
+    phase = .done
+    onResult(.success(result))
+    try? await context.shutdownJob()
+  }
+
+  /// Solves the merged statistics into the result (nil after reporting a failure).
+  private func finishExact(_ stats: GramStatistics, computeSeconds: Double, start: Date)
+    -> DistributedResult?
+  {
     let configuration = settings.configuration
     do {
       let p = try stats.solve(l2: configuration.regularization.l2)
       let objective =
         stats.meanHalfSquaredResidual(p) + configuration.regularization.penalty(p.weights)
-      phase = .done
       iteration = 0
       lastObjective = objective
       let model = LinearModel(kind: configuration.kind, parameters: p)
-      onResult(
-        .success(
-          DistributedResult(
-            model: model, objectives: [objective], iterations: 0, stopReason: .exactSolution,
-            fitSeconds: computeSeconds + Date().timeIntervalSince(start), rows: rows,
-            metrics: finalMetrics(objective, model: model), epochs: round, resumed: false,
-            loadSeconds: loadSeconds)))
+      return DistributedResult(
+        model: model, objectives: [objective], iterations: 0, stopReason: .exactSolution,
+        fitSeconds: computeSeconds + Date().timeIntervalSince(start), rows: rows,
+        metrics: finalMetrics(objective, model: model), epochs: round, resumed: false,
+        loadSeconds: loadSeconds)
     } catch {
       fail(context: nil, "\(error)")
+      return nil
     }
   }
 
@@ -519,9 +571,7 @@ public actor ParameterServerMaster: MasterTask {
           await nextRound(context: context, newEpoch: false)
           return
         }
-        phase = .done
-        onResult(.success(result))
-        try? await context.shutdownJob()
+        await finish(result, context: context)
         return
       case .failed(let message):
         fail(context: context, "the optimizer failed: \(message)")
@@ -553,7 +603,8 @@ public actor ParameterServerMaster: MasterTask {
     let c = MasterCheckpoint(
       epoch: epoch, round: round, optimizer: optimizer, objectives: objectives, rows: rows,
       labelSum: labelSum,
-      labelSquares: labelSquares, dataFingerprint: job.dataFingerprint,
+      labelSquares: labelSquares, dropped: dropped, validationRows: validationRows,
+      dataFingerprint: job.dataFingerprint,
       configFingerprint: job.configFingerprint)
     do {
       let data = try JSONEncoder().encode(c)
@@ -592,6 +643,8 @@ public actor ParameterServerMaster: MasterTask {
       round = c.round ?? 0
       labelSum = c.labelSum
       labelSquares = c.labelSquares
+      dropped = c.dropped ?? 0
+      validationRows = c.validationRows ?? 0
       iteration = c.optimizer.iteration
       lastObjective = c.objectives.last
       recoveries += 1
@@ -627,6 +680,8 @@ public actor ParameterServerWorker: WorkerTask {
   var chaos: ChaosState?
   var x: Loaded?
   var y: [Double] = []
+  /// The shard's rows held out for validation, if any.
+  var validation: (x: Loaded, y: [Double])?
   var info: ShardInfo?
   var checkedFingerprint: String?
   var loading: Task<LoadedShard, any Error>?
@@ -689,6 +744,7 @@ public actor ParameterServerWorker: WorkerTask {
         if x == nil {
           x = loaded.x
           y = loaded.y
+          validation = loaded.validation
           info = loaded.info
         }
       } catch {
@@ -730,6 +786,18 @@ public actor ParameterServerWorker: WorkerTask {
         return (stats, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       }
       await notifyMaster(WorkerMessage.gram(stats, computeMilliseconds: ms).encoded(tag))
+    case .validate(let job, let p):
+      let model = LinearModel(kind: job.loss == .logistic ? .logistic : .linear, parameters: p)
+      let validation = self.validation
+      let predictions: [Double] = try await Offload.run {
+        switch validation?.x {
+        case .double(let m): model.predict(m)
+        case .float(let m): model.predict(m)
+        case nil: []
+        }
+      }
+      await notifyMaster(
+        WorkerMessage.scored(predictions: predictions, labels: validation?.y ?? []).encoded(tag))
     }
   }
 
@@ -737,6 +805,7 @@ public actor ParameterServerWorker: WorkerTask {
   struct LoadedShard: Sendable {
     var x: Loaded
     var y: [Double]
+    var validation: (x: Loaded, y: [Double])?
     var info: ShardInfo
   }
 
@@ -753,8 +822,9 @@ public actor ParameterServerWorker: WorkerTask {
   private nonisolated func load<T: BLASScalar>(
     _ job: JobDescription, path: String, shard: Shard, as: T.Type, wrap: (Matrix<T>) -> Loaded
   ) throws -> LoadedShard {
-    var x: Loaded?
+    var x: Matrix<T>?
     var y: [Double] = []
+    var dropped = 0
     let start = DispatchTime.now().uptimeNanoseconds
     func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
     let key = shardCache.map { _ in ShardCache.key(job: job, path: path, shard: shard) }
@@ -762,8 +832,9 @@ public actor ParameterServerWorker: WorkerTask {
     if let cache = shardCache, let key {
       switch cache.load(shard: shard, key: key, as: T.self) {
       case .hit(let entry):
-        x = wrap(entry.x)
+        x = entry.x
         y = entry.y
+        dropped = entry.dropped
         parseSeconds = entry.parseSeconds
       case .missing:
         break
@@ -776,28 +847,32 @@ public actor ParameterServerWorker: WorkerTask {
     if !fromCache {
       let d = try DataPipeline.apply(
         job.pipeline, path: path, requireLabel: true, shard: shard, as: T.self)
-      x = wrap(d.x)
+      x = d.x
       y = d.y ?? []
+      dropped = d.droppedRows
       parseSeconds = elapsed()
       if let cache = shardCache, let key {
         do {
           try cache.store(
-            ShardCache.Entry(x: d.x, y: y, parseSeconds: parseSeconds!), shard: shard, key: key)
+            ShardCache.Entry(x: d.x, y: y, parseSeconds: parseSeconds!, dropped: dropped),
+            shard: shard, key: key)
         } catch {
           logger.warning("shard cache: cannot store shard \(shard.index + 1): \(error)")
         }
       }
     }
     let seconds = elapsed()
-    let cols: Int
-    switch x! {
-    case .double(let m): cols = m.cols
-    case .float(let m): cols = m.cols
-    }
+    let cols = x!.cols
+    // Hold out the shard's validation rows: a seeded shuffle per shard, as one machine
+    // shuffles its rows (the held-out rows depend on the seed and the number of workers).
+    let (train, held) = LocalTraining.split(
+      x: x.take()!, y: y, fraction: job.validationSplit, seed: Self.validationSeed(job.seed, shard))
     let info = ShardInfo(
-      rows: y.count, cols: cols, labelSum: y.reduce(0, +),
-      labelSquares: y.reduce(0) { $0 + $1 * $1 }, loadSeconds: seconds, fromCache: fromCache)
-    let what = "worker \(taskID): shard \(shard.index + 1)/\(shard.count), \(y.count) rows"
+      rows: train.y.count, cols: cols, labelSum: train.y.reduce(0, +),
+      labelSquares: train.y.reduce(0) { $0 + $1 * $1 }, loadSeconds: seconds,
+      fromCache: fromCache, dropped: dropped, validationRows: held?.y.count ?? 0)
+    let what =
+      "worker \(taskID): shard \(shard.index + 1)/\(shard.count), \(y.count) rows (\(info.validationRows) held out)"
     if fromCache {
       logger.notice(
         "\(what), reloaded from the shard cache in \(String(format: "%.3f", seconds)) s (parsing took \(String(format: "%.3f", parseSeconds!)) s)"
@@ -805,6 +880,12 @@ public actor ParameterServerWorker: WorkerTask {
     } else {
       logger.info("\(what), parsed in \(String(format: "%.3f", parseSeconds!)) s")
     }
-    return LoadedShard(x: x!, y: y, info: info)
+    return LoadedShard(
+      x: wrap(train.x), y: train.y, validation: held.map { (wrap($0.x), $0.y) }, info: info)
+  }
+
+  /// The seed of a shard's validation shuffle: the job's seed mixed with the shard index.
+  static func validationSeed(_ seed: UInt64, _ shard: Shard) -> UInt64 {
+    seed ^ (UInt64(shard.index + 1) &* 0x9E37_79B9_7F4A_7C15)
   }
 }

@@ -10,15 +10,16 @@ import TaskGraphLinalg
 /// One file per shard, `shard-<i>of<n>-<key>.bin`, where the key is a fingerprint of the
 /// data file (the job's fingerprint plus this file's size and modification time), the
 /// fitted preprocessing, the precision and the shard. The file holds a header (magic,
-/// scalar size, rows, columns, the seconds the parse took, the key), the row-major matrix,
+/// scalar size, rows, columns, the seconds the parse took, the key, the rows dropped for
+/// missing values), the row-major matrix,
 /// the labels as Float64, and a CRC-32 of all of it; it is written atomically. A file that
 /// fails any check is reported, removed and rebuilt.
 struct ShardCache {
   /// The directory holding the shard files.
   let directory: String
 
-  static let magic: [UInt8] = Array("TGSHARD1".utf8)
-  static let headerSize = 48
+  static let magic: [UInt8] = Array("TGSHARD2".utf8)
+  static let headerSize = 56
 
   /// A loaded shard.
   struct Entry<T: BLASScalar> {
@@ -26,6 +27,8 @@ struct ShardCache {
     var y: [Double]
     /// Seconds the original parse took.
     var parseSeconds: Double
+    /// Rows of the shard dropped for missing values.
+    var dropped: Int = 0
   }
 
   /// What `load` found.
@@ -71,6 +74,7 @@ struct ShardCache {
     put(UInt64(entry.x.cols))
     put(entry.parseSeconds.bitPattern)
     put(key)
+    put(UInt64(entry.dropped))
     var crc = CRC32()
     try AtomicFile.write(to: path(shard: shard, key: key)) { out in
       try header.withUnsafeBytes { b in
@@ -148,7 +152,8 @@ struct ShardCache {
     guard UInt64(littleEndian: trailer) == UInt64(crc.value) else {
       return .invalid("\(file): checksum mismatch")
     }
-    return .hit(Entry(x: x, y: y, parseSeconds: Double(bitPattern: field(4))))
+    return .hit(
+      Entry(x: x, y: y, parseSeconds: Double(bitPattern: field(4)), dropped: Int(field(6))))
   }
 
   /// Removes the file of `shard` with `key`, if any.

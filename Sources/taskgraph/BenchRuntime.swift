@@ -77,15 +77,23 @@ struct BenchRuntime: AsyncParsableCommand {
 
   @Option(help: "Comma-separated task counts (a master and N−1 workers).") var tasks = "2,4,16"
   @Option(help: "Epochs per run.") var epochs: UInt64 = 50
+  @Option(help: "Comma-separated payload sizes of the data requests, bytes.")
+  var payloads = "8,8192,8388608"
+  @Option(help: "Comma-separated parts to run: epochs, requests, etcd.")
+  var parts = "epochs,requests,etcd"
 
   func run() async throws {
     Log.setup(verbose: false)
     let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
     let server = try await EtcdTestServer.start()
     defer { Task { await server.shutdown() } }
-    print("empty epoch (master ↔ all workers, epoch advanced in the coordinator)")
-    print("tasks   embedded ms/epoch   gRPC+etcd ms/epoch")
-    for n in list(tasks).compactMap({ Int($0) }).filter({ $0 >= 2 }) {
+    let parts = Set(list(self.parts))
+    if parts.contains("epochs") {
+      print("empty epoch (master ↔ all workers, epoch advanced in the coordinator)")
+      print("tasks   embedded ms/epoch   gRPC+etcd ms/epoch")
+    }
+    for n in list(tasks).compactMap({ Int($0) }).filter({ $0 >= 2 }) where parts.contains("epochs")
+    {
       let embedded = try await emptyRounds(
         tasks: n, coordinator: InMemoryCoordinator(), transport: InProcessTransport(),
         job: "bench-embedded-\(n)", logger: quiet)
@@ -99,8 +107,15 @@ struct BenchRuntime: AsyncParsableCommand {
       await coordinator.close()
       print(String(format: "%5d %18.3f %20.3f", n, embedded, remote))
     }
-    print("\none data request over gRPC on loopback")
-    for f in try await GRPCTransportBenchmark.run() { print("  \(f)") }
+    if parts.contains("requests") {
+      print("\none data request over gRPC on loopback")
+      let sizes = list(payloads).compactMap { Int($0) }
+      for f in try await GRPCTransportBenchmark.run(payloadSizes: sizes) { print("  \(f)") }
+    }
+    guard parts.contains("etcd") else {
+      await server.shutdown()
+      return
+    }
     print("\netcd on loopback")
     let coordinator = try await EtcdCoordinator.connect(
       EtcdConfiguration(endpoint: server.endpoint))

@@ -79,9 +79,13 @@ enum SummaryTable {
       ("preprocess", String(format: "%.3f s", t.preprocessSeconds)),
       ("fit", String(format: "%.3f s (%.3f ms/iteration)", t.fitSeconds, t.msPerIteration)),
     ]
-    for (k, v) in t.trainMetrics.sorted(by: { $0.key < $1.key }) {
+    if t.workers > 1 { lines.insert(("workers", "\(t.workers) (parameter server)"), at: 2) }
+    // Distributed training reports the train metrics that follow from the objective; the
+    // validation rows are scored in full (MAE, accuracy, AUC as well).
+    for k in Set(t.trainMetrics.keys).union(t.validationMetrics.keys).sorted() {
+      let train = t.trainMetrics[k].map { String(format: "train %.6g", $0) } ?? "train -"
       let val = t.validationMetrics[k].map { String(format: "   validation %.6g", $0) } ?? ""
-      lines.append((k, String(format: "train %.6g", v) + val))
+      lines.append((k, train + val))
     }
     lines.append(("model file", output))
     Swift.print("summary")

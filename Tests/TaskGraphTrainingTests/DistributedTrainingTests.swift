@@ -215,6 +215,44 @@ final class DistributedTrainingTests: XCTestCase {
     }
   }
 
+  /// Held-out rows with workers: every row is in exactly one of the two sets, so the loss
+  /// over the whole file (computed here, independently, from the model and the file) is the
+  /// row-weighted sum of the train and validation losses the run reports (1e-9 relative).
+  func testValidationSplitWithWorkersPartitionsTheRows() async throws {
+    var options = PipelineOptions(label: "progression")
+    options.standardize = true
+    let ridge = TrainingConfiguration(
+      kind: .ridge, regularization: Regularization(l2: 1e-3), solver: .exact,
+      stop: StopCriteria([.maxIterations(1)]))
+    var diabetes = TrainingJob(
+      dataPath: Self.root.appendingPathComponent("datasets/diabetes.csv").path,
+      pipeline: options, configuration: ridge)
+    diabetes.validationSplit = 0.25
+    var cancer = cancerJob(tolerance: 1e-9)
+    cancer.validationSplit = 0.2
+    for (job, metric, rows) in [(diabetes, "mse", 442), (cancer, "log_loss", 569)] {
+      let file = try await DistributedTraining.runEmbedded(
+        job, options: DistributedOptions(workers: 3))
+      let t = file.training
+      XCTAssertEqual(t.trainRows + t.validationRows, rows)
+      // Each of the three shards holds out ⌊rows·split⌋ of its rows.
+      XCTAssertEqual(Double(t.validationRows), Double(rows) * job.validationSplit, accuracy: 3)
+      XCTAssertEqual(t.rowsRead, rows)
+      let all = try DataPipeline.apply(
+        file.preprocessing, path: job.dataPath, requireLabel: true, as: Double.self)
+      let model = LinearModel(
+        kind: job.configuration.kind,
+        parameters: Parameters(
+          weights: file.standardizedCoefficients, intercept: file.standardizedIntercept))
+      let whole = LocalTraining.metrics(model, all.x, all.y!)[metric]!
+      let train = t.trainMetrics[metric]!
+      let validation = try XCTUnwrap(t.validationMetrics[metric])
+      let parts = (Double(t.trainRows) * train + Double(t.validationRows) * validation)
+      XCTAssertEqual(parts / Double(rows), whole, accuracy: 1e-9 * whole)
+      XCTAssertNotEqual(train, validation)
+    }
+  }
+
   func testWorkerWithOtherDataIsRefused() async throws {
     let job = cancerJob()
     let plan = try DistributedTraining.plan(job)
