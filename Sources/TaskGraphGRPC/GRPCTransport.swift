@@ -1,4 +1,5 @@
 import GRPCCore
+import NIOCore
 import GRPCNIOTransportHTTP2
 import Synchronization
 import TaskGraph
@@ -114,6 +115,9 @@ public final class GRPCTransport: Transport {
         config: .defaults { config in
           config.http2.targetWindowSize = tuning.targetWindowBytes
           config.http2.maxFrameSize = tuning.maxFrameBytes
+          config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+            channel.setOption(ChannelOptions.recvAllocator, value: tuning.readAllocator)
+          }
           config.backoff = .init(
             initial: .milliseconds(20), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
         })

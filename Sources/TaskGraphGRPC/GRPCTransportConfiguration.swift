@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Limits and HTTP/2 tuning of a ``GRPCTransport``, shared by its servers and clients.
 public struct GRPCTransportConfiguration: Sendable, Hashable {
   /// The largest request or response payload accepted, in bytes; larger ones fail with
@@ -15,6 +17,11 @@ public struct GRPCTransportConfiguration: Sendable, Hashable {
     }
   }
 
+  /// The largest read from a connection's socket, in bytes. NIO's default (64 KiB) splits
+  /// a large HTTP/2 frame over many reads, which the frame decoder then copies together;
+  /// reads as large as a frame let it take the frame without that copy.
+  public var maxReadBytes: Int = 4 << 20
+
   /// Creates a configuration.
   public init(maxMessageBytes: Int, targetWindowBytes: Int, maxFrameBytes: Int) {
     precondition(maxMessageBytes >= 1024, "maxMessageBytes must be at least 1 KiB")
@@ -27,6 +34,13 @@ public struct GRPCTransportConfiguration: Sendable, Hashable {
   /// 64 MiB messages, an 8 MiB window and 1 MiB frames.
   public static var defaults: Self {
     Self(maxMessageBytes: 64 << 20, targetWindowBytes: 8 << 20, maxFrameBytes: 1 << 20)
+  }
+
+  /// The read-buffer allocator of a connection: starts at 64 KiB and grows while reads
+  /// fill it, up to `maxReadBytes`.
+  var readAllocator: AdaptiveRecvByteBufferAllocator {
+    AdaptiveRecvByteBufferAllocator(
+      minimum: 1024, initial: 64 * 1024, maximum: max(64 * 1024, maxReadBytes))
   }
 
   /// Room for the request's other fields and protobuf framing on top of the payload.

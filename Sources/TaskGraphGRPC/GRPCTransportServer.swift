@@ -1,4 +1,5 @@
 import GRPCCore
+import NIOCore
 import GRPCNIOTransportHTTP2
 import TaskGraph
 
@@ -31,6 +32,9 @@ public final class GRPCTransportServer: TransportServer {
         config.rpc.maxRequestPayloadSize = configuration.wireLimit
         config.http2.targetWindowSize = configuration.targetWindowBytes
         config.http2.maxFrameSize = configuration.maxFrameBytes
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+          channel.setOption(ChannelOptions.recvAllocator, value: configuration.readAllocator)
+        }
       })
     let service = DataTransportService(
       handler: handler, maxResponseBytes: configuration.maxMessageBytes)
