@@ -1,6 +1,6 @@
 import GRPCCore
-import NIOCore
 import GRPCNIOTransportHTTP2
+import NIOCore
 import Synchronization
 import TaskGraph
 

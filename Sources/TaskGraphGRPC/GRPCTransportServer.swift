@@ -1,6 +1,6 @@
 import GRPCCore
-import NIOCore
 import GRPCNIOTransportHTTP2
+import NIOCore
 import TaskGraph
 
 /// A running gRPC data-request server, started by ``GRPCTransport/startServer(host:handler:)``.
