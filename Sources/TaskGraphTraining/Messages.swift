@@ -22,10 +22,20 @@ enum MasterMessage: Equatable {
     }
   }
 
-  func encoded(_ tag: RoundTag = RoundTag()) -> [UInt8] {
+  /// The message's bytes. A `light` evaluation or validation names the job by its
+  /// fingerprints instead of carrying its description (the fitted pipeline, megabytes at a
+  /// million features): a worker that holds the job already needs no more, and one that
+  /// does not answers `needJob` and gets the full message.
+  func encoded(_ tag: RoundTag = RoundTag(), light: Bool = false) -> [UInt8] {
     var w = WireWriter()
     tag.write(to: &w)
     switch self {
+    case .evaluate(let job, let p) where light, .validate(let job, let p) where light:
+      if case .evaluate = self { w.u8(0x82) } else { w.u8(0x84) }
+      w.string(job.dataFingerprint)
+      w.string(job.configFingerprint)
+      w.f64(p.intercept)
+      w.doubles(p.weights)
     case .load(let job):
       w.u8(1)
       job.write(to: &w)
@@ -46,18 +56,41 @@ enum MasterMessage: Equatable {
     return w.bytes
   }
 
-  static func decode(_ bytes: [UInt8]) throws -> MasterMessage {
-    try decodeTagged(bytes).message
+  static func decode(_ bytes: [UInt8], known: JobDescription? = nil) throws -> MasterMessage {
+    try decodeTagged(bytes, known: known).message
   }
 
-  static func decodeTagged(_ bytes: [UInt8]) throws -> (tag: RoundTag, message: MasterMessage) {
+  /// A light message's job is `known` if the fingerprints match; else this throws
+  /// `JobUnknown`.
+  static func decodeTagged(_ bytes: [UInt8], known: JobDescription? = nil) throws -> (
+    tag: RoundTag, message: MasterMessage
+  ) {
     var r = WireReader(bytes)
     let tag = try RoundTag.read(from: &r)
-    return (tag, try decodeBody(&r))
+    return (tag, try decodeBody(&r, known: known))
   }
 
-  private static func decodeBody(_ r: inout WireReader) throws -> MasterMessage {
+  /// A light message for a job this worker does not hold.
+  struct JobUnknown: Error {}
+
+  private static func decodeBody(_ r: inout WireReader, known: JobDescription?) throws
+    -> MasterMessage
+  {
     let kind = try r.u8()
+    if kind & 0x80 != 0 {
+      let data = try r.string()
+      let config = try r.string()
+      guard let job = known, job.dataFingerprint == data, job.configFingerprint == config else {
+        throw JobUnknown()
+      }
+      let b = try r.f64()
+      let p = Parameters(weights: try r.doubles(), intercept: b)
+      switch kind & 0x7f {
+      case 2: return .evaluate(job, p)
+      case 4: return .validate(job, p)
+      default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
+      }
+    }
     let job = try JobDescription.read(from: &r)
     switch kind {
     case 1: return .load(job)
@@ -83,6 +116,8 @@ enum WorkerMessage: Equatable {
   case refused(String)
   /// The shard's least-squares statistics.
   case gram(GramStatistics, computeMilliseconds: Double)
+  /// The worker does not hold the job a light message named: send the full message.
+  case needJob
   /// The predictions for the shard's validation rows (probabilities for logistic loss), and
   /// their labels, in row order.
   case scored(predictions: [Double], labels: [Double])
@@ -124,6 +159,8 @@ enum WorkerMessage: Equatable {
       w.u8(5)
       w.doubles(p)
       w.doubles(y)
+    case .needJob:
+      w.u8(6)
     }
     return w.bytes
   }
@@ -178,6 +215,7 @@ enum WorkerMessage: Equatable {
           code: .mismatch, message: "\(p.count) predictions for \(y.count) labels")
       }
       return .scored(predictions: p, labels: y)
+    case 6: return .needJob
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }
   }

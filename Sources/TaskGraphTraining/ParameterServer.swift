@@ -214,16 +214,8 @@ public actor ParameterServerMaster: MasterTask {
     answers = [:]
     answerTimes = [:]
     epochStart = Date()
-    let message: MasterMessage
-    switch phase {
-    case .loading: message = .load(job)
-    case .evaluating(let request): message = .evaluate(job, request.parameters)
-    case .gram: message = .gram(job)
-    case .finalEvaluation(let r): message = .evaluate(job, r.model.parameters)
-    case .validating(let r): message = .validate(job, r.model.parameters)
-    case .starting, .done: return
-    }
-    let bytes = message.encoded(RoundTag(incarnation: incarnation, round: round))
+    guard let message = currentMessage() else { return }
+    let bytes = message.encoded(RoundTag(incarnation: incarnation, round: round), light: true)
     var ssp = false
     if staleness > 0, case .evaluating = phase { ssp = true }
     // Outside SSP rounds every worker gets the request (answers to older ones are ignored).
@@ -248,6 +240,33 @@ public actor ParameterServerMaster: MasterTask {
 
   private func published() { publishing = false }
 
+  /// The request of the current round, if the phase has one.
+  private func currentMessage() -> MasterMessage? {
+    switch phase {
+    case .loading: .load(job)
+    case .evaluating(let request): .evaluate(job, request.parameters)
+    case .gram: .gram(job)
+    case .finalEvaluation(let r): .evaluate(job, r.model.parameters)
+    case .validating(let r): .validate(job, r.model.parameters)
+    case .starting, .done: nil
+    }
+  }
+
+  /// Sends the current round's request in full to a worker that did not hold the job (a
+  /// replacement): it asked with `needJob` in answer to the light one.
+  private func sendFull(to worker: Int, tag: RoundTag, context: MasterContext) async {
+    guard tag.incarnation == incarnation, let message = currentMessage() else { return }
+    if staleness > 0, case .evaluating = phase {
+      busy.insert(worker)
+      sentRound[worker] = round
+    } else if tag.round != round {
+      return
+    }
+    logger.info("worker \(worker) does not hold the job yet: sending it in full")
+    await context.notifyWorker(
+      worker, message: message.encoded(RoundTag(incarnation: incarnation, round: round)))
+  }
+
   /// Starts the next round: in a new epoch when one is due, else in this one.
   private func nextRound(context: MasterContext, newEpoch: Bool) async {
     round += 1
@@ -268,6 +287,10 @@ public actor ParameterServerMaster: MasterTask {
     let (tag, answer) = try WorkerMessage.decodeTagged(message)
     if case .refused(let why) = answer {
       logger.error("worker \(worker) refused the job: \(why)")
+      return
+    }
+    if case .needJob = answer {
+      await sendFull(to: worker, tag: tag, context: context)
       return
     }
     if staleness > 0, case .evaluating(let request) = phase {
@@ -432,7 +455,7 @@ public actor ParameterServerMaster: MasterTask {
       busy.insert(worker)
       sentRound[worker] = round
       let bytes = MasterMessage.evaluate(job, request.parameters).encoded(
-        RoundTag(incarnation: incarnation, round: round))
+        RoundTag(incarnation: incarnation, round: round), light: true)
       await context.notifyWorker(worker, message: bytes)
     }
     // One step at a time: answers that arrive while a step runs are recorded, and the loop
@@ -684,6 +707,8 @@ public actor ParameterServerWorker: WorkerTask {
   var validation: (x: Loaded, y: [Double])?
   var info: ShardInfo?
   var checkedFingerprint: String?
+  /// The job of the last full message, which light ones name by its fingerprints.
+  var job: JobDescription?
   var loading: Task<LoadedShard, any Error>?
   /// Testing: an extra delay before each evaluation (a straggler).
   let delay: Duration?
@@ -706,7 +731,8 @@ public actor ParameterServerWorker: WorkerTask {
   public func enterEpoch(_ epoch: UInt64, context: WorkerContext) async {}
 
   public func notified(message: [UInt8], context: WorkerContext) async throws {
-    let (tag, _) = try MasterMessage.decodeTagged(message)
+    var r = WireReader(message)
+    let tag = try RoundTag.read(from: &r)
     if chaos?.shouldKill(task: taskID, epoch: tag.round) == true {
       logger.warning("chaos: killing worker \(taskID) at round \(tag.round)")
       await context.kill()
@@ -718,7 +744,15 @@ public actor ParameterServerWorker: WorkerTask {
   /// Answers one master message through `notifyMaster` (the runtime-free core of
   /// `notified`).
   func handle(_ message: [UInt8], notifyMaster: @Sendable ([UInt8]) async -> Void) async throws {
-    let (tag, request) = try MasterMessage.decodeTagged(message)
+    let tag: RoundTag
+    let request: MasterMessage
+    do {
+      (tag, request) = try MasterMessage.decodeTagged(message, known: job)
+    } catch is MasterMessage.JobUnknown {
+      var r = WireReader(message)
+      await notifyMaster(WorkerMessage.needJob.encoded(try RoundTag.read(from: &r)))
+      return
+    }
     let job = request.job
     let path = localDataPath ?? job.dataPath
     if checkedFingerprint != job.dataFingerprint {
@@ -732,6 +766,7 @@ public actor ParameterServerWorker: WorkerTask {
       }
       checkedFingerprint = mine
     }
+    self.job = job
     if x == nil {
       // Parse off the cooperative pool (a long parse must not starve lease keep-alives);
       // a message that arrives meanwhile waits for the same load.

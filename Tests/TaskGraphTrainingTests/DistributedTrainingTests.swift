@@ -253,6 +253,30 @@ final class DistributedTrainingTests: XCTestCase {
     }
   }
 
+  /// Rounds name the job by its fingerprints: a worker that has not loaded it (a
+  /// replacement) asks for it, and one that has answers at once.
+  func testLightRoundsNameTheJobAndAReplacementAsksForIt() async throws {
+    let plan = try DistributedTraining.plan(cancerJob())
+    let d = plan.pipeline.featureNames.count
+    let evaluate = MasterMessage.evaluate(plan.description, .zeros(features: d))
+    let light = evaluate.encoded(RoundTag(incarnation: 7, round: 3), light: true)
+    XCTAssertLessThan(light.count, evaluate.encoded().count / 2)
+    let worker = DistributedTraining.worker(
+      taskID: 1, workers: 2, localDataPath: nil, logger: Logger(label: "test"))
+    let sent = MessageLog()
+    try await worker.handle(light, notifyMaster: { sent.add($0) })
+    let (tag, first) = try WorkerMessage.decodeTagged(sent.all[0])
+    XCTAssertEqual(first, .needJob)
+    XCTAssertEqual(tag, RoundTag(incarnation: 7, round: 3))
+    try await worker.handle(
+      MasterMessage.load(plan.description).encoded(), notifyMaster: { sent.add($0) })
+    try await worker.handle(light, notifyMaster: { sent.add($0) })
+    guard case .sums(let sums, _) = try WorkerMessage.decode(sent.all[2]) else {
+      return XCTFail("no sums after loading")
+    }
+    XCTAssertEqual(sums.gradient.count, d)
+  }
+
   func testWorkerWithOtherDataIsRefused() async throws {
     let job = cancerJob()
     let plan = try DistributedTraining.plan(job)
