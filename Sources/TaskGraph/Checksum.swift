@@ -12,6 +12,17 @@ package struct FNV1a64: Sendable {
 
   /// Feeds `bytes` into the hash.
   package mutating func update(_ bytes: some Sequence<UInt8>) {
+    // Contiguous bytes (arrays, slices, Data) are hashed through a pointer, several times
+    // faster than generic iteration; the hash is the same.
+    let done: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+      var h = value
+      for byte in buffer {
+        h ^= UInt64(byte)
+        h &*= FNV1a64.prime
+      }
+      value = h
+    }
+    if done != nil { return }
     var h = value
     for byte in bytes {
       h ^= UInt64(byte)

@@ -56,6 +56,9 @@ public struct EpochReport: Sendable, Equatable {
   public var slowestComputeMilliseconds: Double
   /// Times the master resumed from a checkpoint so far in this process.
   public var recoveries: Int
+  /// The optimizer's time before this round: from the last round's sums to this round's
+  /// request (the master's own compute, part of neither a worker's nor the framework's).
+  public var stepMilliseconds = 0.0
   /// With bounded staleness: contributions from an earlier round used in steps so far.
   public var staleContributions = 0
   /// When every worker had answered (monotonic seconds), to time whole epochs.
@@ -173,6 +176,9 @@ public actor ParameterServerMaster: MasterTask {
   var lastGradientNorm: Double?
   var iteration = 0
   var computeMilliseconds = 0.0
+  /// When the last round's answers were all in, and the optimizer's time after it.
+  var answeredAt: Date?
+  var stepMilliseconds = 0.0
 
   init(
     job: JobDescription, settings: MasterSettings, logger: Logger,
@@ -302,6 +308,7 @@ public actor ParameterServerMaster: MasterTask {
     answers[worker] = answer
     answerTimes[worker] = Date().timeIntervalSince(epochStart) * 1000
     guard answers.count == context.workers.count else { return }
+    answeredAt = Date()
     let workers = context.workers.sorted()
     switch phase {
     case .loading:
@@ -538,7 +545,7 @@ public actor ParameterServerMaster: MasterTask {
       epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
       slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
       slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries,
-      staleContributions: staleUsed)
+      stepMilliseconds: stepMilliseconds, staleContributions: staleUsed)
     settings.epochReport(r)
     settings.metrics?.record(r, workerMilliseconds: workerMilliseconds)
   }
@@ -573,6 +580,7 @@ public actor ParameterServerMaster: MasterTask {
           }
         }
       case .evaluate(let request):
+        stepMilliseconds = answeredAt.map { Date().timeIntervalSince($0) * 1000 } ?? 0
         phase = .evaluating(request)
         // The first evaluation after loading, and the first after a checkpoint, start a
         // new epoch; a restored master goes on in the epoch it entered.
@@ -630,8 +638,8 @@ public actor ParameterServerMaster: MasterTask {
       dataFingerprint: job.dataFingerprint,
       configFingerprint: job.configFingerprint)
     do {
-      let data = try JSONEncoder().encode(c)
-      try await store.save(Checkpoint(epoch: epoch, data: Array(data)), name: "master")
+      try await store.save(
+        Checkpoint(epoch: epoch, data: try VectorSink.encode(c)), name: "master")
     } catch {
       logger.warning("checkpoint at epoch \(epoch) failed: \(error)")
     }
@@ -650,7 +658,7 @@ public actor ParameterServerMaster: MasterTask {
         return false
       }
       for w in warnings { logger.warning("\(w)") }
-      let c = try JSONDecoder().decode(MasterCheckpoint.self, from: Data(checkpoint.data))
+      let c = try VectorSink.decode(MasterCheckpoint.self, from: checkpoint.data)
       guard c.dataFingerprint == job.dataFingerprint, c.configFingerprint == job.configFingerprint
       else {
         logger.warning(

@@ -19,7 +19,9 @@ public enum TrainingBenchmark {
     public var epoch_ms: Double
     /// Median of the slowest worker's compute per epoch.
     public var compute_ms: Double
-    /// epoch − compute.
+    /// Median of the master's optimizer step per epoch.
+    public var step_ms: Double
+    /// epoch − compute − step: the framework's own time.
     public var overhead_ms: Double
     /// Median checkpoint write milliseconds (0 without checkpoints).
     public var checkpoint_ms: Double
@@ -83,15 +85,21 @@ public enum TrainingBenchmark {
     // consecutive "all answered" moments.
     var epochMs: [Double] = []
     var computeMs: [Double] = []
+    var restMs: [Double] = []
+    var stepMs: [Double] = []
     for k in 2..<max(2, all.count) {
-      epochMs.append((all[k].answeredAt - all[k - 1].answeredAt) * 1000)
+      let epoch = (all[k].answeredAt - all[k - 1].answeredAt) * 1000
+      epochMs.append(epoch)
       computeMs.append(all[k].slowestComputeMilliseconds)
+      stepMs.append(all[k].stepMilliseconds)
+      restMs.append(epoch - all[k].slowestComputeMilliseconds - all[k].stepMilliseconds)
     }
     let e = median(epochMs)
     let c = median(computeMs)
     return Row(
       mode: mode, workers: workers, rows: rows, cols: cols, epochs: epochMs.count,
-      epoch_ms: e, compute_ms: c, overhead_ms: e - c, checkpoint_ms: 0,
+      epoch_ms: e, compute_ms: c, step_ms: median(stepMs), overhead_ms: median(restMs),
+      checkpoint_ms: 0,
       load_s: model.training.loadSeconds)
   }
 

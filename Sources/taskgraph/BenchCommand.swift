@@ -91,7 +91,8 @@ struct BenchTrain: AsyncParsableCommand {
       runs L-BFGS ridge epochs with each worker count, embedded (in-memory coordinator,
       in-process transport) and over gRPC + etcd (a private etcd on a free loopback port;
       every task holds its own lease and talks loopback gRPC). Prints the median epoch
-      time, the slowest worker's compute, their difference (the framework's overhead), the
+      time, the slowest worker's compute, the master's optimizer step, the rest (the
+      framework's overhead: messages, coordination, summing), the
       epoch time with a checkpoint every epoch, and the slowest worker's shard load when
       parsing the source and when reloading its shard cache.
       """
@@ -125,7 +126,8 @@ struct BenchTrain: AsyncParsableCommand {
     if !json {
       print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
       print(
-        "mode      workers  epoch ms  compute ms  overhead ms  +checkpoint ms  parse s  reload s")
+        "mode      workers  epoch ms  compute ms  step ms  overhead ms  +checkpoint ms  parse s  reload s"
+      )
     }
     var runs = 0
     for mode in list(modes) {
@@ -174,8 +176,9 @@ struct BenchTrain: AsyncParsableCommand {
           print(
             r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
               + String(
-                format: "%6d %9.2f %11.2f %12.2f %15.2f %8.3f %9.3f", n, r.epoch_ms, r.compute_ms,
-                r.overhead_ms, withCheckpoints.epoch_ms, withCheckpoints.load_s, reload.load_s))
+                format: "%6d %9.2f %11.2f %8.2f %12.2f %15.2f %8.3f %9.3f", n, r.epoch_ms,
+                r.compute_ms, r.step_ms, r.overhead_ms, withCheckpoints.epoch_ms,
+                withCheckpoints.load_s, reload.load_s))
         }
       }
     }

@@ -97,7 +97,8 @@ struct LaunchCommand: AsyncParsableCommand {
   }
 
   /// Kills the planned process with SIGKILL as the master starts each planned round (its
-  /// epoch in the chaos plan), which the master publishes in etcd.
+  /// epoch in the chaos plan), which the master publishes in etcd, and reports how long the
+  /// job took to move on: from the kill to the start of a later round.
   func runChaos(_ plan: ChaosPlan, endpoint: String, job: String, supervisor: Supervisor)
     async throws
   {
@@ -106,8 +107,9 @@ struct LaunchCommand: AsyncParsableCommand {
     defer { Task { await coordinator.close() } }
     let layout = JobLayout(job: job)
     var pending = plan.kills
+    var awaiting: [(name: String, round: UInt64, at: ContinuousClock.Instant)] = []
     var from: Int64 = 0
-    while !pending.isEmpty {
+    while !pending.isEmpty || !awaiting.isEmpty {
       let (entries, revision) = try await coordinator.getPrefix(layout.record("round"))
       var current = entries.first.flatMap { UInt64($0.string) } ?? 0
       from = revision + 1
@@ -116,13 +118,29 @@ struct LaunchCommand: AsyncParsableCommand {
       {
         guard case .put(let kv) = event, let e = UInt64(kv.string) else { continue }
         current = e
+        let now = ContinuousClock.now
+        for a in awaiting where current > a.round {
+          let s =
+            Double((now - a.at).components.attoseconds) / 1e18
+            + Double((now - a.at).components.seconds)
+          if !flags.quiet {
+            FileHandle.standardError.write(
+              Data(
+                String(
+                  format: "recovery: %@ killed at round %llu; round %llu began %.2f s later\n",
+                  a.name, a.round, current, s
+                ).utf8))
+          }
+        }
+        awaiting.removeAll { current > $0.round }
         let due = pending.filter { $0.epoch <= current }
         pending.removeAll { $0.epoch <= current }
         for kill in due {
           let name = kill.task == 0 ? "master" : "worker \((kill.task - 1) % workers + 1)"
           await supervisor.kill(name, reason: "chaos at round \(current)")
+          awaiting.append((name, current, ContinuousClock.now))
         }
-        if pending.isEmpty { break }
+        if pending.isEmpty && awaiting.isEmpty { break }
       }
     }
   }
