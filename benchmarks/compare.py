@@ -36,11 +36,17 @@ def generate(n, d, seed, logistic):
     return x, y
 
 
+# Kernel threads given to `taskgraph train` (set from --threads).
+THREADS = 1
+
+
 def taskgraph(binary, args):
     with tempfile.TemporaryDirectory() as tmp:
         summary = os.path.join(tmp, "summary.json")
         model = os.path.join(tmp, "model.json")
         cmd = [binary, "train", *args, "--output", model, "--summary-json", summary]
+        if "--threads" not in args:
+            cmd += ["--threads", str(THREADS)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         with open(summary) as f:
             s = json.load(f)
@@ -244,7 +250,13 @@ def main():
     ap.add_argument("--csv-cols", type=int, default=100)
     ap.add_argument("--flights", default="datasets/flights.csv.gz")
     ap.add_argument("--skip-csv", action="store_true", help="the same as --only fit")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="TaskGraph's kernel threads (numpy's OpenBLAS uses every core)")
     a = ap.parse_args()
+    global THREADS
+    THREADS = a.threads
+    print(f"TaskGraph threads: {THREADS}; numpy/scikit-learn: OpenBLAS default (every core)",
+          flush=True)
     only = "fit" if a.skip_csv else a.only
     try:
         from threadpoolctl import threadpool_info
