@@ -185,21 +185,21 @@ public enum DistributedTraining {
       spec: JobSpec(taskCount: topology.taskCount, topology: topology.description)
     ).create()
     try await withThrowingTaskGroup(of: Void.self) { group in
-      for id in 0...n {
+      // A node whose lease lapsed (stalled past the TTL on a loaded machine) stops acting;
+      // a new one takes its place, as a supervisor restarts a process. That holds for hot
+      // standbys too: one that lost its lease while waiting would leave a killed task's
+      // slot without a successor.
+      func supervised(_ id: Int, standby: Bool) {
         group.addTask {
-          // A node whose lease lapsed (stalled past the TTL on a loaded machine) stopped
-          // acting; a new one takes the slot, as a supervisor restarts a process.
-          var outcome = try await node(id, standby: false).run()
+          var outcome = try await node(id, standby: standby).run()
           while case .leaseLost = outcome {
             outcome = try await node(id, standby: true).run()
           }
         }
       }
+      for id in 0...n { supervised(id, standby: false) }
       // One hot standby per planned kill, waiting for that task's slot to free up.
-      for kill in options.chaos.kills {
-        let node = node(kill.task, standby: true)
-        group.addTask { _ = try await node.run() }
-      }
+      for kill in options.chaos.kills { supervised(kill.task, standby: true) }
       try await group.waitForAll()
     }
     let result = try box.get()
