@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import TaskGraph
 import TaskGraphData
 import TaskGraphLinalg
@@ -30,26 +29,22 @@ enum MasterMessage: Equatable {
     var w = WireWriter()
     tag.write(to: &w)
     switch self {
-    case .evaluate(let job, let p) where light, .validate(let job, let p) where light:
-      if case .evaluate = self { w.u8(0x82) } else { w.u8(0x84) }
-      w.string(job.dataFingerprint)
-      w.string(job.configFingerprint)
-      w.f64(p.intercept)
-      w.doubles(p.weights)
     case .load(let job):
       w.u8(1)
       job.write(to: &w)
-    case .evaluate(let job, let p):
-      w.u8(2)
-      job.write(to: &w)
-      w.f64(p.intercept)
-      w.doubles(p.weights)
     case .gram(let job):
       w.u8(3)
       job.write(to: &w)
-    case .validate(let job, let p):
-      w.u8(4)
-      job.write(to: &w)
+    case .evaluate(let job, let p), .validate(let job, let p):
+      let kind: UInt8 = if case .evaluate = self { 2 } else { 4 }
+      if light {
+        w.u8(kind | 0x80)
+        w.string(job.dataFingerprint)
+        w.string(job.configFingerprint)
+      } else {
+        w.u8(kind)
+        job.write(to: &w)
+      }
       w.f64(p.intercept)
       w.doubles(p.weights)
     }
@@ -77,30 +72,26 @@ enum MasterMessage: Equatable {
     -> MasterMessage
   {
     let kind = try r.u8()
+    let job: JobDescription
     if kind & 0x80 != 0 {
       let data = try r.string()
       let config = try r.string()
-      guard let job = known, job.dataFingerprint == data, job.configFingerprint == config else {
+      guard let known, known.dataFingerprint == data, known.configFingerprint == config else {
         throw JobUnknown()
       }
-      let b = try r.f64()
-      let p = Parameters(weights: try r.doubles(), intercept: b)
-      switch kind & 0x7f {
-      case 2: return .evaluate(job, p)
-      case 4: return .validate(job, p)
-      default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
-      }
+      job = known
+    } else {
+      job = try JobDescription.read(from: &r)
     }
-    let job = try JobDescription.read(from: &r)
+    func parameters() throws -> Parameters {
+      let b = try r.f64()
+      return Parameters(weights: try r.doubles(), intercept: b)
+    }
     switch kind {
     case 1: return .load(job)
-    case 2:
-      let b = try r.f64()
-      return .evaluate(job, Parameters(weights: try r.doubles(), intercept: b))
     case 3: return .gram(job)
-    case 4:
-      let b = try r.f64()
-      return .validate(job, Parameters(weights: try r.doubles(), intercept: b))
+    case 2, 0x82: return .evaluate(job, try parameters())
+    case 4, 0x84: return .validate(job, try parameters())
     default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
     }
   }
@@ -287,17 +278,6 @@ struct JobDescription: Equatable, Sendable {
     self.pipelineJSON = pipelineJSON ?? Array((try? JSONEncoder().encode(pipeline)) ?? Data())
   }
 
-  /// The last pipeline decoded in this process and its JSON: a worker gets the same one
-  /// every round, and comparing bytes is much cheaper than decoding JSON.
-  private static let lastDecoded = Mutex<(json: [UInt8], pipeline: FittedPipeline)?>(nil)
-
-  static func decodePipeline(_ json: [UInt8]) throws -> FittedPipeline {
-    if let hit = lastDecoded.withLock({ $0?.json == json ? $0?.pipeline : nil }) { return hit }
-    let pipeline = try JSONDecoder().decode(FittedPipeline.self, from: Data(json))
-    lastDecoded.withLock { $0 = (json, pipeline) }
-    return pipeline
-  }
-
   func write(to w: inout WireWriter) {
     w.string(dataPath)
     w.blob(pipelineJSON)
@@ -313,7 +293,7 @@ struct JobDescription: Equatable, Sendable {
   static func read(from r: inout WireReader) throws -> JobDescription {
     let path = try r.string()
     let pipelineBytes = try r.blob()
-    let pipeline = try decodePipeline(pipelineBytes)
+    let pipeline = try JSONDecoder().decode(FittedPipeline.self, from: Data(pipelineBytes))
     guard let precision = Precision(rawValue: try r.string()),
       let loss = RowLoss(rawValue: try r.string())
     else { throw TrainingError(code: .mismatch, message: "bad job description") }
