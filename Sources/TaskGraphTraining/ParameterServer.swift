@@ -400,19 +400,23 @@ public actor ParameterServerMaster: MasterTask {
       await finish(result, context: context)
     case .validating(var result):
       // Concatenate the held-out rows' scores in task-id order, as one machine would.
-      var predictions: [Double] = []
-      var labels: [Double] = []
-      for w in workers {
-        guard case .scored(let p, let y) = answers[w] else {
-          return fail(context: context, "worker \(w) answered the validation with another message")
+      let scored: (predictions: [Double], labels: [Double])
+      do {
+        (scored, _) = try combine(workers, what: "the validation") { answer in
+          guard case .scored(let p, let y) = answer else { return nil }
+          return ((p, y), 0)
+        } add: {
+          $0.predictions += $1.predictions
+          $0.labels += $1.labels
         }
-        predictions += p
-        labels += y
+      } catch {
+        return fail(context: context, error.message)
       }
-      result.validationRows = labels.count
-      if !labels.isEmpty {
+      result.validationRows = scored.labels.count
+      if !scored.labels.isEmpty {
         result.validationMetrics = LocalTraining.metrics(
-          kind: settings.configuration.kind, predictions: predictions, labels: labels)
+          kind: settings.configuration.kind, predictions: scored.predictions,
+          labels: scored.labels)
       }
       result.epochs = round
       phase = .done
