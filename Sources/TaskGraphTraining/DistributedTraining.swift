@@ -173,10 +173,14 @@ public enum DistributedTraining {
           shardCacheDirectory: options.checkpointDirectory.map(shardDirectory), logger: logger,
           chaos: chaos, delay: options.workerDelays[id])
       })
-    func node(_ id: Int, standby: Bool) -> Node {
+    // Every node may wait as a hot standby: the nodes of a slot start together, and
+    // whichever claims it first serves it while the others wait for it to free up. (A node
+    // that could not wait would fail with `jobFull` when a standby got there first, and
+    // leave the slot one successor short: a hang at the next kill.)
+    func node(_ id: Int) -> Node {
       Node(
         configuration: NodeConfiguration(
-          job: jobName, leaseTTL: options.leaseTTL, slot: .exactly(id), standby: standby),
+          job: jobName, leaseTTL: options.leaseTTL, slot: .exactly(id), standby: true),
         coordinator: coordinator, transport: transport, topology: topology, logger: logger,
         builder: builder)
     }
@@ -189,18 +193,22 @@ public enum DistributedTraining {
       // a new one takes its place, as a supervisor restarts a process. That holds for hot
       // standbys too: one that lost its lease while waiting would leave a killed task's
       // slot without a successor.
-      func supervised(_ id: Int, standby: Bool) {
+      func supervised(_ id: Int) {
         group.addTask {
-          var outcome = try await node(id, standby: standby).run()
+          var outcome = try await node(id).run()
           while case .leaseLost = outcome {
-            outcome = try await node(id, standby: true).run()
+            outcome = try await node(id).run()
           }
         }
       }
-      for id in 0...n { supervised(id, standby: false) }
-      // One hot standby per planned kill, waiting for that task's slot to free up.
-      for kill in options.chaos.kills { supervised(kill.task, standby: true) }
-      try await group.waitForAll()
+      // One extra node per planned kill, to take the task's slot over when it frees up.
+      // They start first, so they often claim a slot before its first node does (every
+      // chaos run exercises that race).
+      for kill in options.chaos.kills { supervised(kill.task) }
+      for id in 0...n { supervised(id) }
+      // A node that fails ends the run at once (the others are cancelled) rather than
+      // after the job, which may not end without it.
+      while try await group.next() != nil {}
     }
     let result = try box.get()
     return modelFile(result, plan: plan, job: job, workers: n)

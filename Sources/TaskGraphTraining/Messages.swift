@@ -275,7 +275,15 @@ struct JobDescription: Equatable, Sendable {
     self.configFingerprint = configFingerprint
     self.validationSplit = validationSplit
     self.seed = seed
-    self.pipelineJSON = pipelineJSON ?? Array((try? JSONEncoder().encode(pipeline)) ?? Data())
+    self.pipelineJSON = pipelineJSON ?? Self.encode(pipeline)
+  }
+
+  /// The pipeline as sorted-key JSON: the same bytes in every process, so they can be
+  /// hashed (the shard cache's key) without encoding the pipeline again.
+  static func encode(_ pipeline: FittedPipeline) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return Array((try? encoder.encode(pipeline)) ?? Data())
   }
 
   func write(to w: inout WireWriter) {

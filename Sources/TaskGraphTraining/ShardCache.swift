@@ -45,15 +45,20 @@ struct ShardCache {
       var data: String
       var size: Int64
       var modified: Double
-      var pipeline: FittedPipeline
+      /// The hash of the pipeline's JSON (hashing its bytes, not encoding a wide
+      /// pipeline again, keeps the key cheap for a million features).
+      var pipeline: UInt64
       var precision: Precision
       var shard: Shard
     }
     let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+    var f = FNV1a64()
+    f.update(job.pipelineJSON)
+    let pipelineHash = f.value
     let input = Input(
       data: job.dataFingerprint, size: (attributes?[.size] as? NSNumber)?.int64Value ?? -1,
       modified: (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
-      pipeline: job.pipeline, precision: job.precision, shard: shard)
+      pipeline: pipelineHash, precision: job.precision, shard: shard)
     return UInt64(Fingerprint.of(input), radix: 16) ?? 0
   }
 

@@ -8,6 +8,12 @@ import XCTest
 
 @testable import TaskGraphTraining
 
+/// A job that did not finish in the time a test allows it.
+struct Stalled: Error, CustomStringConvertible {
+  var limit: Duration
+  var description: String { "the job did not finish within \(limit)" }
+}
+
 /// The parameter server inside one process (embedded coordinator, in-process transport):
 /// results equal single-process training, and survive killed masters and workers.
 final class DistributedTrainingTests: XCTestCase {
@@ -32,6 +38,14 @@ final class DistributedTrainingTests: XCTestCase {
     return TrainingJob(
       dataPath: Self.root.appendingPathComponent("datasets/breast_cancer.csv").path,
       pipeline: options, configuration: config)
+  }
+
+  /// Runs a job that could hang if a failure were not recovered from; throws after
+  /// `limit` instead of stalling the whole suite (the job is left to wind down).
+  func withinDeadline<T: Sendable>(
+    _ limit: Duration, _ job: @escaping @Sendable () async throws -> T
+  ) async throws -> T {
+    return try await withDeadline(limit, onTimeout: { Stalled(limit: limit) }, job)
   }
 
   func tempDir() throws -> String {
@@ -77,7 +91,14 @@ final class DistributedTrainingTests: XCTestCase {
     options.chaos = ChaosPlan(kills: [
       .init(task: 2, epoch: 5), .init(task: 0, epoch: 11), .init(task: 4, epoch: 17),
     ])
-    let faulty = try await DistributedTraining.runEmbedded(cancerJob(), options: options)
+    var logger = Logger(label: "chaos")
+    if let level = ProcessInfo.processInfo.environment["TASKGRAPH_TEST_LOG"] {
+      logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    }
+    let (job, chaos, log) = (cancerJob(), options, logger)
+    let faulty = try await withinDeadline(.seconds(300)) {
+      try await DistributedTraining.runEmbedded(job, options: chaos, logger: log)
+    }
     XCTAssertEqual(faulty.standardizedCoefficients, clean.standardizedCoefficients)
     XCTAssertEqual(faulty.standardizedIntercept, clean.standardizedIntercept)
     XCTAssertEqual(faulty.training.iterations, clean.training.iterations)
