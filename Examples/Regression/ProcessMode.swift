@@ -200,12 +200,12 @@ struct Launcher {
         etcdKilled = nil
         log(
           "recovery: etcd was killed at epoch \(killed.epoch); epoch moved to \(epoch) "
-            + String(format: "%.2f s later", seconds(from: killed.at, to: now)))
+            + String(format: "%.2f s later", (now - killed.at).seconds))
       }
       for death in await supervisor.takeDeaths() {
         log(
           "recovery: \(death.name) died (\(death.how)); epoch moved to \(epoch) "
-            + String(format: "%.2f s later", seconds(from: death.at, to: now)))
+            + String(format: "%.2f s later", (now - death.at).seconds))
       }
       if let due = restartDue, epoch >= due {
         restartDue = nil
@@ -215,7 +215,9 @@ struct Launcher {
         await server.kill()
         do {
           try await server.restart()
-          log("etcd restarted after " + String(format: "%.2f s", seconds(from: stopped, to: .now)))
+          log(
+            "etcd restarted after "
+              + String(format: "%.2f s", (ContinuousClock.now - stopped).seconds))
         } catch {
           await supervisor.fail("etcd did not restart: \(error)")
         }
@@ -234,13 +236,6 @@ struct Launcher {
       }
     }
   }
-}
-
-private func seconds(from start: ContinuousClock.Instant, to end: ContinuousClock.Instant)
-  -> Double
-{
-  let d = end - start
-  return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
 private func log(_ line: String) {

@@ -10,6 +10,10 @@ public protocol MasterTask: Sendable {
   func enterEpoch(_ epoch: UInt64, context: MasterContext) async
   /// Worker `worker` called `notifyMaster(message)` in the current epoch.
   func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws
+  /// A new node has taken over worker `worker`'s slot. A notification the old node had
+  /// received (and acknowledged) but not yet answered with `notifyMaster` is lost with it:
+  /// notify the new node again if an answer is still owed.
+  func workerReplaced(_ worker: Int, context: MasterContext) async
   /// The job has ended: the last chance to save work.
   func exit() async
 }
@@ -31,6 +35,8 @@ public protocol WorkerTask: Sendable {
 }
 
 extension MasterTask {
+  /// Does nothing.
+  public func workerReplaced(_ worker: Int, context: MasterContext) async {}
   /// Does nothing.
   public func exit() async {}
 }
@@ -133,6 +139,11 @@ private struct MasterAdapter: GraphTask {
     }
     try await master.notified(by: task, message: request, context: MasterContext(base: context))
     return []
+  }
+
+  func peerReplaced(_ task: Int, context: TaskContext) async {
+    guard task != 0 else { return }
+    await master.workerReplaced(task, context: MasterContext(base: context))
   }
 
   func exit() async { await master.exit() }

@@ -120,6 +120,7 @@ actor NodeRuntime {
     case enter(TaskContext)
     case meta(from: Int, linkType: String, meta: String, epoch: UInt64)
     case data(RequestKey, method: String, response: [UInt8])
+    case replaced(Int)
     case stop(NodeOutcome)
     case failed(any Error)
   }
@@ -139,6 +140,8 @@ actor NodeRuntime {
   private var book = EpochBook()
   private var context: TaskContext?
   private var addresses: [Int: String] = [:]
+  /// The node last seen serving each other slot, to tell a replacement from a re-put.
+  private var peers: [Int: String] = [:]
   private var addressWaiters: [Int: [Int: CheckedContinuation<Void, Never>]] = [:]
   private var nextWaiter = 0
   private var requests: [Int: Task<Void, Never>] = [:]
@@ -338,7 +341,11 @@ actor NodeRuntime {
       switch layout.classify(kv.key) {
       case .epoch: epoch = parseEpoch(kv.value) ?? 0
       case .status: done = kv.string == JobLayout.done
-      case .address(let id): if let r = AddressRecord(kv.value) { addresses[id] = r.address }
+      case .address(let id):
+        if let r = AddressRecord(kv.value) {
+          addresses[id] = r.address
+          peers[id] = r.nodeID
+        }
       case .meta(let id, let linkType):
         if let m = MetaRecord(kv.value) { metas.append((id, linkType, m)) }
       default: break
@@ -384,6 +391,10 @@ actor NodeRuntime {
         guard book.acceptResponse(key), let context, let task else { continue }
         logger.trace("data", metadata: ["from": "\(key.to)", "method": "\(method)"])
         await task.dataReady(from: key.to, method: method, response: response, context: context)
+      case .replaced(let peer):
+        guard let context, let task else { continue }
+        logger.debug("peer replaced", metadata: ["peer": "\(peer)"])
+        await task.peerReplaced(peer, context: context)
       case .stop(let outcome):
         return outcome
       case .failed(let error):
@@ -411,6 +422,8 @@ actor NodeRuntime {
           return
         }
         addresses[id] = record.address
+        let previous = peers.updateValue(record.nodeID, forKey: id)
+        if let previous, previous != record.nodeID, id != taskID { events?.yield(.replaced(id)) }
         wakeWaiters(for: id)
       }
     case (.delete, .address(let id)):

@@ -104,13 +104,6 @@ public enum GRPCTransportBenchmark {
   }
 }
 
-extension Duration {
-  /// The duration in seconds.
-  var seconds: Double {
-    Double(components.seconds) + Double(components.attoseconds) / 1e18
-  }
-}
-
 extension Double {
   var formatted2: String {
     let scaled = (self * 100).rounded() / 100

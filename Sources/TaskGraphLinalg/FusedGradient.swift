@@ -132,16 +132,13 @@ public enum FusedGradient {
         x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: range, block: block,
         kernel: kernel)
     }
-    let chunks = splitEvenly(range, parts: parts)
-    let results = PartialResults(count: parts)
-    DispatchQueue.concurrentPerform(iterations: parts) { p in
-      let r = computeRange(
-        x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: chunks[p],
+    let results = concurrentMap(splitEvenly(range, parts: parts)) { chunk in
+      computeRange(
+        x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: chunk,
         block: block, kernel: kernel)
-      results.set(p, r)
     }
     var total = GradientSums(cols: x.cols)
-    for p in 0..<parts { total.add(results.get(p)) }
+    for r in results { total.add(r) }
     return total
   }
 
@@ -273,25 +270,4 @@ extension FusedGradient {
     sums.intercept = rSum
     return sums
   }
-}
-
-/// Slots written by `concurrentPerform` iterations, one slot per iteration.
-///
-/// `@unchecked Sendable` is sound: iteration `p` writes only slot `p` of a buffer allocated
-/// up front (no array mutation, so no shared copy-on-write state), and slots are read only
-/// after `concurrentPerform` returns, which orders every write before every read.
-private final class PartialResults: @unchecked Sendable {
-  private let slots: UnsafeMutablePointer<GradientSums?>
-  private let count: Int
-  init(count: Int) {
-    self.count = count
-    slots = .allocate(capacity: count)
-    slots.initialize(repeating: nil, count: count)
-  }
-  deinit {
-    slots.deinitialize(count: count)
-    slots.deallocate()
-  }
-  func set(_ i: Int, _ v: GradientSums) { slots[i] = v }
-  func get(_ i: Int) -> GradientSums { slots[i]! }
 }

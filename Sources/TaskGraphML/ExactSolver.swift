@@ -9,8 +9,9 @@ public enum ExactSolver {
   ///
   /// The features are centred a block of rows at a time (so the intercept stays
   /// unpenalised and the Gram matrix is formed without cancellation, with no copy of `X`),
-  /// the Gram matrix is built by BLAS `syrk` updates (`centredGram`) and the d×d system is
-  /// solved in Double by LAPACK `posv`. O(n·d² + d³) time, O(d² + block·d) extra memory.
+  /// the Gram matrix is built by BLAS `syrk` updates (`GramStatistics`, on `threads`
+  /// threads) and the d×d system is solved in Double by LAPACK `posv`. O(n·d² + d³) time,
+  /// O(threads · (d² + block·d)) extra memory.
   ///
   /// - Throws: `MLError.Code.singularSystem` if `XᵀX + n·l2·I` is not positive definite.
   public static func cholesky<T: BLASScalar>(
@@ -19,23 +20,8 @@ public enum ExactSolver {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(x.rows > 0, "no rows")
     precondition(l2 >= 0, "l2 must be non-negative")
-    let (n, d) = (x.rows, x.cols)
-    let (means, yMean) = fitIntercept ? columnMeans(x, y) : ([Double](repeating: 0, count: d), 0)
-    if d == 0 { return Parameters(weights: [], intercept: yMean) }
-    var (a, xty) = centredGram(x: x, y: y, means: means, yMean: yMean, threads: threads)
-    for i in 0..<d { a[i, i] += Double(n) * l2 }
-    let w: [Double]
-    do {
-      w = try LAPACK.solvePositiveDefinite(a, xty)
-    } catch let error as LinalgError {
-      throw MLError(
-        code: .singularSystem,
-        message: "XᵀX + n·l2·I is not positive definite (collinear features? try l2 > 0)",
-        cause: error)
-    }
-    var b = yMean
-    for j in 0..<d { b -= means[j] * w[j] }
-    return Parameters(weights: w, intercept: b)
+    let stats = GramStatistics(x: x, y: y, threads: threads, centred: fitIntercept)
+    return try stats.solve(l2: l2)
   }
 
   /// Least squares by Householder QR (LAPACK `gels`) on `[X 1]`, in the precision `T`.
@@ -80,26 +66,6 @@ public enum ExactSolver {
     }
     let w = solution.prefix(d).map { Double($0) }
     return Parameters(weights: w, intercept: fitIntercept ? Double(solution[d]) : 0)
-  }
-
-  /// Column means of `x` and the mean of `y`, accumulated in Double. O(n·d).
-  static func columnMeans<T: BLASScalar>(_ x: Matrix<T>, _ y: [Double]) -> ([Double], Double) {
-    let (n, d) = (x.rows, x.cols)
-    var sums = [Double](repeating: 0, count: d)
-    // Concrete element types, so the loop is not run through generic witness calls when
-    // this is called from another module.
-    x.withUnsafeBufferPointer { raw in
-      sums.withUnsafeMutableBufferPointer { s in
-        let base = UnsafeRawPointer(raw.baseAddress!)
-        if T.self == Double.self {
-          addRows(base.assumingMemoryBound(to: Double.self), n, d, s.baseAddress!)
-        } else {
-          addRows(base.assumingMemoryBound(to: Float.self), n, d, s.baseAddress!)
-        }
-      }
-    }
-    let inv = 1 / Double(n)
-    return (sums.map { $0 * inv }, y.reduce(0, +) * inv)
   }
 
   static func addRows(

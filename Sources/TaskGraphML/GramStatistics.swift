@@ -36,24 +36,25 @@ public struct GramStatistics: Sendable, Equatable {
     self.labelSquares = labelSquares
   }
 
-  /// The statistics of the rows of `x` with labels `y` (BLAS `syrk` on centred blocks).
-  public init<T: BLASScalar>(x: Matrix<T>, y: [Double], threads: Int = 1) {
+  /// The statistics of the rows of `x` with labels `y` (BLAS `syrk` on centred blocks;
+  /// see `ofRows`). With `threads` > 1 the rows are split into that many contiguous ranges,
+  /// summed concurrently and merged in range order, so the result is the same from run to
+  /// run for a given thread count. With `centred` false the statistics are about the
+  /// origin (means 0), for a model without intercept.
+  public init<T: BLASScalar>(x: Matrix<T>, y: [Double], threads: Int = 1, centred: Bool = true) {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
+    precondition(threads >= 1, "threads must be at least 1")
+    OpenBLAS.setThreads(1)
+    // At least 16 384 rows per thread: below that, starting threads costs more than it saves.
+    let parts = max(1, min(threads, x.rows / 16_384))
+    let ranges = FusedGradient.splitEvenly(0..<x.rows, parts: parts)
+    let partial = concurrentMap(ranges) { Self.ofRows(x, y, $0, centred: centred) }
+    var total = partial[0]
+    for p in partial.dropFirst() { total.merge(p) }
+    // Mirror the upper triangle so the matrix is whole for any reader.
     let d = x.cols
-    count = x.rows
-    guard x.rows > 0 else {
-      means = [Double](repeating: 0, count: d)
-      labelMean = 0
-      gram = Matrix(rows: d, cols: d)
-      cross = [Double](repeating: 0, count: d)
-      labelSquares = 0
-      return
-    }
-    (means, labelMean) = ExactSolver.columnMeans(x, y)
-    (gram, cross) = ExactSolver.centredGram(
-      x: x, y: y, means: means, yMean: labelMean, threads: threads)
-    let m = labelMean
-    labelSquares = y.reduce(0) { $0 + ($1 - m) * ($1 - m) }
+    for i in 0..<d { for j in 0..<i { total.gram[i, j] = total.gram[j, i] } }
+    self = total
   }
 
   /// Adds the rows `other` describes.

@@ -10,9 +10,14 @@ public struct ChaosPlan: Sendable, Equatable, CustomStringConvertible {
   public struct Kill: Sendable, Hashable, Comparable {
     public var task: Int
     public var epoch: UInt64
-    public init(task: Int, epoch: UInt64) {
+    /// A worker acknowledges the round's request and dies just after, before its answer
+    /// leaves (as a process killed between the two does): the master must ask the node
+    /// that takes the slot over.
+    public var afterAcknowledging: Bool
+    public init(task: Int, epoch: UInt64, afterAcknowledging: Bool = false) {
       self.task = task
       self.epoch = epoch
+      self.afterAcknowledging = afterAcknowledging
     }
     public static func < (a: Kill, b: Kill) -> Bool { (a.epoch, a.task) < (b.epoch, b.task) }
   }
@@ -83,11 +88,11 @@ final class ChaosState: @unchecked Sendable {
 
   init(_ plan: ChaosPlan) { pending = Set(plan.kills) }
 
-  /// True exactly once for each planned (task, epoch).
-  func shouldKill(task: Int, epoch: UInt64) -> Bool {
+  /// True exactly once for each planned (task, epoch, kind).
+  func shouldKill(task: Int, epoch: UInt64, afterAcknowledging: Bool = false) -> Bool {
     lock.lock()
     defer { lock.unlock() }
-    let k = ChaosPlan.Kill(task: task, epoch: epoch)
+    let k = ChaosPlan.Kill(task: task, epoch: epoch, afterAcknowledging: afterAcknowledging)
     guard pending.remove(k) != nil else { return false }
     fired.append(k)
     return true

@@ -273,6 +273,22 @@ public actor ParameterServerMaster: MasterTask {
       worker, message: message.encoded(RoundTag(incarnation: incarnation, round: round)))
   }
 
+  /// A worker's slot has a new node: if the old one owed an answer to the current round
+  /// (it may have died after acknowledging the request, before its answer got out), the
+  /// new node gets the request. A duplicate is harmless: answers to a round count once.
+  public func workerReplaced(_ worker: Int, context: MasterContext) async {
+    guard let message = currentMessage() else { return }
+    if staleness > 0, case .evaluating = phase {
+      guard busy.contains(worker) else { return }
+    } else if answers[worker] != nil {
+      return
+    }
+    logger.info("worker \(worker) was replaced before answering round \(round): asking it again")
+    await context.notifyWorker(
+      worker,
+      message: message.encoded(RoundTag(incarnation: incarnation, round: round), light: true))
+  }
+
   /// Starts the next round: in a new epoch when one is due, else in this one.
   private func nextRound(context: MasterContext, newEpoch: Bool) async {
     round += 1
@@ -748,6 +764,16 @@ public actor ParameterServerWorker: WorkerTask {
     if chaos?.shouldKill(task: taskID, epoch: tag.round) == true {
       logger.warning("chaos: killing worker \(taskID) at round \(tag.round)")
       await context.kill()
+      return
+    }
+    if chaos?.shouldKill(task: taskID, epoch: tag.round, afterAcknowledging: true) == true {
+      // Acknowledge (return), then die before answering. The delay only lets the
+      // acknowledgement leave first, as it does when a process is killed at that point.
+      logger.warning("chaos: worker \(taskID) acknowledges round \(tag.round) and dies unanswered")
+      Task {
+        try? await Task.sleep(for: .milliseconds(100))
+        await context.kill()
+      }
       return
     }
     try await handle(message) { await context.notifyMaster($0) }

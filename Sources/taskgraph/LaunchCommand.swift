@@ -120,9 +120,7 @@ struct LaunchCommand: AsyncParsableCommand {
         current = e
         let now = ContinuousClock.now
         for a in awaiting where current > a.round {
-          let s =
-            Double((now - a.at).components.attoseconds) / 1e18
-            + Double((now - a.at).components.seconds)
+          let s = (now - a.at).seconds
           if !flags.quiet {
             FileHandle.standardError.write(
               Data(

@@ -95,12 +95,19 @@ enum SummaryTable {
   }
 }
 
-/// Log output on standard error: warnings and errors, or everything with `--verbose`.
+/// Log output on standard error: notices, warnings and errors, or from `info` up with
+/// `--verbose`. `TASKGRAPH_LOG_LEVEL` (trace, debug, info, notice, warning, error) sets the
+/// level outright, for this process and the processes `launch` starts.
 enum Log {
   static func setup(verbose: Bool) {
+    let level =
+      ProcessInfo.processInfo.environment["TASKGRAPH_LOG_LEVEL"].flatMap {
+        Logger.Level(rawValue: $0)
+      }
+      ?? (verbose ? .info : .notice)
     LoggingSystem.bootstrap { label in
       var h = StreamLogHandler.standardError(label: label)
-      h.logLevel = verbose ? .info : .notice
+      h.logLevel = level
       return h
     }
   }

@@ -104,6 +104,27 @@ final class DistributedTrainingTests: XCTestCase {
     XCTAssertEqual(faulty.training.iterations, clean.training.iterations)
   }
 
+  /// A worker that acknowledges a round's request and dies before its answer leaves (a
+  /// process killed between the two) owes an answer no retry will bring: the master asks
+  /// the node that takes the slot over, and the job ends with the fault-free model.
+  func testWorkerDyingAfterAcknowledgingIsAskedAgain() async throws {
+    let clean = try await DistributedTraining.runEmbedded(
+      cancerJob(), options: DistributedOptions(workers: 3))
+    var options = DistributedOptions(workers: 3)
+    options.checkpointDirectory = try tempDir()
+    options.leaseTTL = .milliseconds(1000)
+    options.chaos = ChaosPlan(kills: [
+      .init(task: 2, epoch: 4, afterAcknowledging: true),
+      .init(task: 3, epoch: 9, afterAcknowledging: true),
+    ])
+    let (job, chaos) = (cancerJob(), options)
+    let faulty = try await withinDeadline(.seconds(300)) {
+      try await DistributedTraining.runEmbedded(job, options: chaos)
+    }
+    XCTAssertEqual(faulty.standardizedCoefficients, clean.standardizedCoefficients)
+    XCTAssertEqual(faulty.training.iterations, clean.training.iterations)
+  }
+
   func testCorruptedNewestCheckpointFallsBackToThePreviousOne() async throws {
     let dir = try tempDir()
     let store = try DirectoryCheckpointStore(directory: dir, keep: 3)
