@@ -124,17 +124,22 @@ public enum Trainer {
       precondition(configuration.regularization.l1 == 0, "exact solvers cannot handle l1 > 0")
       let start = clock.seconds()
       let l2 = configuration.regularization.l2
-      let p =
-        solver == .exact
-        ? try ExactSolver.cholesky(
-          x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept,
-          threads: configuration.threads)
-        : try ExactSolver.qr(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
-      let source = LocalGradientSource(
-        x: x, labels: y, loss: .squared, threads: configuration.threads)
-      let sums = source.gradientSums(EvaluationRequest(parameters: p))
-      let objective =
-        sums.loss / Double(sums.rows) + configuration.regularization.penalty(p.weights)
+      let p: Parameters
+      let loss: Double
+      if solver == .exact {
+        // The loss term follows from the same statistics, without another pass over X.
+        let stats = GramStatistics(
+          x: x, y: y, threads: configuration.threads, centred: configuration.fitIntercept)
+        p = try stats.solve(l2: l2)
+        loss = stats.meanHalfSquaredResidual(p)
+      } else {
+        p = try ExactSolver.qr(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
+        let source = LocalGradientSource(
+          x: x, labels: y, loss: .squared, threads: configuration.threads)
+        let sums = source.gradientSums(EvaluationRequest(parameters: p))
+        loss = sums.loss / Double(sums.rows)
+      }
+      let objective = loss + configuration.regularization.penalty(p.weights)
       let summary = TrainingSummary(
         solver: solver, objectives: [objective], iterations: 0, stopReason: .exactSolution,
         seconds: clock.seconds() - start, evaluations: 1)
