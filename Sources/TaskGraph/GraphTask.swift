@@ -19,8 +19,8 @@ public protocol GraphTask: Sendable {
   /// gets the response of the first without a second call.
   func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
     async throws -> [UInt8]
-  /// A new node has taken over neighbour `task`'s slot (the one before it died or lost
-  /// its lease). Work that node had acknowledged but not finished, such as a response it
+  /// A new node has taken over task `task`'s slot (the one before it died or lost its
+  /// lease). Work that node had acknowledged but not finished, such as a response it
   /// owed this task through a request of its own, is lost with it: ask the new node again.
   /// Called in order with the other callbacks, in the current epoch.
   func peerReplaced(_ task: Int, context: TaskContext) async

@@ -47,13 +47,15 @@ public actor EtcdTestServer {
   ///   - executable: the etcd binary; defaults to `$ETCD_BINARY`, else `/usr/bin/etcd`,
   ///     else `etcd` on `PATH`.
   ///   - startTimeout: how long etcd may take to become healthy.
+  ///   - parent: where the data directory is made; the temporary directory by default
+  ///     (`/dev/shm` keeps etcd's log in memory, with no disk flush per write).
   /// - Throws: `EtcdTestServerError` if etcd cannot be started or does not become healthy.
   public static func start(
-    executable: String? = nil, startTimeout: Duration = .seconds(15)
+    executable: String? = nil, startTimeout: Duration = .seconds(15), parent: String? = nil
   ) async throws -> EtcdTestServer {
     let ports = try unusedPorts(2)
-    let directory = FileManager.default.temporaryDirectory
-      .appendingPathComponent("taskgraph-etcd-\(UUID().uuidString)").path
+    let base = parent.map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory
+    let directory = base.appendingPathComponent("taskgraph-etcd-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(
       atPath: directory, withIntermediateDirectories: true)
     let server = EtcdTestServer(

@@ -197,6 +197,9 @@ final class JobTests: XCTestCase {
     XCTAssertLessThan(backup, primary)
     XCTAssertLessThan(killed, primary)
     XCTAssertEqual(events.filter { $0 == "enter 0 3" }.count, 2)
+    // Every other task heard once that slot 0 has a new node, and of no other slot.
+    let replaced = events.filter { $0.hasPrefix("replaced") }
+    XCTAssertEqual(replaced.sorted(), (1..<7).map { "replaced 0 seen by \($0)" }, "\(events)")
     let series = try await recordedSeries(controller)
     XCTAssertEqual(series, expectedSeries(tasks: 7, epochs: 6))
   }

@@ -73,6 +73,9 @@ actor TreeSumTask: Backupable {
   func becameBackup() async { await recorder.note("backup \(id)") }
   func becamePrimary() async { await recorder.note("primary \(id)") }
   func exit() async { await recorder.exited(id) }
+  func peerReplaced(_ task: Int, context: TaskContext) async {
+    await recorder.note("replaced \(task) seen by \(id)")
+  }
 
   private func shouldKill(_ point: KillPoint) -> Bool {
     guard let kill else { return false }
