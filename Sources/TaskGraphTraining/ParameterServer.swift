@@ -319,8 +319,12 @@ public actor ParameterServerMaster: MasterTask {
       try await stale(worker, tag: tag, answer: answer, request: request, context: context)
       return
     }
-    // Only answers to this master's current round count; others are late duplicates.
-    guard tag == RoundTag(incarnation: incarnation, round: round) else { return }
+    // Only answers to this master's current round count; others are late duplicates. So
+    // does only a worker's first answer: a second (from a replacement asked again, or a
+    // duplicate notification) must not complete the round twice while the step runs.
+    guard tag == RoundTag(incarnation: incarnation, round: round), answers[worker] == nil else {
+      return
+    }
     answers[worker] = answer
     answerTimes[worker] = Date().timeIntervalSince(epochStart) * 1000
     guard answers.count == context.workers.count else { return }
