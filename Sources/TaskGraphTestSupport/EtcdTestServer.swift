@@ -101,7 +101,7 @@ public actor EtcdTestServer {
       try await Task.sleep(for: .milliseconds(50))
     }
     process = nil
-    try? await started.killAndWait()
+    _ = try? await started.killAndWait()
     throw EtcdTestServerError(
       "etcd on \(client) did not become healthy within \(startTimeout) (data dir \(dataDirectory))")
   }
