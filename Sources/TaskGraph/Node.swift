@@ -516,6 +516,14 @@ actor NodeRuntime {
     if let server { await server.stop() }
     server = nil
     if revoke, let lease { try? await coordinator.revokeLease(lease) }
+    // Drop what refers back to this runtime (every context holds it, and the event
+    // stream's buffer may hold contexts): without that the runtime, its task and the
+    // task's data outlive the node, which adds up when one process runs many jobs.
+    for (_, work) in serveCache { work.cancel() }
+    serveCache.removeAll()
+    context = nil
+    task = nil
+    events = nil
   }
 
   // MARK: - Lease

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import TaskGraphTestSupport
 import XCTest
 
@@ -350,4 +351,34 @@ struct IdleTask: GraphTask {
   func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
     async throws -> [UInt8]
   { [] }
+}
+
+/// A task that ends the job in its first epoch and counts its live instances.
+private final class CountedTask: GraphTask {
+  static let live = Mutex(0)
+  let id: Int
+  init(id: Int) {
+    self.id = id
+    Self.live.withLock { $0 += 1 }
+  }
+  deinit { Self.live.withLock { $0 -= 1 } }
+  func enterEpoch(_ epoch: UInt64, context: TaskContext) async {
+    if id == 0 && epoch == 0 { try? await context.shutdownJob() }
+  }
+  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
+    async throws -> [UInt8]
+  { [] }
+}
+
+final class NodeLifetimeTests: XCTestCase {
+  /// When its job ends a node lets go of its task (and so of the task's data): contexts hold
+  /// the node's runtime, and a runtime holding its own context would keep both alive, which
+  /// adds up when one process runs many jobs (benchmarks, tests, a service).
+  func testFinishedNodesReleaseTheirTasks() async throws {
+    let before = CountedTask.live.withLock { $0 }
+    let job = EmbeddedJob(topology: StarTopology(taskCount: 4)) { id in CountedTask(id: id) }
+    let outcomes = try await job.run()
+    XCTAssertEqual(outcomes.count, 4)
+    XCTAssertEqual(CountedTask.live.withLock { $0 }, before)
+  }
 }
