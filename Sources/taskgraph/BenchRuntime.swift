@@ -72,8 +72,9 @@ struct BenchRuntime: AsyncParsableCommand {
       embedded coordinator and in-process transport, then on etcd and gRPC, and prints the
       median ms per epoch: with etcd's data directory on disk (under the temporary
       directory), and again in memory (/dev/shm, when there is one) to separate the
-      framework's overhead from the disk's flush latency of etcd's one write per epoch. Then one data request of 8 B, 8 KB and 8 MB over gRPC (MB/s) and
-      etcd put / get / compare-and-swap latencies.
+      framework's overhead from the disk's flush latency of etcd's one write per epoch.
+      Then one data request of 8 B, 8 KB and 8 MB over gRPC (MB/s) and etcd put / get /
+      compare-and-swap latencies.
       """
   )
 
@@ -104,24 +105,12 @@ struct BenchRuntime: AsyncParsableCommand {
       let embedded = try await emptyRounds(
         tasks: n, coordinator: InMemoryCoordinator(), transport: InProcessTransport(),
         job: "bench-embedded-\(n)", logger: quiet)
-      let coordinator = try await EtcdCoordinator.connect(
-        EtcdConfiguration(endpoint: server.endpoint))
-      let transport = GRPCTransport()
-      let remote = try await emptyRounds(
-        tasks: n, coordinator: coordinator, transport: transport, job: "bench-grpc-\(n)",
-        logger: quiet)
-      await transport.close()
-      await coordinator.close()
+      let remote = try await remoteRounds(
+        tasks: n, etcd: server, job: "bench-grpc-\(n)", logger: quiet)
       var memory = "-"
       if let inMemory {
-        let coordinator = try await EtcdCoordinator.connect(
-          EtcdConfiguration(endpoint: inMemory.endpoint))
-        let transport = GRPCTransport()
-        let ms = try await emptyRounds(
-          tasks: n, coordinator: coordinator, transport: transport, job: "bench-shm-\(n)",
-          logger: quiet)
-        await transport.close()
-        await coordinator.close()
+        let ms = try await remoteRounds(
+          tasks: n, etcd: inMemory, job: "bench-shm-\(n)", logger: quiet)
         memory = String(format: "%.3f", ms)
       }
       print(String(format: "%5d %18.3f %20.3f %@", n, embedded, remote, memory.leftPad(24)))
@@ -144,6 +133,19 @@ struct BenchRuntime: AsyncParsableCommand {
     }
     await coordinator.close()
     await server.shutdown()
+  }
+
+  /// Median milliseconds per empty epoch over gRPC, coordinated by `etcd`.
+  func remoteRounds(tasks: Int, etcd: EtcdTestServer, job: String, logger: Logger)
+    async throws -> Double
+  {
+    let coordinator = try await EtcdCoordinator.connect(EtcdConfiguration(endpoint: etcd.endpoint))
+    let transport = GRPCTransport()
+    let ms = try await emptyRounds(
+      tasks: tasks, coordinator: coordinator, transport: transport, job: job, logger: logger)
+    await transport.close()
+    await coordinator.close()
+    return ms
   }
 
   /// Median milliseconds per empty epoch.
