@@ -200,41 +200,139 @@ __attribute__((target("avx2,fma"))) static void fused_f32_avx2(
   *loss_sum += ls;
   *r_sum += rs;
 }
+
+/* AVX-512: rows four at a time, software-pipelined. One pass over the columns computes
+   the dot products of group n (streaming from memory) and adds group n-1's gradient update
+   (rows still in L1, their residuals known), so the core has independent work while the
+   loads of group n wait on memory. Tail columns (d mod 8) go through masked loads. The
+   rows 6 KiB ahead are prefetched into L1. These choices, and Zen 4 scheduling
+   (`tune=znver4`: the order of instructions, not which ones may be used), measured the
+   fastest against the STREAM floor on the development machine. Group n-1's rows are
+   added to g in order, so the summation order is the plain row order. Before the first
+   group there is no previous one: its update is skipped by a zero residual, adding
+   0·x = 0 (for finite x). */
+#define TG_ROWS512 4
+#define TG_PREFETCH512 6144
+#define TG_AVX512 __attribute__((target("avx512f,avx2,fma,tune=znver4")))
+
+TG_AVX512 static void fused_f64_avx512(const double *x, size_t m, size_t d, const double *y,
+                                        const double *w, double b, int loss, double *g,
+                                        double *loss_sum, double *r_sum) {
+  double ls = 0, rs = 0;
+  size_t d8 = d & ~(size_t)7;
+  __mmask8 tail = (__mmask8)((1u << (d - d8)) - 1);
+  size_t groups = m / TG_ROWS512;
+  __m512d v[TG_ROWS512];
+  for (int k = 0; k < TG_ROWS512; k++) v[k] = _mm512_setzero_pd();
+  const double *prev = x;
+  for (size_t n = 0; n < groups; n++) {
+    const double *xr = x + n * TG_ROWS512 * d;
+    const char *pf = (const char *)xr + TG_PREFETCH512;
+    __m512d a[TG_ROWS512];
+    for (int k = 0; k < TG_ROWS512; k++) a[k] = _mm512_setzero_pd();
+    size_t j = 0;
+    for (; j < d8; j += 8) {
+      /* 4 rows × 8 doubles = 256 bytes of the group per step: prefetch as many. */
+      for (int k = 0; k < TG_ROWS512; k++)
+        _mm_prefetch(pf + 8 * TG_ROWS512 * j + 64 * k, _MM_HINT_T0);
+      __m512d wv = _mm512_loadu_pd(w + j);
+      __m512d gv = _mm512_loadu_pd(g + j);
+      for (int k = 0; k < TG_ROWS512; k++) {
+        a[k] = _mm512_fmadd_pd(_mm512_loadu_pd(xr + k * d + j), wv, a[k]);
+        gv = _mm512_fmadd_pd(_mm512_loadu_pd(prev + k * d + j), v[k], gv);
+      }
+      _mm512_storeu_pd(g + j, gv);
+    }
+    if (tail) {
+      __m512d wv = _mm512_maskz_loadu_pd(tail, w + j);
+      __m512d gv = _mm512_maskz_loadu_pd(tail, g + j);
+      for (int k = 0; k < TG_ROWS512; k++) {
+        a[k] = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, xr + k * d + j), wv, a[k]);
+        gv = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, prev + k * d + j), v[k], gv);
+      }
+      _mm512_mask_storeu_pd(g + j, tail, gv);
+    }
+    for (int k = 0; k < TG_ROWS512; k++) {
+      double l, r;
+      row_loss(loss, _mm512_reduce_add_pd(a[k]) + b, y[n * TG_ROWS512 + k], &l, &r);
+      ls += l;
+      rs += r;
+      v[k] = _mm512_set1_pd(r);
+    }
+    prev = xr;
+  }
+  if (groups) {
+    /* The last group's update. */
+    size_t j = 0;
+    for (; j < d8; j += 8) {
+      __m512d gv = _mm512_loadu_pd(g + j);
+      for (int k = 0; k < TG_ROWS512; k++)
+        gv = _mm512_fmadd_pd(_mm512_loadu_pd(prev + k * d + j), v[k], gv);
+      _mm512_storeu_pd(g + j, gv);
+    }
+    if (tail) {
+      __m512d gv = _mm512_maskz_loadu_pd(tail, g + j);
+      for (int k = 0; k < TG_ROWS512; k++)
+        gv = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, prev + k * d + j), v[k], gv);
+      _mm512_mask_storeu_pd(g + j, tail, gv);
+    }
+  }
+  size_t i = groups * TG_ROWS512;
+  double lt = 0, rt = 0;
+  if (i < m) fused_f64_generic(x + i * d, m - i, d, y + i, w, b, loss, g, &lt, &rt);
+  *loss_sum += ls + lt;
+  *r_sum += rs + rt;
+}
 #endif
 
-int tg_kernels_use_avx2(void) {
+int tg_kernels_best_isa(void) {
 #if TG_X86
   static int cached = -1;
   if (cached < 0) {
     __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    cached = avx2 && __builtin_cpu_supports("avx512f") ? TG_ISA_AVX512
+             : avx2                                    ? TG_ISA_AVX2
+                                                       : TG_ISA_PORTABLE;
   }
   return cached;
 #else
-  return 0;
+  return TG_ISA_PORTABLE;
 #endif
 }
 
-void tg_fused_f64(const double *x, size_t m, size_t d, const double *y, const double *w,
-                  double b, int loss, double *g, double *loss_sum, double *r_sum) {
+static int usable_isa(int requested) {
+  int best = tg_kernels_best_isa();
+  return requested < 0 || requested > best ? best : requested;
+}
+
+void tg_fused_f64(int isa, const double *x, size_t m, size_t d, const double *y,
+                  const double *w, double b, int loss, double *g, double *loss_sum,
+                  double *r_sum) {
 #if TG_X86
-  if (tg_kernels_use_avx2()) {
-    fused_f64_avx2(x, m, d, y, w, b, loss, g, loss_sum, r_sum);
-    return;
+  switch (usable_isa(isa)) {
+    case TG_ISA_AVX512:
+      fused_f64_avx512(x, m, d, y, w, b, loss, g, loss_sum, r_sum);
+      return;
+    case TG_ISA_AVX2:
+      fused_f64_avx2(x, m, d, y, w, b, loss, g, loss_sum, r_sum);
+      return;
   }
 #endif
+  (void)isa;
   fused_f64_generic(x, m, d, y, w, b, loss, g, loss_sum, r_sum);
 }
 
-void tg_fused_f32(const float *x, size_t m, size_t d, const double *y, const float *w,
-                  double b, int loss, size_t block, float *scratch, double *g,
-                  double *loss_sum, double *r_sum) {
+void tg_fused_f32(int isa, const float *x, size_t m, size_t d, const double *y,
+                  const float *w, double b, int loss, size_t block, float *scratch,
+                  double *g, double *loss_sum, double *r_sum) {
 #if TG_X86
-  if (tg_kernels_use_avx2()) {
+  if (usable_isa(isa) >= TG_ISA_AVX2) {
     fused_f32_avx2(x, m, d, y, w, b, loss, block, scratch, g, loss_sum, r_sum);
     return;
   }
 #endif
+  (void)isa;
   fused_f32_generic(x, m, d, y, w, b, loss, block, scratch, g, loss_sum, r_sum);
 }
 
@@ -273,7 +371,7 @@ double tg_stream_sum(const void *bytes, size_t count) {
   const double *p = (const double *)bytes;
   size_t n = count / sizeof(double);
 #if TG_X86
-  if (tg_kernels_use_avx2()) return stream_sum_avx2(p, n);
+  if (tg_kernels_best_isa() >= TG_ISA_AVX2) return stream_sum_avx2(p, n);
 #endif
   return stream_sum_generic(p, n);
 }

@@ -184,17 +184,14 @@ extension DataPipeline {
     y?.reserveCapacity(kept)
     // Dispatch to concrete element types so that the row loop is specialised (this generic
     // function is called across modules, where it would run through witness tables).
-    let storage: [T]
+    let x: Matrix<T>
     if T.self == Double.self {
-      let rows = fillRows(Double.self, table, plan, keep, kept, &y)
-      storage = unsafeBitCast(rows, to: [T].self)
+      x = unsafeBitCast(fillRows(Double.self, table, plan, keep, kept, &y), to: Matrix<T>.self)
     } else if T.self == Float.self {
-      let rows = fillRows(Float.self, table, plan, keep, kept, &y)
-      storage = unsafeBitCast(rows, to: [T].self)
+      x = unsafeBitCast(fillRows(Float.self, table, plan, keep, kept, &y), to: Matrix<T>.self)
     } else {
-      storage = fillRows(T.self, table, plan, keep, kept, &y)
+      x = fillRows(T.self, table, plan, keep, kept, &y)
     }
-    let x = Matrix<T>(rows: kept, cols: plan.width, storage: storage)
     return PreparedData(
       x: x, y: y, featureNames: pipeline.featureNames, droppedRows: table.rows - kept,
       rowsRead: table.rows, pipeline: pipeline)
@@ -202,13 +199,12 @@ extension DataPipeline {
 }
 
 extension DataPipeline {
-  /// The row-major output elements: each kept row written once, in place, block by block,
-  /// releasing each block of the table once its rows are written. Appends the kept rows'
-  /// labels to `y`.
+  /// The output matrix: each kept row written once, in place, block by block, releasing
+  /// each block of the table once its rows are written. Appends the kept rows' labels to `y`.
   static func fillRows<S: BLASScalar>(
     _: S.Type, _ table: RawTable, _ plan: OutputPlan, _ keep: [Bool], _ kept: Int,
     _ y: inout [Double]?
-  ) -> [S] {
+  ) -> Matrix<S> {
     let nw = table.numericNames.count
     let cw = table.categoricalNames.count
     let width = plan.width
@@ -216,7 +212,7 @@ extension DataPipeline {
     let oneHot = !plan.categorical.isEmpty
     var labels: [Double] = []
     labels.reserveCapacity(y == nil ? 0 : kept)
-    let out = [S](unsafeUninitializedCapacity: kept * width) { out, initialized in
+    let out = Matrix<S>.uninitialized(rows: kept, cols: width) { out in
       var o = 0
       plan.numeric.withUnsafeBufferPointer { numericPlan in
         plan.categorical.withUnsafeBufferPointer { categoricalPlan in
@@ -248,7 +244,6 @@ extension DataPipeline {
           }
         }
       }
-      initialized = kept * width
     }
     if y != nil { y = labels }
     return out

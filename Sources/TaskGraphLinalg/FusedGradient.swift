@@ -90,11 +90,30 @@ public struct GradientSums: Sendable, Equatable, Codable {
 public enum FusedGradient {
   /// How a block of rows is processed.
   public enum Kernel: String, Sendable, Codable, CaseIterable {
-    /// Rows four at a time with AVX2/FMA (portable C elsewhere): each row is read from
-    /// memory once and reused from L1 for the gradient update. The default.
+    /// Rows a few at a time with AVX-512 or AVX2/FMA (portable C elsewhere): each row is
+    /// read from memory once and reused from L1 for the gradient update. The default.
     case rowGroups
     /// Blocks of rows through two OpenBLAS gemv calls while the block is in L2.
     case blasBlocks
+  }
+
+  /// The instruction set of the `rowGroups` kernel. Each gives the same sums up to rounding,
+  /// in its own summation order: for a given set the result is bit-identical run to run.
+  public enum InstructionSet: Int32, Sendable, Codable, CaseIterable, Comparable {
+    /// Plain C loops.
+    case portable = 0
+    /// 256-bit AVX2 with FMA.
+    case avx2 = 1
+    /// 512-bit AVX-512F (Float storage uses the AVX2 code).
+    case avx512 = 2
+
+    /// The best set this processor supports.
+    public static let best = InstructionSet(rawValue: tg_kernels_best_isa()) ?? .portable
+
+    /// The sets this processor supports, `portable` first.
+    public static var supported: [InstructionSet] { allCases.filter { $0 <= best } }
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
   }
 
   /// The number of rows per block for a matrix with `cols` columns: about 128 KiB of rows.
@@ -114,10 +133,12 @@ public enum FusedGradient {
   ///   - rows: the rows to sum over; defaults to all.
   ///   - threads: worker threads (≥ 1).
   ///   - blockRows: rows per cache block; defaults to `defaultBlockRows`.
+  ///   - kernel: how a block of rows is processed.
+  ///   - instructionSet: the `rowGroups` kernel's instruction set; the best one by default.
   public static func compute<T: BLASScalar>(
     x: Matrix<T>, y: [Double], weights: [Double], intercept: Double, loss: RowLoss,
     rows: Range<Int>? = nil, threads: Int = 1, blockRows: Int? = nil,
-    kernel: Kernel = .rowGroups
+    kernel: Kernel = .rowGroups, instructionSet: InstructionSet = .best
   ) -> GradientSums {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(weights.count == x.cols, "weights: \(weights.count), columns: \(x.cols)")
@@ -130,12 +151,12 @@ public enum FusedGradient {
     if parts == 1 {
       return computeRange(
         x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: range, block: block,
-        kernel: kernel)
+        kernel: kernel, isa: instructionSet)
     }
     let results = concurrentMap(splitEvenly(range, parts: parts)) { chunk in
       computeRange(
         x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: chunk,
-        block: block, kernel: kernel)
+        block: block, kernel: kernel, isa: instructionSet)
     }
     var total = GradientSums(cols: x.cols)
     for r in results { total.add(r) }
@@ -154,7 +175,7 @@ public enum FusedGradient {
 
   static func computeRange<T: BLASScalar>(
     x: Matrix<T>, y: [Double], weights: [Double], intercept: Double, loss: RowLoss,
-    range: Range<Int>, block: Int, kernel: Kernel
+    range: Range<Int>, block: Int, kernel: Kernel, isa: InstructionSet
   ) -> GradientSums {
     let d = x.cols
     var sums = GradientSums(cols: d)
@@ -170,7 +191,8 @@ public enum FusedGradient {
     }
     if kernel == .rowGroups {
       return rowGroupRange(
-        x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: range, block: block)
+        x: x, y: y, weights: weights, intercept: intercept, loss: loss, range: range, block: block,
+        isa: isa)
     }
     let w = weights.map { T($0) }
     var z = [T](repeating: 0, count: min(block, range.count))
@@ -228,7 +250,7 @@ public enum FusedGradient {
 extension FusedGradient {
   static func rowGroupRange<T: BLASScalar>(
     x: Matrix<T>, y: [Double], weights: [Double], intercept: Double, loss: RowLoss,
-    range: Range<Int>, block: Int
+    range: Range<Int>, block: Int, isa: InstructionSet
   ) -> GradientSums {
     let d = x.cols
     var sums = GradientSums(cols: d)
@@ -245,7 +267,8 @@ extension FusedGradient {
             xp.withMemoryRebound(to: Double.self) { xd in
               weights.withUnsafeBufferPointer { wp in
                 tg_fused_f64(
-                  xd.baseAddress! + lo * d, m, d, yp.baseAddress! + lo, wp.baseAddress!, intercept,
+                  isa.rawValue, xd.baseAddress! + lo * d, m, d, yp.baseAddress! + lo,
+                  wp.baseAddress!, intercept,
                   lossCode, gp.baseAddress!, &lossSum, &rSum)
               }
             }
@@ -256,7 +279,8 @@ extension FusedGradient {
               wf.withUnsafeBufferPointer { wp in
                 scratch.withUnsafeMutableBufferPointer { sp in
                   tg_fused_f32(
-                    xf.baseAddress! + lo * d, m, d, yp.baseAddress! + lo, wp.baseAddress!,
+                    isa.rawValue, xf.baseAddress! + lo * d, m, d, yp.baseAddress! + lo,
+                    wp.baseAddress!,
                     intercept, lossCode, max(1, block), sp.baseAddress!, gp.baseAddress!,
                     &lossSum, &rSum)
                 }

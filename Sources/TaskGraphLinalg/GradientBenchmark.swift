@@ -2,7 +2,7 @@ import COpenBLAS
 import Dispatch
 import Foundation
 
-/// Times one full-gradient pass three ways over the same random matrix: the fused kernel,
+/// Times one full-gradient pass several ways over the same random matrix: the fused kernel,
 /// the two-call BLAS baseline (`z = X w`, then `g = Xᵀ r`, as a NumPy user would write it),
 /// and a STREAM-style read of the same bytes (the memory-bandwidth floor).
 public struct GradientBenchmark: Sendable {
@@ -34,6 +34,10 @@ public struct GradientBenchmark: Sendable {
     public var blas_blocks_ms: Double
     public var two_call_ms: Double
     public var limit_ms: Double
+    /// The same fused pass with the AVX2 kernel, when the default one is AVX-512.
+    public var fused_avx2_ms: Double?
+    /// The fused kernel's instruction set: avx512, avx2 or portable.
+    public var instruction_set: String
     public var fused_gbps: Double
     public var two_call_gbps: Double
     public var limit_gbps: Double
@@ -64,36 +68,55 @@ public struct GradientBenchmark: Sendable {
     let w = (0..<d).map { Double(($0 % 7) - 3) * 0.01 }
     let y = (0..<n).map { i in config.loss == .logistic ? Double(i % 2) : Double(i % 5) }
 
-    func time(_ body: () -> Void) -> Double {
-      body()  // warm-up: page in, spin up threads
-      var samples: [Double] = []
+    // The passes are timed interleaved (one of each per round, medians over the rounds), so
+    // that a drift in the machine's speed during the run shifts every figure alike and the
+    // ratios between them stay comparable.
+    func timeInterleaved(_ bodies: [() -> Void]) -> [Double] {
+      for body in bodies { body() }  // warm-up: page in, spin up threads
+      var samples = [[Double]](repeating: [], count: bodies.count)
       for _ in 0..<max(1, config.iterations) {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        body()
-        samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        for (k, body) in bodies.enumerated() {
+          let t0 = DispatchTime.now().uptimeNanoseconds
+          body()
+          samples[k].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
       }
-      samples.sort()
-      return samples[samples.count / 2]
+      return samples.map { s in s.sorted()[s.count / 2] }
     }
 
     var fusedResult = GradientSums(cols: d)
-    let fused = time {
-      fusedResult = FusedGradient.compute(
-        x: x, y: y, weights: w, intercept: 0, loss: config.loss, threads: config.threads)
-    }
-    let blasBlocks = time {
-      _ = FusedGradient.compute(
-        x: x, y: y, weights: w, intercept: 0, loss: config.loss, threads: config.threads,
-        kernel: .blasBlocks)
-    }
     var twoCallGradient = [Double](repeating: 0, count: d)
-    openblas_set_num_threads(Int32(config.threads))
-    let twoCall = time {
-      twoCallGradient = twoCallPass(x: x, y: y, w: w, loss: config.loss)
-    }
-    openblas_set_num_threads(1)
     var sink = 0.0
-    let limit = time { sink += StreamRead.sum(x, threads: config.threads) }
+    let avx2 = FusedGradient.InstructionSet.avx2
+    // Float storage runs the AVX2 code on AVX-512 processors too.
+    let isa = T.self == Double.self ? FusedGradient.InstructionSet.best : min(.best, avx2)
+    let compareAVX2 = isa > avx2
+    var bodies: [() -> Void] = [
+      {
+        fusedResult = FusedGradient.compute(
+          x: x, y: y, weights: w, intercept: 0, loss: config.loss, threads: config.threads)
+      },
+      { sink += StreamRead.sum(x, threads: config.threads) },
+      {
+        _ = FusedGradient.compute(
+          x: x, y: y, weights: w, intercept: 0, loss: config.loss, threads: config.threads,
+          kernel: .blasBlocks)
+      },
+      {
+        openblas_set_num_threads(Int32(config.threads))
+        twoCallGradient = twoCallPass(x: x, y: y, w: w, loss: config.loss)
+        openblas_set_num_threads(1)
+      },
+    ]
+    if compareAVX2 {
+      bodies.append {
+        _ = FusedGradient.compute(
+          x: x, y: y, weights: w, intercept: 0, loss: config.loss, threads: config.threads,
+          instructionSet: avx2)
+      }
+    }
+    let times = timeInterleaved(bodies)
+    let (fused, limit, blasBlocks, twoCall) = (times[0], times[1], times[2], times[3])
     if sink == .infinity { print("") }  // keep the read alive
 
     let scale = max(1e-300, fusedResult.gradient.map(abs).max() ?? 0)
@@ -104,7 +127,8 @@ public struct GradientBenchmark: Sendable {
       rows: n, cols: d, precision: T.self == Double.self ? "float64" : "float32",
       loss: config.loss.rawValue, threads: config.threads, iterations: config.iterations,
       bytes: bytes, fused_ms: fused, blas_blocks_ms: blasBlocks, two_call_ms: twoCall,
-      limit_ms: limit,
+      limit_ms: limit, fused_avx2_ms: compareAVX2 ? times[4] : nil,
+      instruction_set: "\(isa)",
       fused_gbps: gbps(fused), two_call_gbps: gbps(twoCall), limit_gbps: gbps(limit),
       fused_over_limit: fused / limit, two_call_over_fused: twoCall / fused,
       max_relative_difference: diff / scale, openblas_core: OpenBLAS.coreName)

@@ -134,17 +134,16 @@ public enum LocalTraining {
         count = nValidation * cols
       }
     }
-    var storage = x.storage
-    x = Matrix(rows: 0, cols: cols)
-    storage.withUnsafeMutableBufferPointer { all in
+    var train = consume x
+    train.withUnsafeMutableBufferPointer { all in
       // Row k < r: the destination ends before the source starts, and rows move in order.
       for (k, r) in trainRows.enumerated() where k != r {
         (all.baseAddress! + k * cols).update(from: all.baseAddress! + r * cols, count: cols)
       }
     }
-    storage.removeLast(nValidation * cols)
+    train.removeLastRows(nValidation)
     return (
-      (Matrix(rows: trainRows.count, cols: cols, storage: storage), trainRows.map { y[$0] }),
+      (train, trainRows.map { y[$0] }),
       (
         Matrix(rows: nValidation, cols: cols, storage: validation),
         validationRows.map { y[$0] }

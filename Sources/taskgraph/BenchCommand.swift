@@ -56,13 +56,17 @@ struct BenchGradient: ParsableCommand {
     }
     print(
       "gradient pass: \(r.rows)×\(r.cols) \(r.precision), \(r.loss) loss, \(r.threads) thread(s), "
-        + "\(String(format: "%.1f", Double(r.bytes) / 1e6)) MB, OpenBLAS kernel \(r.openblas_core)")
-    let rowsOut = [
+        + "\(String(format: "%.1f", Double(r.bytes) / 1e6)) MB, fused kernel \(r.instruction_set), "
+        + "OpenBLAS kernel \(r.openblas_core)")
+    var rowsOut = [
       ("fused kernel (X read once)", r.fused_ms, r.fused_gbps),
       ("fused, BLAS blocks", r.blas_blocks_ms, Double(r.bytes) / (r.blas_blocks_ms * 1e6)),
       ("two-call BLAS (X read twice)", r.two_call_ms, r.two_call_gbps),
       ("memory floor (STREAM read)", r.limit_ms, r.limit_gbps),
     ]
+    if let avx2 = r.fused_avx2_ms {
+      rowsOut.insert(("fused, AVX2 code", avx2, Double(r.bytes) / (avx2 * 1e6)), at: 1)
+    }
     print("variant                          ms/pass      GB/s")
     for (name, ms, gb) in rowsOut {
       print(

@@ -91,6 +91,19 @@ final class FusedGradientTests: XCTestCase {
           }
         }
       }
+      // Every instruction set this processor has, over column counts that exercise the full
+      // vectors, the masked tail and a tail alone (d < 8), and row counts that leave 0–3 rows
+      // after the last group of four.
+      for isa in FusedGradient.InstructionSet.supported {
+        for (rows, cols) in [(1003, 17), (1000, 16), (1001, 5), (1002, 100), (3, 9)] {
+          let (x, y, w) = randomProblem(
+            rows: rows, cols: cols, seed: 9, logistic: loss == .logistic)
+          let ref = naiveSums(x, y, w, 0.3, loss)
+          let got = FusedGradient.compute(
+            x: x, y: y, weights: w, intercept: 0.3, loss: loss, instructionSet: isa)
+          assertClose(got, ref, rtol: 1e-12)
+        }
+      }
     }
   }
 
@@ -105,18 +118,27 @@ final class FusedGradientTests: XCTestCase {
           x: xf, y: y, weights: w, intercept: -0.2, loss: loss, threads: 2, kernel: kernel)
         assertClose(got, ref, rtol: 1e-4)
       }
+      for isa in FusedGradient.InstructionSet.supported {
+        let got = FusedGradient.compute(
+          x: xf, y: y, weights: w, intercept: -0.2, loss: loss, instructionSet: isa)
+        assertClose(got, ref, rtol: 1e-4)
+      }
     }
   }
 
   func testBitIdenticalAcrossRunsForFixedThreads() {
     let (x, y, w) = randomProblem(rows: 20_000, cols: 40, seed: 3, logistic: false)
     for threads in [1, 2] {
-      let a = FusedGradient.compute(
-        x: x, y: y, weights: w, intercept: 0.1, loss: .squared, threads: threads)
-      for _ in 0..<5 {
-        let b = FusedGradient.compute(
-          x: x, y: y, weights: w, intercept: 0.1, loss: .squared, threads: threads)
-        XCTAssertEqual(a, b)
+      for isa in FusedGradient.InstructionSet.supported {
+        let a = FusedGradient.compute(
+          x: x, y: y, weights: w, intercept: 0.1, loss: .squared, threads: threads,
+          instructionSet: isa)
+        for _ in 0..<5 {
+          let b = FusedGradient.compute(
+            x: x, y: y, weights: w, intercept: 0.1, loss: .squared, threads: threads,
+            instructionSet: isa)
+          XCTAssertEqual(a, b)
+        }
       }
     }
   }

@@ -10,17 +10,23 @@ extern "C" {
 /// Loss selector shared with Swift's RowLoss: 0 squared, 1 logistic.
 enum { TG_LOSS_SQUARED = 0, TG_LOSS_LOGISTIC = 1 };
 
+/// Instruction sets of the kernels, in increasing order. A kernel given a set the processor
+/// lacks (or -1) uses the best one it has.
+enum { TG_ISA_PORTABLE = 0, TG_ISA_AVX2 = 1, TG_ISA_AVX512 = 2 };
+
 /// Fused loss/gradient pass over `m` contiguous rows of a row-major matrix with `d`
 /// columns: for each row z = x·w + b, (loss, r) = f(z, y), g += r·x. Rows are processed
-/// four at a time so each row is read from memory once and reused from L1 for the
+/// a few at a time so each row is read from memory once and reused from L1 for the
 /// update. Adds Σ loss into *loss_sum and Σ r into *r_sum; accumulates into g (length d).
-void tg_fused_f64(const double *x, size_t m, size_t d, const double *y, const double *w,
+/// `isa` picks the instruction set (see TG_ISA_*); the summation order, and so the last
+/// bits of the result, depend on it.
+void tg_fused_f64(int isa, const double *x, size_t m, size_t d, const double *y, const double *w,
                   double b, int loss, double *g, double *loss_sum, double *r_sum);
 
 /// The single-precision variant: x and w in float, margins and the per-row loss in double,
 /// gradient contributions summed in float within one block of `block` rows and added into
 /// the double accumulator g after each block.
-void tg_fused_f32(const float *x, size_t m, size_t d, const double *y, const float *w,
+void tg_fused_f32(int isa, const float *x, size_t m, size_t d, const double *y, const float *w,
                   double b, int loss, size_t block, float *scratch, double *g,
                   double *loss_sum, double *r_sum);
 
@@ -28,8 +34,8 @@ void tg_fused_f32(const float *x, size_t m, size_t d, const double *y, const flo
 /// and returns their sum: a STREAM-style read whose time is the memory-bandwidth floor.
 double tg_stream_sum(const void *bytes, size_t count);
 
-/// 1 if the AVX2+FMA code paths are in use on this processor.
-int tg_kernels_use_avx2(void);
+/// The best instruction set of this processor that the kernels use (a TG_ISA_* value).
+int tg_kernels_best_isa(void);
 
 #ifdef __cplusplus
 }
