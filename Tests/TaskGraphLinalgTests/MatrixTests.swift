@@ -39,7 +39,8 @@ final class MatrixTests: XCTestCase {
     XCTAssertEqual(aligned, plain)
     XCTAssertEqual(aligned.storage, elements)
     XCTAssertEqual(aligned.row(7), Array(elements[77..<88]))
-    XCTAssertEqual(aligned.rows(at: [999, 0]).storage, Array(elements[10989...]) + elements[0..<11])
+    XCTAssertEqual(
+      aligned.rows(at: [999, 0]).storage, Array(elements[10989...]) + elements[0..<11])
     XCTAssertEqual(aligned.transposed()[4, 9], plain[9, 4])
     XCTAssertEqual(aligned.converted(to: Float.self).converted(to: Double.self), plain)
     // Mutation through the subscript and the buffer, then dropping rows in place.
