@@ -218,7 +218,8 @@ final class DistributedTrainingTests: XCTestCase {
 
   /// Bounded staleness with a straggler: steps use worker 3's sums from earlier rounds (so
   /// the master does not wait for it every round), and the run still converges to the BSP
-  /// run's objective; `async` also completes. BSP stays bit-identical run to run.
+  /// run's objective; `async` also completes (its descent is not guaranteed). BSP stays
+  /// bit-identical run to run.
   func testBoundedStalenessUsesStaleSumsAndConverges() async throws {
     var job = cancerJob()
     job.configuration.solver = .sgd
@@ -237,14 +238,19 @@ final class DistributedTrainingTests: XCTestCase {
       XCTAssertEqual(ssp.training.iterations, 150)
       let stale = reports.all.last?.staleContributions ?? 0
       XCTAssertGreaterThan(stale, 20, "staleness \(staleness): steps waited for the straggler")
-      // Not BSP's trajectory (stale gradients), but the same descent. The final objective
-      // is evaluated afresh at the final parameters. With staleness 2 it ends within 5 % of
-      // BSP's after 150 constant steps; fully asynchronous, the straggler's sums are up to
-      // ~100 rounds old, so only the descent itself is asserted (from log 2 = 0.69).
+      // Not BSP's trajectory (stale gradients), but with staleness 2 the same descent: the
+      // final objective, evaluated afresh at the final parameters, ends within 5 % of BSP's
+      // after 150 constant steps. Fully asynchronous, nothing bounds the age of the
+      // straggler's sums: on a fast machine all 150 steps can run inside its first delay,
+      // each using its round-0 gradient, and constant steps then need not descend at all.
+      // So for `async` only completion and a finite, freshly evaluated objective hold.
       let a = bsp.training.objective
       let b = ssp.training.objective
-      if staleness == 2 { XCTAssertEqual(a, b, accuracy: 5e-2 * a) }
-      XCTAssertLessThan(b, 0.5)
+      if staleness == 2 {
+        XCTAssertEqual(a, b, accuracy: 5e-2 * a)
+      } else {
+        XCTAssertTrue(b.isFinite, "async objective \(b)")
+      }
     }
     // A line-search solver refuses staleness.
     var lbfgs = DistributedOptions(workers: 2)
