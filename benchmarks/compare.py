@@ -189,9 +189,10 @@ def peak_rss(cmd):
     return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
-def train_memory(binary, args, workdir):
-    """Peak RSS of one `taskgraph train` run and the bytes of its float64 matrix (the rows kept
-    after dropping missing values, before any validation split, times the features)."""
+def train_memory(binary, args, workdir, value_bytes=8):
+    """Peak RSS of one `taskgraph train` run and the bytes of its matrix (the rows kept after
+    dropping missing values, before any validation split, times the features, times
+    `value_bytes`: 8 for float64, 4 for --precision float32)."""
     summary = os.path.join(workdir, "summary.json")
     model = os.path.join(workdir, "model.json")
     rss = peak_rss([binary, "train", *args, "--output", model, "--summary-json", summary, "--quiet"])
@@ -199,7 +200,7 @@ def train_memory(binary, args, workdir):
         s = json.load(f)
     with open(model) as f:
         m = json.load(f)
-    matrix = (s["rows_read"] - s["rows_dropped"]) * len(m["coefficients"]) * 8
+    matrix = (s["rows_read"] - s["rows_dropped"]) * len(m["coefficients"]) * value_bytes
     return rss, matrix, s
 
 
@@ -227,6 +228,13 @@ def bench_memory(binary, dataset, rows, cols, workdir, results):
            "matrix_mb": matrix / 1e6, "ratio": rss / matrix,
            "taskgraph_load_seconds": s["load_seconds"],
            "pandas_read_csv_seconds": timed(lambda: pd.read_csv(path))}
+    results.append(row)
+    print(json.dumps(row), flush=True)
+    rss, matrix, _ = train_memory(
+        binary, ["--data", path, "--label", "y", "--model", "ridge", "--l2", "1e-6",
+                 "--precision", "float32"], workdir, value_bytes=4)
+    row = {"problem": f"peak memory, {rows}x{cols} numeric csv train, float32",
+           "peak_rss_mb": rss / 1e6, "matrix_mb": matrix / 1e6, "ratio": rss / matrix}
     results.append(row)
     print(json.dumps(row), flush=True)
     os.remove(path)

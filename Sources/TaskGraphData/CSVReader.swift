@@ -190,7 +190,7 @@ enum CSVReader {
     let part = TablePart(
       RawTable(
         numericNames: table.numericNames, categoricalNames: table.categoricalNames,
-        hasLabel: table.hasLabel))
+        hasLabel: table.hasLabel, narrow: table.narrow))
     let done = DispatchSemaphore(value: 0)
     let thread = Thread {
       do {
@@ -385,7 +385,7 @@ struct RecordConverter {
         label = v
       case .numeric:
         guard let v = plain ?? number(p, count) else { return .fallBack }
-        row.numeric[slots[k]] = v
+        row.setNumeric(slots[k], v)
       case .categorical:
         let s = slots[k]
         row.codes[s] = NumberParser.isMissing(p, count) ? -1 : encoders[s].code(p, count)
@@ -429,7 +429,7 @@ struct RecordConverter {
         case .label:
           label = try value(p, count, column: k, recordOffset, lineNumber)
         case .numeric:
-          row.numeric[slots[k]] = try value(p, count, column: k, recordOffset, lineNumber)
+          row.setNumeric(slots[k], try value(p, count, column: k, recordOffset, lineNumber))
         case .categorical:
           let s = slots[k]
           row.codes[s] = NumberParser.isMissing(p, count) ? -1 : encoders[s].code(p, count)

@@ -19,7 +19,7 @@ extension DataPipeline {
           continue
         }
         guard policy == .drop else { continue }
-        for s in numericSlots where block.numeric[i * nw + s].isNaN {
+        for s in numericSlots where block.numeric(i * nw + s).isNaN {
           keep[r] = false
           break
         }
@@ -39,7 +39,7 @@ extension DataPipeline {
     let nw = table.numericNames.count
     var values: [Double] = []
     table.forEachBlock { rows, block in
-      for r in rows where keep[r] { values.append(block.numeric[(r - rows.lowerBound) * nw + s]) }
+      for r in rows where keep[r] { values.append(block.numeric((r - rows.lowerBound) * nw + s)) }
     }
     return values
   }
@@ -49,8 +49,19 @@ extension DataPipeline {
     _ table: RawTable, _ keep: [Bool], _ body: (UnsafePointer<Double>) -> Void
   ) {
     let nw = table.numericNames.count
-    table.forEachBlock { rows, block in
-      for r in rows where keep[r] { body(block.numeric + (r - rows.lowerBound) * nw) }
+    var row = [Double](repeating: 0, count: nw)
+    row.withUnsafeMutableBufferPointer { row in
+      table.forEachBlock { rows, block in
+        for r in rows where keep[r] {
+          let first = (r - rows.lowerBound) * nw
+          if let values = block.doubles(from: first) {
+            body(values)
+          } else {
+            for s in 0..<nw { row[s] = block.numeric(first + s) }
+            body(UnsafePointer(row.baseAddress!))
+          }
+        }
+      }
     }
   }
 
@@ -222,9 +233,9 @@ extension DataPipeline {
               let row = out.baseAddress! + o
               // One-hot groups are mostly zeros; numeric columns are all written below.
               if oneHot { row.initialize(repeating: 0, count: width) }
-              let values = block.numeric + i * nw
+              let first = i * nw
               for p in numericPlan {
-                var v = values[p.slot]
+                var v = block.numeric(first + p.slot)
                 if v.isNaN, let fill = p.fill { v = fill }
                 if standardize { v = (v - p.mean) / p.scale }
                 (row + p.column).initialize(to: S(v))

@@ -15,7 +15,7 @@ extension DataPipeline {
     path: String, options: PipelineOptions, shard: Shard? = nil, as: T.Type
   ) throws -> (data: PreparedData<T>, timings: PipelineTimings) {
     let t0 = Date()
-    let table = try read(path: path, shard: shard) { names, _ in
+    let table = try read(path: path, shard: shard, narrow: T.self == Float.self) { names, _ in
       try ReadSpec(fitting: options, names: names, path: path)
     }
     let t1 = Date()
@@ -40,7 +40,8 @@ extension DataPipeline {
   public static func applyForScoring<T: BLASScalar>(
     _ pipeline: FittedPipeline, path: String, as: T.Type
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: nil) { names, sparse in
+    let table = try read(path: path, shard: nil, narrow: T.self == Float.self) {
+      names, sparse in
       try ReadSpec(
         replaying: pipeline, names: names, requireLabel: false, sparse: sparse, path: path)
     }
@@ -51,7 +52,7 @@ extension DataPipeline {
       try table.forEachBlock { rows, block in
         for r in rows {
           let i = r - rows.lowerBound
-          for s in 0..<nw where block.numeric[i * nw + s].isNaN {
+          for s in 0..<nw where block.numeric(i * nw + s).isNaN {
             throw DataError(
               .notANumber,
               "missing value in column '\(table.numericNames[s])', and the model imputes none "

@@ -35,13 +35,14 @@ public enum InputFormat: String, Sendable, Codable {
 /// matrix.
 ///
 /// Every entry point parses the file once into a compact column store (`Double` per numeric
-/// value, a small integer code per categorical value), fits or replays the transforms on it,
+/// value, `Float` when the matrix is `Float`, a small integer code per categorical value), fits or replays the transforms on it,
 /// and writes the output matrix in place. A CSV file is parsed in windows of a few MiB, never
 /// held whole (only a sharded gzip file is decompressed into memory first), and on two cores:
 /// a gzip file is decompressed on one while the other parses, a large plain file is parsed in
 /// two halves at once. The store gives its memory back block
 /// by block while the matrix is written, so peak memory is about the larger of the matrix and
-/// the store (8 bytes per needed numeric field, 4 per categorical one), not their sum.
+/// the store (8 bytes per needed numeric field, 4 for a Float matrix, 4 per categorical one),
+/// not their sum.
 public enum DataPipeline {
   /// Reads `path` (format from the extension, see `InputFormat`; `.gz` is decompressed), fits
   /// the transforms on the rows read, and materialises them.
@@ -52,11 +53,7 @@ public enum DataPipeline {
   public static func fit<T: BLASScalar>(
     path: String, options: PipelineOptions, shard: Shard? = nil, as: T.Type
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: shard) { names, _ in
-      try ReadSpec(fitting: options, names: names, path: path)
-    }
-    let pipeline = try fitTransforms(table, options: options, path: path)
-    return materialise(table, pipeline, requireLabel: true)
+    try fitTimed(path: path, options: options, shard: shard, as: T.self).data
   }
 
   /// Fits the pipeline's statistics (vocabularies, imputation values, standardisation) on all
@@ -80,7 +77,8 @@ public enum DataPipeline {
     _ pipeline: FittedPipeline, path: String, requireLabel: Bool, shard: Shard? = nil,
     as: T.Type
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: shard) { names, sparse in
+    let table = try read(path: path, shard: shard, narrow: T.self == Float.self) {
+      names, sparse in
       try ReadSpec(
         replaying: pipeline, names: names, requireLabel: requireLabel, sparse: sparse,
         path: path)
@@ -108,8 +106,11 @@ public enum DataPipeline {
   /// Reads the rows of `shard` into a column store, with the columns `plan` chooses from the
   /// file's column names (its second argument says whether the columns are sparse, so that a
   /// feature absent from this part of a LIBSVM file is all zeros rather than missing).
+  /// A `narrow` table stores numeric values as `Float`: for a Float matrix it halves the
+  /// table, the larger part of the peak memory of reading.
   static func read(
-    path: String, shard: Shard?, plan: ([String], Bool) throws -> ReadSpec
+    path: String, shard: Shard?, narrow: Bool = false,
+    plan: ([String], Bool) throws -> ReadSpec
   ) throws -> RawTable {
     try shard?.validate()
     switch try InputFormat(path: path) {
@@ -122,7 +123,7 @@ public enum DataPipeline {
         throw DataError(.noDataRows, "the file has a header but no data rows", file: path)
       }
       let spec = try plan(header.names, false)
-      let table = spec.makeTable()
+      let table = spec.makeTable(narrow: narrow)
       let range = try CSVReader.range(shard, dataStart: header.dataStart, source)
       try CSVReader.load(
         source, path: path, range: range, header: header, roles: spec.roles, into: table)
@@ -147,7 +148,8 @@ public enum DataPipeline {
         if let k = Int(name.dropFirst()), k >= 1 { slotOf[k - 1] = slot }
       }
       return try LIBSVMReader.table(
-        sparse, width: width, slotOf: slotOf, names: spec.numericNames, path: path)
+        sparse, width: width, slotOf: slotOf, names: spec.numericNames, narrow: narrow,
+        path: path)
     case .npy:
       let bytes = try InputFile.readAll(path)
       let h = try NPY.header(bytes, path: path)
@@ -167,7 +169,7 @@ public enum DataPipeline {
         spec = fallback
         labelColumn = nil
       }
-      let table = spec.makeTable(hasLabel: labelColumn != nil)
+      let table = spec.makeTable(hasLabel: labelColumn != nil, narrow: narrow)
       if !spec.categoricalNames.isEmpty {
         throw DataError(
           .unsupportedFormat, "categorical columns need CSV input (.npy is numeric)", file: path)
@@ -206,10 +208,10 @@ struct ReadSpec {
   var featureCount: Int { numericNames.count + categoricalNames.count }
 
   /// An empty table for these columns (`hasLabel` overrides whether rows have labels).
-  func makeTable(hasLabel: Bool? = nil) -> RawTable {
+  func makeTable(hasLabel: Bool? = nil, narrow: Bool = false) -> RawTable {
     let table = RawTable(
       numericNames: numericNames, categoricalNames: categoricalNames,
-      hasLabel: hasLabel ?? self.hasLabel)
+      hasLabel: hasLabel ?? self.hasLabel, narrow: narrow)
     table.order = roles.filter { $0 != .skip && $0 != .label }
     return table
   }

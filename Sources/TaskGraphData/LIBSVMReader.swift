@@ -121,9 +121,10 @@ enum LIBSVMReader {
   /// needed are given by `slotOf[index - 1]` (nil = skip). An index beyond `width` is an
   /// error naming the file.
   static func table(
-    _ sparse: Sparse, width: Int, slotOf: [Int?], names: [String], path: String
+    _ sparse: Sparse, width: Int, slotOf: [Int?], names: [String], narrow: Bool = false,
+    path: String
   ) throws -> RawTable {
-    let table = RawTable(numericNames: names, categoricalNames: [], hasLabel: true)
+    let table = RawTable(numericNames: names, categoricalNames: [], hasLabel: true, narrow: narrow)
     let rows = sparse.labels.count
     table.appendRows(rows, numeric: 0)
     for r in 0..<rows {

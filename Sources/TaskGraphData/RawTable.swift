@@ -10,8 +10,9 @@ enum ColumnRole: Equatable, Sendable {
   case categorical(Int)
 }
 
-/// The needed columns of the rows read, in a compact form: numeric values as `Double`
-/// (NaN = missing), categorical values as small integer codes into per-column dictionaries
+/// The needed columns of the rows read, in a compact form: numeric values as `Double`, or as
+/// `Float` in a *narrow* table (read for a Float matrix, so that the table is no larger than
+/// the matrix it becomes) (NaN = missing), categorical values as small integer codes into per-column dictionaries
 /// (−1 = missing), labels as `Double` (NaN = missing). This is the single intermediate between
 /// parsing and materialising; it is much smaller than a one-hot encoded matrix, and never
 /// holds a `String` per field.
@@ -27,22 +28,48 @@ final class RawTable {
   /// One block of rows.
   struct Block {
     fileprivate let memory: PageBuffer
-    /// Row-major `blockRows × numericNames.count` values.
-    let numeric: UnsafeMutablePointer<Double>
+    /// Row-major `blockRows × numericNames.count` values: `Double`, or `Float` if `narrow`.
+    fileprivate let numericBytes: UnsafeMutableRawPointer
+    fileprivate let narrow: Bool
     /// `blockRows` labels.
     let labels: UnsafeMutablePointer<Double>
     /// Row-major `blockRows × categoricalNames.count` codes.
     let codes: UnsafeMutablePointer<Int32>
+
+    /// The numeric value at `index` (`row * numericNames.count + slot` within the block).
+    @inline(__always)
+    func numeric(_ index: Int) -> Double {
+      narrow
+        ? Double(numericBytes.assumingMemoryBound(to: Float.self)[index])
+        : numericBytes.assumingMemoryBound(to: Double.self)[index]
+    }
+
+    /// The values from `index` on, in place, if they are stored as `Double` (not narrow).
+    @inline(__always)
+    func doubles(from index: Int) -> UnsafePointer<Double>? {
+      narrow ? nil : UnsafePointer(numericBytes.assumingMemoryBound(to: Double.self) + index)
+    }
   }
 
   /// Where the fields of one row go.
   struct RowPointers {
-    /// `numericNames.count` values.
-    let numeric: UnsafeMutablePointer<Double>
+    /// `numericNames.count` values (`Double`, or `Float` if `narrow`).
+    fileprivate let numericBytes: UnsafeMutableRawPointer
+    fileprivate let narrow: Bool
     /// `categoricalNames.count` codes.
     let codes: UnsafeMutablePointer<Int32>
     /// The label.
     let label: UnsafeMutablePointer<Double>
+
+    /// Sets the value of numeric slot `s` (rounded to `Float` in a narrow table).
+    @inline(__always)
+    func setNumeric(_ s: Int, _ value: Double) {
+      if narrow {
+        numericBytes.assumingMemoryBound(to: Float.self)[s] = Float(value)
+      } else {
+        numericBytes.assumingMemoryBound(to: Double.self)[s] = value
+      }
+    }
   }
 
   /// Names of the numeric slots.
@@ -53,6 +80,8 @@ final class RawTable {
   var categories: [[String]]
   /// Whether the rows have labels.
   let hasLabel: Bool
+  /// Whether numeric values are stored as `Float`.
+  let narrow: Bool
   /// The feature slots in source-column order (`.numeric` / `.categorical` roles).
   var order: [ColumnRole]
   /// Number of rows.
@@ -63,12 +92,17 @@ final class RawTable {
   private var blocks: [Block?] = []
   private let numericWidth: Int
   private let codeWidth: Int
+  /// Bytes per numeric value: 4 in a narrow table, else 8.
+  private let valueBytes: Int
 
-  /// An empty table. Blocks hold about `blockBytes` bytes each (at least one row).
+  /// An empty table. Blocks hold about `blockBytes` bytes each (at least one row). A `narrow`
+  /// table stores numeric values as `Float`.
   init(
-    numericNames: [String], categoricalNames: [String], hasLabel: Bool,
+    numericNames: [String], categoricalNames: [String], hasLabel: Bool, narrow: Bool = false,
     blockBytes: Int = 4 << 20
   ) {
+    self.narrow = narrow
+    self.valueBytes = narrow ? 4 : 8
     self.numericNames = numericNames
     self.categoricalNames = categoricalNames
     self.categories = Array(repeating: [], count: categoricalNames.count)
@@ -76,7 +110,7 @@ final class RawTable {
     self.order = numericNames.indices.map { .numeric($0) }
     numericWidth = numericNames.count
     codeWidth = categoricalNames.count
-    let rowBytes = 8 * numericWidth + 8 + 4 * codeWidth
+    let rowBytes = valueBytes * numericWidth + 8 + 4 * codeWidth
     var shift = 0
     while (rowBytes << (shift + 1)) <= blockBytes { shift += 1 }
     blockShift = shift
@@ -87,14 +121,18 @@ final class RawTable {
   var residentBytes: Int { blocks.reduce(0) { $0 + ($1?.memory.byteCount ?? 0) } }
 
   private func allocateBlock() {
-    let numericBytes = 8 * blockRows * numericWidth
+    let numericBytes = valueBytes * blockRows * numericWidth
     let labelBytes = 8 * blockRows
     let memory = PageBuffer(byteCount: numericBytes + labelBytes + 4 * blockRows * codeWidth)
     let base = memory.base
+    if narrow {
+      base.bindMemory(to: Float.self, capacity: blockRows * numericWidth)
+    } else {
+      base.bindMemory(to: Double.self, capacity: blockRows * numericWidth)
+    }
     blocks.append(
       Block(
-        memory: memory,
-        numeric: base.bindMemory(to: Double.self, capacity: blockRows * numericWidth),
+        memory: memory, numericBytes: base, narrow: narrow,
         labels: (base + numericBytes).bindMemory(to: Double.self, capacity: blockRows),
         codes: (base + numericBytes + labelBytes).bindMemory(
           to: Int32.self, capacity: blockRows * codeWidth)))
@@ -109,8 +147,8 @@ final class RawTable {
     let block = blocks[b].unsafelyUnwrapped
     let i = rows & (blockRows - 1)
     return RowPointers(
-      numeric: block.numeric + i * numericWidth, codes: block.codes + i * codeWidth,
-      label: block.labels + i)
+      numericBytes: block.numericBytes + i * numericWidth * valueBytes, narrow: narrow,
+      codes: block.codes + i * codeWidth, label: block.labels + i)
   }
 
   /// Adds the row written through `nextRow()`.
@@ -121,7 +159,7 @@ final class RawTable {
   func appendRows(_ count: Int, numeric fill: Double) {
     for _ in 0..<count {
       let row = nextRow()
-      row.numeric.update(repeating: fill, count: numericWidth)
+      for s in 0..<numericWidth { row.setNumeric(s, fill) }
       row.codes.update(repeating: -1, count: codeWidth)
       row.label.pointee = .nan
       commitRow()
@@ -140,13 +178,17 @@ final class RawTable {
   /// The numeric value of row `r`, slot `s`.
   @inline(__always)
   func numeric(_ r: Int, _ s: Int) -> Double {
-    block(r).numeric[(r & (blockRows - 1)) * numericWidth + s]
+    block(r).numeric((r & (blockRows - 1)) * numericWidth + s)
   }
 
   /// Sets the numeric value of row `r`, slot `s`.
   @inline(__always)
   func setNumeric(_ r: Int, _ s: Int, _ value: Double) {
-    block(r).numeric[(r & (blockRows - 1)) * numericWidth + s] = value
+    let b = block(r)
+    RowPointers(
+      numericBytes: b.numericBytes + (r & (blockRows - 1)) * numericWidth * valueBytes,
+      narrow: narrow, codes: b.codes, label: b.labels
+    ).setNumeric(s, value)
   }
 
   /// The code of row `r`, categorical slot `s` (−1: missing).
@@ -180,7 +222,8 @@ final class RawTable {
   func append(_ other: RawTable) {
     precondition(
       other.numericNames == numericNames && other.categoricalNames == categoricalNames
-        && other.hasLabel == hasLabel, "appending a table with other columns")
+        && other.hasLabel == hasLabel && other.narrow == narrow,
+      "appending a table with other columns")
     let codeMaps = (0..<codeWidth).map { s -> [Int32] in
       var index: [String: Int32] = [:]
       for (c, value) in categories[s].enumerated() where index[value] == nil {
@@ -197,7 +240,9 @@ final class RawTable {
     other.forEachBlock { rows, block in
       for i in 0..<rows.count {
         let row = nextRow()
-        row.numeric.update(from: block.numeric + i * numericWidth, count: numericWidth)
+        row.numericBytes.copyMemory(
+          from: block.numericBytes + i * numericWidth * valueBytes,
+          byteCount: numericWidth * valueBytes)
         row.label.pointee = block.labels[i]
         for s in 0..<codeWidth {
           let c = block.codes[i * codeWidth + s]

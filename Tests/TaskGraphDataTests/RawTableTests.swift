@@ -6,6 +6,46 @@ import XCTest
 
 /// The column store, the category encoder, and the fitting and materialising over them.
 final class RawTableTests: XCTestCase {
+  func testNarrowTableStoresFloatsInHalfTheRoom() {
+    // 2 numeric as Float (8 B) + label (8 B) + 1 code (4 B) = 20 B a row against 28 B, so a
+    // block of the same size holds more rows: 320 bytes hold 8 rows of 28 B, 16 of 20 B.
+    let wide = RawTable(
+      numericNames: ["a", "b"], categoricalNames: ["c"], hasLabel: true, blockBytes: 320)
+    let narrow = RawTable(
+      numericNames: ["a", "b"], categoricalNames: ["c"], hasLabel: true, narrow: true,
+      blockBytes: 320)
+    XCTAssertEqual(wide.blockRows, 8)
+    XCTAssertEqual(narrow.blockRows, 16)
+    let values = [0.1, -1e-3, 12345.678, .nan, 3]
+    for table in [wide, narrow] {
+      for v in values {
+        let row = table.nextRow()
+        row.setNumeric(0, v)
+        row.setNumeric(1, -v)
+        row.codes[0] = 0
+        row.label.pointee = v
+        table.commitRow()
+      }
+    }
+    for (r, v) in values.enumerated() {
+      // The narrow table holds each value rounded to Float; labels stay Double.
+      XCTAssertEqual(wide.numeric(r, 0).bitPattern, v.bitPattern)
+      XCTAssertEqual(narrow.numeric(r, 0).bitPattern, Double(Float(v)).bitPattern)
+      XCTAssertEqual(narrow.numeric(r, 1).bitPattern, Double(Float(-v)).bitPattern)
+      XCTAssertEqual(narrow.label(r).bitPattern, v.bitPattern)
+    }
+    narrow.forEachBlock { _, block in XCTAssertNil(block.doubles(from: 0)) }
+    wide.forEachBlock { _, block in XCTAssertNotNil(block.doubles(from: 0)) }
+    // Appending copies the stored values as they are.
+    let copy = RawTable(
+      numericNames: ["a", "b"], categoricalNames: ["c"], hasLabel: true, narrow: true)
+    copy.categories = [["x"]]
+    narrow.categories = [["x"]]
+    copy.append(narrow)
+    XCTAssertEqual(copy.rows, values.count)
+    XCTAssertEqual(copy.numeric(2, 0), Double(Float(12345.678)))
+  }
+
   func testRowsSpanBlocksAndReleasedBlocksAreReturned() {
     // 2 numeric (16 B) + label (8 B) + 1 code (4 B) = 28 B a row: 8 rows in a 256-byte block.
     let table = RawTable(
@@ -13,14 +53,14 @@ final class RawTableTests: XCTestCase {
     XCTAssertEqual(table.blockRows, 8)
     for r in 0..<21 {
       let row = table.nextRow()
-      row.numeric[0] = Double(r)
-      row.numeric[1] = -Double(r)
+      row.setNumeric(0, Double(r))
+      row.setNumeric(1, -Double(r))
       row.codes[0] = Int32(r % 3)
       row.label.pointee = Double(r) / 2
       table.commitRow()
     }
     // A row written but not committed is not part of the table.
-    table.nextRow().numeric[0] = 99
+    table.nextRow().setNumeric(0, 99)
     XCTAssertEqual(table.rows, 21)
     for r in 0..<21 {
       XCTAssertEqual(table.numeric(r, 0), Double(r))
@@ -31,7 +71,7 @@ final class RawTableTests: XCTestCase {
     var ranges: [Range<Int>] = []
     table.forEachBlock { rows, block in
       ranges.append(rows)
-      XCTAssertEqual(block.numeric[2 * (rows.count - 1)], Double(rows.upperBound - 1))
+      XCTAssertEqual(block.numeric(2 * (rows.count - 1)), Double(rows.upperBound - 1))
     }
     XCTAssertEqual(ranges, [0..<8, 8..<16, 16..<21])
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
