@@ -187,5 +187,11 @@ struct BenchTrain: AsyncParsableCommand {
       }
     }
     if let server { await server.shutdown() }
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    if !json, list(workers).compactMap({ Int($0) }).contains(where: { $0 > cores }) {
+      print(
+        "note: with more workers than this machine's \(cores) cores, workers also wait for a core; "
+          + "that wait is in the overhead column (compute is the slowest worker's own time)")
+    }
   }
 }
