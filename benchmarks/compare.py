@@ -125,7 +125,7 @@ FLIGHTS_ARGS = ["--label", "arr_delay", "--categorical", "carrier,origin,dest", 
                 "--l2", "1e-6"]
 
 
-def bench_csv(binary, dataset, workdir, results, repeats=3):
+def bench_csv(binary, dataset, workdir, results, repeats=5):
     """Load time of the flights data, gzip and plain, against pandas.read_csv.
 
     TaskGraph's figure is the summary's load_seconds (reading, decompressing and parsing into
@@ -179,14 +179,21 @@ def fixed_point_text(values):
     return flat[flat != 0].tobytes()
 
 
+# Runs argv[1:] and prints its peak resident memory. A child's peak counts the pages it
+# shared with its parent between fork and exec, so the command is started from this small
+# fresh interpreter, not from the benchmark's (which holds pandas' data frames by then).
+PEAK_RSS_WRAPPER = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
 def peak_rss(cmd):
     """Runs `cmd` and returns the peak resident memory of that process alone, in bytes."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, cmd)
-    return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER, *cmd], check=True,
+                         capture_output=True, text=True).stdout
+    return int(out.split()[-1]) * (1 if sys.platform == "darwin" else 1024)
 
 
 def train_memory(binary, args, workdir, value_bytes=8):
