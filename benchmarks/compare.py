@@ -130,7 +130,8 @@ def bench_csv(binary, dataset, workdir, results, repeats=5):
 
     TaskGraph's figure is the summary's load_seconds (reading, decompressing and parsing into
     columns); pandas' is read_csv, which also decompresses .gz. The two alternate, so that a
-    change in the machine's load affects both alike, and the best of `repeats` is kept.
+    change in the machine's load affects both alike, with a short pause before each run, and
+    the best of `repeats` is kept.
     """
     import pandas as pd
 
@@ -140,7 +141,12 @@ def bench_csv(binary, dataset, workdir, results, repeats=5):
     for name, path in ((os.path.basename(dataset), dataset), ("flights.csv", plain)):
         pandas_times, loads = [], []
         for _ in range(repeats):
+            # A pause before each run: a load started right after the other one ends measured
+            # ~60% slower (the machine still busy with the previous run's memory), which
+            # penalised whichever side ran second.
+            time.sleep(0.5)
             pandas_times.append(timed(lambda: pd.read_csv(path)))
+            time.sleep(0.5)
             s, _ = taskgraph(binary, ["--data", path, *FLIGHTS_ARGS, "--max-iterations", "1"])
             loads.append(s["load_seconds"])
         row = {"problem": f"csv load {name}", "pandas_read_csv_seconds": min(pandas_times),
