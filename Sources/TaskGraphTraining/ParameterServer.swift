@@ -783,13 +783,24 @@ public actor ParameterServerWorker: WorkerTask {
     try await handle(message) { await context.notifyMaster($0) }
   }
 
+  /// Messages at least this large are decoded on a Dispatch thread (see `handle`).
+  static let offloadBytes = 1 << 20
+
   /// Answers one master message through `notifyMaster` (the runtime-free core of
   /// `notified`).
   func handle(_ message: [UInt8], notifyMaster: @Sendable ([UInt8]) async -> Void) async throws {
     let tag: RoundTag
     let request: MasterMessage
+    let known = job
     do {
-      (tag, request) = try MasterMessage.decodeTagged(message, known: job)
+      // A large message (the job in full, with its fitted pipeline; parameters at a high
+      // dimension) is decoded off the cooperative pool: decoding the job of a million
+      // features takes seconds, and with every pool thread decoding at once no lease
+      // keep-alive could run, so every node lost its slot and the job started over forever.
+      (tag, request) =
+        message.count >= Self.offloadBytes
+        ? try await Offload.run { try MasterMessage.decodeTagged(message, known: known) }
+        : try MasterMessage.decodeTagged(message, known: known)
     } catch is MasterMessage.JobUnknown {
       var r = WireReader(message)
       await notifyMaster(WorkerMessage.needJob.encoded(try RoundTag.read(from: &r)))
@@ -798,7 +809,7 @@ public actor ParameterServerWorker: WorkerTask {
     let job = request.job
     let path = localDataPath ?? job.dataPath
     if checkedFingerprint != job.dataFingerprint {
-      let mine = try Fingerprint.ofFile(path)
+      let mine = try await Offload.run { try Fingerprint.ofFile(path) }
       guard mine == job.dataFingerprint else {
         let why =
           "\(path): data fingerprint \(mine) differs from the job's \(job.dataFingerprint) (another file, or a changed one)"
