@@ -51,6 +51,14 @@ enum MasterMessage: Equatable {
     return w.bytes
   }
 
+  /// Whether `bytes` carry the job's description in full (not a light message naming it):
+  /// only those take long to decode (the fitted pipeline is JSON).
+  static func carriesJob(_ bytes: [UInt8]) -> Bool {
+    var r = WireReader(bytes)
+    guard (try? RoundTag.read(from: &r)) != nil, let kind = try? r.u8() else { return false }
+    return kind & 0x80 == 0
+  }
+
   static func decode(_ bytes: [UInt8], known: JobDescription? = nil) throws -> MasterMessage {
     try decodeTagged(bytes, known: known).message
   }

@@ -783,7 +783,7 @@ public actor ParameterServerWorker: WorkerTask {
     try await handle(message) { await context.notifyMaster($0) }
   }
 
-  /// Messages at least this large are decoded on a Dispatch thread (see `handle`).
+  /// Messages carrying the job at least this large are decoded off the pool (see `handle`).
   static let offloadBytes = 1 << 20
 
   /// Answers one master message through `notifyMaster` (the runtime-free core of
@@ -793,12 +793,13 @@ public actor ParameterServerWorker: WorkerTask {
     let request: MasterMessage
     let known = job
     do {
-      // A large message (the job in full, with its fitted pipeline; parameters at a high
-      // dimension) is decoded off the cooperative pool: decoding the job of a million
-      // features takes seconds, and with every pool thread decoding at once no lease
-      // keep-alive could run, so every node lost its slot and the job started over forever.
+      // A large message with the job in full (its fitted pipeline, JSON) is decoded off the
+      // cooperative pool: decoding the job of a million features takes seconds, and with
+      // every pool thread decoding at once no lease keep-alive could run, so every node lost
+      // its slot and the job started over forever. A light one (parameters, a memory copy)
+      // is decoded here: a thread hop for 8 MB of parameters cost more than the copy.
       (tag, request) =
-        message.count >= Self.offloadBytes
+        message.count >= Self.offloadBytes && MasterMessage.carriesJob(message)
         ? try await Offload.run { try MasterMessage.decodeTagged(message, known: known) }
         : try MasterMessage.decodeTagged(message, known: known)
     } catch is MasterMessage.JobUnknown {
