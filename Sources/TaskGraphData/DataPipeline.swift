@@ -35,8 +35,8 @@ public enum InputFormat: String, Sendable, Codable {
 /// matrix.
 ///
 /// Every entry point parses the file once into a compact column store (`Double` per numeric
-/// value, `Float` when the matrix is `Float`, a small integer code per categorical value), fits or replays the transforms on it,
-/// and writes the output matrix in place. A CSV file is parsed in windows of a few MiB, never
+/// value, `Float` when the matrix is `Float`, a small integer code per categorical value),
+/// fits or replays the transforms on it, and writes the output matrix in place. A CSV file is parsed in windows of a few MiB, never
 /// held whole (only a sharded gzip file is decompressed into memory first), and on two cores:
 /// a gzip file is decompressed on one while the other parses, a large plain file is parsed in
 /// two halves at once. The store gives its memory back block

@@ -12,8 +12,8 @@ enum ColumnRole: Equatable, Sendable {
 
 /// The needed columns of the rows read, in a compact form: numeric values as `Double`, or as
 /// `Float` in a *narrow* table (read for a Float matrix, so that the table is no larger than
-/// the matrix it becomes) (NaN = missing), categorical values as small integer codes into per-column dictionaries
-/// (−1 = missing), labels as `Double` (NaN = missing). This is the single intermediate between
+/// the matrix it becomes) (NaN = missing), categorical values as small integer codes into
+/// per-column dictionaries (−1 = missing), labels as `Double` (NaN = missing). This is the single intermediate between
 /// parsing and materialising; it is much smaller than a one-hot encoded matrix, and never
 /// holds a `String` per field.
 ///
@@ -38,10 +38,12 @@ final class RawTable {
 
     /// The numeric value at `index` (`row * numericNames.count + slot` within the block).
     @inline(__always)
-    func numeric(_ index: Int) -> Double {
-      narrow
-        ? Double(numericBytes.assumingMemoryBound(to: Float.self)[index])
-        : numericBytes.assumingMemoryBound(to: Double.self)[index]
+    func numeric(_ index: Int) -> Double { numericBytes.tableValue(index, narrow: narrow) }
+
+    /// Sets the numeric value at `index` (rounded to `Float` in a narrow table).
+    @inline(__always)
+    func setNumeric(_ index: Int, _ value: Double) {
+      numericBytes.setTableValue(index, value, narrow: narrow)
     }
 
     /// The values from `index` on, in place, if they are stored as `Double` (not narrow).
@@ -64,11 +66,7 @@ final class RawTable {
     /// Sets the value of numeric slot `s` (rounded to `Float` in a narrow table).
     @inline(__always)
     func setNumeric(_ s: Int, _ value: Double) {
-      if narrow {
-        numericBytes.assumingMemoryBound(to: Float.self)[s] = Float(value)
-      } else {
-        numericBytes.assumingMemoryBound(to: Double.self)[s] = value
-      }
+      numericBytes.setTableValue(s, value, narrow: narrow)
     }
   }
 
@@ -184,11 +182,7 @@ final class RawTable {
   /// Sets the numeric value of row `r`, slot `s`.
   @inline(__always)
   func setNumeric(_ r: Int, _ s: Int, _ value: Double) {
-    let b = block(r)
-    RowPointers(
-      numericBytes: b.numericBytes + (r & (blockRows - 1)) * numericWidth * valueBytes,
-      narrow: narrow, codes: b.codes, label: b.labels
-    ).setNumeric(s, value)
+    block(r).setNumeric((r & (blockRows - 1)) * numericWidth + s, value)
   }
 
   /// The code of row `r`, categorical slot `s` (−1: missing).
@@ -259,5 +253,25 @@ final class RawTable {
   func releaseBlocks(below row: Int) {
     let end = row >= rows ? blocks.count : min(blocks.count, row >> blockShift)
     for b in 0..<end { blocks[b] = nil }
+  }
+}
+
+extension UnsafeMutableRawPointer {
+  /// Numeric value `index` of a table's storage: a `Float` if `narrow`, else a `Double`.
+  @inline(__always)
+  fileprivate func tableValue(_ index: Int, narrow: Bool) -> Double {
+    narrow
+      ? Double(assumingMemoryBound(to: Float.self)[index])
+      : assumingMemoryBound(to: Double.self)[index]
+  }
+
+  /// Stores numeric value `index` of a table's storage (rounded to `Float` if `narrow`).
+  @inline(__always)
+  fileprivate func setTableValue(_ index: Int, _ value: Double, narrow: Bool) {
+    if narrow {
+      assumingMemoryBound(to: Float.self)[index] = Float(value)
+    } else {
+      assumingMemoryBound(to: Double.self)[index] = value
+    }
   }
 }
