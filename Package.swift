@@ -51,7 +51,7 @@ let package = Package(
     .target(name: "TaskGraphML", dependencies: ["TaskGraphLinalg"], swiftSettings: strict),
     .target(
       name: "TaskGraph",
-      dependencies: [.product(name: "Logging", package: "swift-log")],
+      dependencies: ["CTaskGraphKernels", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strict
     ),
     .target(

@@ -1,12 +1,68 @@
+import Foundation
+
 /// A saved checkpoint: opaque bytes tagged with the epoch they were taken at.
+///
+/// The bytes may be given in parts (e.g. a header and a task's large vectors as they are in
+/// memory): a store writes and checksums them one after the other, so a checkpoint of
+/// hundreds of megabytes is never gathered into one buffer first.
 public struct Checkpoint: Sendable, Equatable {
+  /// One piece of a checkpoint's bytes.
+  public enum Part: Sendable {
+    /// Bytes as they are.
+    case bytes([UInt8])
+    /// Doubles as their little-endian IEEE bytes.
+    case doubles([Double])
+
+    /// The part's size in bytes.
+    public var count: Int {
+      switch self {
+      case .bytes(let b): b.count
+      case .doubles(let d): d.count * 8
+      }
+    }
+
+    /// Calls `body` with the part's bytes.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+      switch self {
+      case .bytes(let b): try b.withUnsafeBytes(body)
+      // Doubles are stored little-endian on every platform this runs on (x86-64, arm64).
+      case .doubles(let d): try d.withUnsafeBytes(body)
+      }
+    }
+  }
+
   /// The epoch the checkpoint belongs to.
   public var epoch: UInt64
-  /// The checkpoint's contents, as written by the task.
-  public var data: [UInt8]
+  /// The checkpoint's contents, as written by the task, in order.
+  public var parts: [Part]
+
+  /// A checkpoint of `data`.
   public init(epoch: UInt64, data: [UInt8]) {
     self.epoch = epoch
-    self.data = data
+    self.parts = [.bytes(data)]
+  }
+
+  /// A checkpoint whose contents are `parts` one after the other.
+  public init(epoch: UInt64, parts: [Part]) {
+    self.epoch = epoch
+    self.parts = parts
+  }
+
+  /// The contents' size in bytes.
+  public var count: Int { parts.reduce(0) { $0 + $1.count } }
+
+  /// The contents as one array (no copy when they are one part of bytes, as read back).
+  public var data: [UInt8] {
+    if parts.count == 1, case .bytes(let b) = parts[0] { return b }
+    var out: [UInt8] = []
+    out.reserveCapacity(count)
+    for part in parts { part.withUnsafeBytes { out.append(contentsOf: $0) } }
+    return out
+  }
+
+  /// Equal epochs and equal bytes, however they are split into parts.
+  public static func == (a: Checkpoint, b: Checkpoint) -> Bool {
+    a.epoch == b.epoch && a.data == b.data
   }
 }
 

@@ -1,4 +1,8 @@
-/// The 64-bit FNV-1a hash, used as the checkpoint checksum.
+import CTaskGraphKernels
+import Foundation
+
+/// The 64-bit FNV-1a hash: the checksum of version-1 checkpoints, and the fingerprint of
+/// small things (data-file ends, configurations).
 ///
 /// Not cryptographic: it detects torn writes and bit rot, not tampering. O(n) in the
 /// number of bytes.
@@ -36,5 +40,30 @@ package struct FNV1a64: Sendable {
     var h = FNV1a64()
     h.update(bytes)
     return h.value
+  }
+}
+
+/// CRC-32C (Castagnoli), the checksum of version-2 checkpoints: the SSE4.2 `crc32`
+/// instruction where the processor has it (about 10 GB/s here, against 1 GB/s for FNV-1a
+/// byte by byte), slicing-by-8 tables otherwise.
+///
+/// Detects torn writes and bit rot (every burst error of up to 32 bits), not tampering.
+package struct CRC32C: Sendable {
+  /// The CRC of the bytes fed so far.
+  package private(set) var value: UInt32 = 0
+  private let hardware: Bool
+
+  /// A CRC over no bytes; `hardware: false` forces the portable tables (for tests).
+  package init(hardware: Bool = true) { self.hardware = hardware }
+
+  /// Feeds `bytes` into the CRC.
+  package mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress else { return }
+    value = tg_crc32c(value, base, bytes.count, hardware ? 1 : 0)
+  }
+
+  /// Feeds contiguous `bytes` (an array, a slice) into the CRC.
+  package mutating func update(_ bytes: some ContiguousBytes) {
+    bytes.withUnsafeBytes { update($0) }
   }
 }

@@ -103,20 +103,48 @@ public final class VectorSink: @unchecked Sendable {
   /// text of a million-feature optimizer's state takes seconds. Layout: the JSON's byte
   /// count (8 bytes), the JSON, then per vector its element count (8 bytes) and elements.
   public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+    let pieces = try encodePieces(value)
+    var out: [UInt8] = []
+    out.reserveCapacity(pieces.reduce(0) { $0 + $1.count })
+    for piece in pieces {
+      switch piece {
+      case .bytes(let b): out += b
+      case .doubles(let d): d.withUnsafeBytes { out += $0 }
+      }
+    }
+    return out
+  }
+
+  /// A piece of `encode`'s output.
+  public enum Piece: Sendable {
+    case bytes([UInt8])
+    /// Doubles, written as their little-endian IEEE bytes.
+    case doubles([Double])
+
+    /// The piece's size in bytes.
+    public var count: Int {
+      switch self {
+      case .bytes(let b): b.count
+      case .doubles(let d): 8 * d.count
+      }
+    }
+  }
+
+  /// `encode`'s output in pieces, one after the other: the JSON with its length, then per
+  /// vector its count and the vector itself, shared rather than copied (a million-feature
+  /// L-BFGS state is 170 MB, which a writer can write and checksum piece by piece).
+  public static func encodePieces<T: Encodable>(_ value: T) throws -> [Piece] {
     let sink = VectorSink()
     let encoder = JSONEncoder()
     encoder.userInfo[key] = sink
     let json = try encoder.encode(value)
-    var out: [UInt8] = []
-    out.reserveCapacity(16 + json.count + sink.vectors.reduce(0) { $0 + 8 + 8 * $1.count })
-    func put(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-    put(UInt64(json.count))
-    out += json
+    func le(_ v: Int) -> [UInt8] { withUnsafeBytes(of: UInt64(v).littleEndian) { Array($0) } }
+    var pieces: [Piece] = [.bytes(le(json.count) + json)]
     for v in sink.vectors {
-      put(UInt64(v.count))
-      v.withUnsafeBytes { out += $0 }
+      pieces.append(.bytes(le(v.count)))
+      pieces.append(.doubles(v))
     }
-    return out
+    return pieces
   }
 
   /// Reads what `encode` wrote.

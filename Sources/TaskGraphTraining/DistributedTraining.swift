@@ -218,7 +218,7 @@ public enum DistributedTraining {
   public static func modelFile(
     _ result: DistributedResult, plan: Plan, job: TrainingJob, workers: Int
   ) -> ModelFile {
-    let report = TrainingReport(
+    var report = TrainingReport(
       solver: job.configuration.resolvedSolver.rawValue, iterations: result.iterations,
       stopReason: result.stopReason.rawValue, objectives: result.objectives,
       objective: result.objectives.last ?? .nan, loadSeconds: result.loadSeconds,
@@ -229,6 +229,12 @@ public enum DistributedTraining {
       trainMetrics: result.metrics, validationMetrics: result.validationMetrics,
       precision: job.precision.rawValue,
       threads: job.configuration.threads, workers: workers)
+    if result.checkpointsWritten + result.checkpointsSuperseded > 0 {
+      let ms = result.checkpointMilliseconds.sorted()
+      report.checkpointsWritten = result.checkpointsWritten
+      report.checkpointsSuperseded = result.checkpointsSuperseded
+      report.checkpointWriteMilliseconds = ms.isEmpty ? nil : ms[ms.count / 2]
+    }
     return ModelFile(
       model: result.model, regularization: job.configuration.regularization,
       pipeline: plan.pipeline, training: report)

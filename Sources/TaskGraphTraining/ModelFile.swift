@@ -189,4 +189,9 @@ public struct TrainingReport: Codable, Sendable, Equatable {
   public var threads: Int
   /// Worker tasks (1 on a single machine without `--workers`).
   public var workers: Int
+  /// Distributed runs with checkpoints: checkpoints written, those superseded by a newer
+  /// one before their turn, and the median milliseconds of one write (in the background).
+  public var checkpointsWritten: Int? = nil
+  public var checkpointsSuperseded: Int? = nil
+  public var checkpointWriteMilliseconds: Double? = nil
 }

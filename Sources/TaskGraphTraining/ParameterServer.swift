@@ -97,6 +97,12 @@ public struct DistributedResult: Sendable {
   public var loadSeconds: Double
   /// With bounded staleness: contributions from an earlier round that steps used.
   public var staleContributions = 0
+  /// Checkpoints this master wrote, and those superseded by a newer one before their turn
+  /// (writes run in the background, one at a time).
+  public var checkpointsWritten = 0
+  public var checkpointsSuperseded = 0
+  /// Milliseconds each written checkpoint took (encode, checksum, write, sync), in order.
+  public var checkpointMilliseconds: [Double] = []
   /// Rows held out for validation over all shards, and the metrics on them.
   public var validationRows = 0
   public var validationMetrics: [String: Double] = [:]
@@ -105,7 +111,7 @@ public struct DistributedResult: Sendable {
 }
 
 /// The master's checkpoint: everything needed to continue bit-identically.
-struct MasterCheckpoint: Codable {
+struct MasterCheckpoint: Codable, Sendable {
   var epoch: UInt64
   /// The round the checkpoint was taken in (rounds continue from it after a restore).
   var round: UInt64?
@@ -171,6 +177,10 @@ public actor ParameterServerMaster: MasterTask {
   var dropped = 0
   var validationRows = 0
   var stepsSinceCheckpoint = 0
+  /// Writes checkpoints in the background (nil without a store).
+  lazy var writer: CheckpointWriter? = settings.checkpoints.map {
+    CheckpointWriter(store: $0, logger: logger)
+  }
   var recoveries = 0
   var lastObjective: Double?
   var lastGradientNorm: Double?
@@ -214,6 +224,7 @@ public actor ParameterServerMaster: MasterTask {
     if settings.chaos?.shouldKill(task: 0, epoch: round) == true {
       logger.warning("chaos: killing the master at round \(round)")
       driver?.cancel()
+      await writer?.discard()
       await context.kill()
       return
     }
@@ -440,6 +451,7 @@ public actor ParameterServerMaster: MasterTask {
       }
       result.epochs = round
       phase = .done
+      await report(&result)
       onResult(.success(result))
       try? await context.shutdownJob()
     case .starting, .done:
@@ -531,8 +543,18 @@ public actor ParameterServerMaster: MasterTask {
       return
     }
     phase = .done
+    await report(&result)
     onResult(.success(result))
     try? await context.shutdownJob()
+  }
+
+  /// Waits for the checkpoints still being written, and adds their figures to `result`.
+  private func report(_ result: inout DistributedResult) async {
+    guard let writer else { return }
+    await writer.flush()
+    result.checkpointsWritten = await writer.written
+    result.checkpointsSuperseded = await writer.superseded
+    result.checkpointMilliseconds = await writer.milliseconds
   }
 
   /// Solves the merged statistics into the result (nil after reporting a failure).
@@ -560,6 +582,7 @@ public actor ParameterServerMaster: MasterTask {
 
   public func exit() async {
     driver?.cancel()
+    await writer?.flush()
   }
 
   private func report(workerMilliseconds: [Int: Double] = [:]) {
@@ -653,20 +676,16 @@ public actor ParameterServerMaster: MasterTask {
     onResult(.failure(TrainingError(code: .solverFailed, message: message)))
   }
 
+  /// Hands the state after this step to the background writer.
   private func checkpoint(_ optimizer: Optimizer, _ objectives: [Double]) async {
-    guard let store = settings.checkpoints else { return }
+    guard let writer else { return }
     let c = MasterCheckpoint(
       epoch: epoch, round: round, optimizer: optimizer, objectives: objectives, rows: rows,
       labelSum: labelSum,
       labelSquares: labelSquares, dropped: dropped, validationRows: validationRows,
       dataFingerprint: job.dataFingerprint,
       configFingerprint: job.configFingerprint)
-    do {
-      try await store.save(
-        Checkpoint(epoch: epoch, data: try VectorSink.encode(c)), name: "master")
-    } catch {
-      logger.warning("checkpoint at epoch \(epoch) failed: \(error)")
-    }
+    await writer.submit(c)
   }
 
   /// Loads the newest valid checkpoint if one matches this job and either resuming was

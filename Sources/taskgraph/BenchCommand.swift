@@ -91,14 +91,18 @@ struct BenchTrain: AsyncParsableCommand {
     commandName: "train",
     abstract: "Time parameter-server epochs: slowest worker's compute against the overhead.",
     discussion: """
-      Generates a rows×cols problem (written once as .npy in a temporary directory), then
-      runs L-BFGS ridge epochs with each worker count, embedded (in-memory coordinator,
-      in-process transport) and over gRPC + etcd (a private etcd on a free loopback port;
-      every task holds its own lease and talks loopback gRPC). Prints the median epoch
-      time, the slowest worker's compute, the master's optimizer step, the rest (the
-      framework's overhead: messages, coordination, summing), the
-      epoch time with a checkpoint every epoch, and the slowest worker's shard load when
-      parsing the source and when reloading its shard cache.
+      Generates a rows×cols problem (written once as .npy in a temporary directory), then \
+      runs L-BFGS ridge epochs with each worker count, embedded (in-memory coordinator, \
+      in-process transport) and over gRPC + etcd (a private etcd on a free loopback port; \
+      every task holds its own lease and talks loopback gRPC).
+
+      Prints the median epoch time, the slowest worker's compute, the master's optimizer \
+      step, the rest (the framework's overhead: messages, coordination, summing); the epoch \
+      time with checkpoints (every --checkpoint-every steps, written in the background), \
+      the median time of one checkpoint write and how many were written of those taken \
+      (a checkpoint taken while another is written waits, and a newer one supersedes it); \
+      and the slowest worker's shard load when parsing the source and when reloading its \
+      shard cache.
       """
   )
 
@@ -107,11 +111,16 @@ struct BenchTrain: AsyncParsableCommand {
   @Option(help: "Comma-separated worker counts.") var workers = "1,2,4"
   @Option(help: "Epochs per configuration.") var epochs = 12
   @Option(help: "Comma-separated modes: embedded, grpc.") var modes = "embedded,grpc"
+  @Option(help: "Checkpoint every this many steps in the run with checkpoints.")
+  var checkpointEvery = 1
   @Flag(help: "Print JSON lines instead of a table.") var json = false
 
   func validate() throws {
     guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
     guard epochs >= 3 else { throw ValidationError("--epochs must be at least 3") }
+    guard checkpointEvery >= 1 else {
+      throw ValidationError("--checkpoint-every must be at least 1")
+    }
     for m in list(modes) where m != "embedded" && m != "grpc" {
       throw ValidationError("unknown mode '\(m)' (embedded, grpc)")
     }
@@ -130,7 +139,7 @@ struct BenchTrain: AsyncParsableCommand {
     if !json {
       print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
       print(
-        "mode      workers  epoch ms  compute ms  step ms  overhead ms  +checkpoint ms  parse s  reload s"
+        "mode      workers  epoch ms  compute ms  step ms  overhead ms  with ckpt ms  ckpt write ms  written  parse s  reload s"
       )
     }
     var runs = 0
@@ -144,7 +153,7 @@ struct BenchTrain: AsyncParsableCommand {
           guard mode == "grpc", let server else {
             return try await TrainingBenchmark.embedded(
               path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-              checkpointDirectory: checkpoints)
+              checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery)
           }
           let coordinator = try await EtcdCoordinator.connect(
             EtcdConfiguration(endpoint: server.endpoint))
@@ -154,7 +163,8 @@ struct BenchTrain: AsyncParsableCommand {
             result = .success(
               try await TrainingBenchmark.run(
                 mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-                checkpointDirectory: checkpoints, coordinator: coordinator, transport: transport,
+                checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
+                coordinator: coordinator, transport: transport,
                 jobName: "bench-\(getpid())-\(runs)"))
           } catch {
             result = .failure(error)
@@ -167,6 +177,9 @@ struct BenchTrain: AsyncParsableCommand {
         let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
         let reload = try await once(checkpoints: ck, epochs: 3)
         r.checkpoint_ms = withCheckpoints.epoch_ms - r.epoch_ms
+        r.checkpoint_write_ms = withCheckpoints.checkpoint_write_ms
+        r.checkpoints_written = withCheckpoints.checkpoints_written
+        r.checkpoints_superseded = withCheckpoints.checkpoints_superseded
         if json {
           let enc = JSONEncoder()
           enc.outputFormatting = [.sortedKeys]
@@ -180,8 +193,11 @@ struct BenchTrain: AsyncParsableCommand {
           print(
             r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
               + String(
-                format: "%6d %9.2f %11.2f %8.2f %12.2f %15.2f %8.3f %9.3f", n, r.epoch_ms,
-                r.compute_ms, r.step_ms, r.overhead_ms, withCheckpoints.epoch_ms,
+                format: "%6d %9.2f %11.2f %8.2f %12.2f %13.2f %14.2f %@ %8.3f %9.3f", n,
+                r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms, withCheckpoints.epoch_ms,
+                r.checkpoint_write_ms,
+                "\(r.checkpoints_written)/\(r.checkpoints_written + r.checkpoints_superseded)"
+                  .leftPad(8),
                 withCheckpoints.load_s, reload.load_s))
         }
       }

@@ -180,7 +180,7 @@ struct BenchRuntime: AsyncParsableCommand {
 
 extension String {
   /// The string right-aligned in `width` columns.
-  fileprivate func leftPad(_ width: Int) -> String {
+  func leftPad(_ width: Int) -> String {
     String(repeating: " ", count: max(0, width - count)) + self
   }
 }

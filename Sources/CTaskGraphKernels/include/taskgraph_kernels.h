@@ -2,6 +2,7 @@
 #define TASKGRAPH_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +34,12 @@ void tg_fused_f32(int isa, const float *x, size_t m, size_t d, const double *y, 
 /// Reads `count` bytes (a multiple of 8) as doubles with independent vector accumulators
 /// and returns their sum: a STREAM-style read whose time is the memory-bandwidth floor.
 double tg_stream_sum(const void *bytes, size_t count);
+
+/// Continues the CRC-32C (Castagnoli) `crc` of earlier bytes over `count` more bytes (start
+/// with 0). With `hardware` nonzero, uses the SSE4.2 crc32 instruction when the processor
+/// has it (about 10 GB/s here, against 2.3 GB/s for the portable tables); the value is
+/// the same either way.
+uint32_t tg_crc32c(uint32_t crc, const void *bytes, size_t count, int hardware);
 
 /// The best instruction set of this processor that the kernels use (a TG_ISA_* value).
 int tg_kernels_best_isa(void);
