@@ -17,7 +17,9 @@ import Logging
 /// the new one. After a save only the newest `keep` checkpoints of that name remain.
 ///
 /// The file work runs on threads of its own (`Offload`), not on the caller's: writing and
-/// syncing a checkpoint of a million-feature optimizer (170 MB) takes a while.
+/// syncing a checkpoint of a million-feature optimizer (170 MB) takes a while. Saves run at
+/// background priority (a save is not waited for while training); reads do not (a restore
+/// is).
 public struct DirectoryCheckpointStore: CheckpointStore {
   /// The directory holding the checkpoint files.
   public let directory: String
@@ -48,7 +50,7 @@ public struct DirectoryCheckpointStore: CheckpointStore {
   /// Writes `checkpoint` atomically as `name-<epoch>.ckpt`, then prunes to the newest `keep`.
   public func save(_ checkpoint: Checkpoint, name: String) async throws {
     precondition(Self.isValidName(name), "checkpoint name must be non-empty, without '/' or '-'")
-    try await Offload.run { try self.writeFile(checkpoint, name: name) }
+    try await Offload.run(priority: .background) { try self.writeFile(checkpoint, name: name) }
   }
 
   private func writeFile(_ checkpoint: Checkpoint, name: String) throws {

@@ -1,3 +1,4 @@
+import CTaskGraphKernels
 import Foundation
 
 /// Runs blocking work on threads of its own, off Swift concurrency's cooperative pool, so
@@ -11,13 +12,28 @@ import Foundation
 /// workers decoded a job of 300,000 features. The threads here are long-lived (a new thread
 /// per call added ~2.5 ms per round at a million features), and a new one is started only
 /// when every thread is busy, so a job never waits for another.
+///
+/// `background` work (checkpoint writes) runs on threads of lower scheduling priority (nice
+/// 10): it takes the cores when training leaves them idle, and yields them otherwise, so a
+/// checkpoint written during training slows the epochs little.
 package enum Offload {
-  private static let pool = OffloadThreads()
+  /// How urgently the work is wanted.
+  package enum Priority: Sendable {
+    /// As soon as possible (a result something waits for).
+    case normal
+    /// When the cores are otherwise idle (work nothing waits for).
+    case background
+  }
 
-  package static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T
-  {
-    try await withCheckedThrowingContinuation { c in
-      pool.submit { c.resume(with: Result(catching: body)) }
+  private static let pool = OffloadThreads(nice: 0)
+  private static let backgroundPool = OffloadThreads(nice: 10)
+
+  package static func run<T: Sendable>(
+    priority: Priority = .normal, _ body: @escaping @Sendable () throws -> T
+  ) async throws -> T {
+    let threads = priority == .normal ? pool : backgroundPool
+    return try await withCheckedThrowingContinuation { c in
+      threads.submit { c.resume(with: Result(catching: body)) }
     }
   }
 }
@@ -30,6 +46,10 @@ private final class OffloadThreads: @unchecked Sendable {
   private var jobs: [@Sendable () -> Void] = []
   /// Threads waiting for a job (a woken one counts until it runs again).
   private var waiting = 0
+  /// The nice value each thread gives itself (0 leaves the process's).
+  private let nice: Int32
+
+  init(nice: Int32) { self.nice = nice }
 
   func submit(_ job: @escaping @Sendable () -> Void) {
     condition.lock()
@@ -45,6 +65,8 @@ private final class OffloadThreads: @unchecked Sendable {
   }
 
   private func serve() {
+    // Lowers this thread's priority only; where that is unsupported it keeps the process's.
+    if nice != 0 { _ = tg_set_thread_nice(nice) }
     condition.lock()
     while true {
       while jobs.isEmpty {

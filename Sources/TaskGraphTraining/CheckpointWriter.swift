@@ -50,7 +50,9 @@ actor CheckpointWriter {
       waiting = nil
       let start = DispatchTime.now().uptimeNanoseconds
       do {
-        let pieces = try await Offload.run { try VectorSink.encodePieces(checkpoint) }
+        let pieces = try await Offload.run(priority: .background) {
+          try VectorSink.encodePieces(checkpoint)
+        }
         let parts = pieces.map { piece -> Checkpoint.Part in
           switch piece {
           case .bytes(let b): .bytes(b)

@@ -97,9 +97,9 @@ struct BenchTrain: AsyncParsableCommand {
       every task holds its own lease and talks loopback gRPC).
 
       Prints the median epoch time, the slowest worker's compute, the master's optimizer \
-      step, the rest (the framework's overhead: messages, coordination, summing); the epoch \
-      time with checkpoints (every --checkpoint-every steps, written in the background), \
-      the median time of one checkpoint write and how many were written of those taken \
+      step, the rest (the framework's overhead: messages, coordination, summing); the cost \
+      of checkpoints (every --checkpoint-every steps, written in the background: the mean \
+      epoch time with them against without, in percent), the median time of one checkpoint write and how many were written of those taken \
       (a checkpoint taken while another is written waits, and a newer one supersedes it); \
       and the slowest worker's shard load when parsing the source and when reloading its \
       shard cache.
@@ -139,7 +139,7 @@ struct BenchTrain: AsyncParsableCommand {
     if !json {
       print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
       print(
-        "mode      workers  epoch ms  compute ms  step ms  overhead ms  with ckpt ms  ckpt write ms  written  parse s  reload s"
+        "mode      workers  epoch ms  compute ms  step ms  overhead ms  ckpt cost %  ckpt write ms  written  parse s  reload s"
       )
     }
     var runs = 0
@@ -176,7 +176,7 @@ struct BenchTrain: AsyncParsableCommand {
         var r = try await once(checkpoints: nil, epochs: epochs)
         let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
         let reload = try await once(checkpoints: ck, epochs: 3)
-        r.checkpoint_ms = withCheckpoints.epoch_ms - r.epoch_ms
+        r.checkpoint_ms = withCheckpoints.epoch_mean_ms - r.epoch_mean_ms
         r.checkpoint_write_ms = withCheckpoints.checkpoint_write_ms
         r.checkpoints_written = withCheckpoints.checkpoints_written
         r.checkpoints_superseded = withCheckpoints.checkpoints_superseded
@@ -193,8 +193,9 @@ struct BenchTrain: AsyncParsableCommand {
           print(
             r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
               + String(
-                format: "%6d %9.2f %11.2f %8.2f %12.2f %13.2f %14.2f %@ %8.3f %9.3f", n,
-                r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms, withCheckpoints.epoch_ms,
+                format: "%6d %9.2f %11.2f %8.2f %12.2f %12.1f %14.2f %@ %8.3f %9.3f", n,
+                r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms,
+                100 * r.checkpoint_ms / r.epoch_mean_ms,
                 r.checkpoint_write_ms,
                 "\(r.checkpoints_written)/\(r.checkpoints_written + r.checkpoints_superseded)"
                   .leftPad(8),

@@ -41,6 +41,10 @@ double tg_stream_sum(const void *bytes, size_t count);
 /// the same either way.
 uint32_t tg_crc32c(uint32_t crc, const void *bytes, size_t count, int hardware);
 
+/// Sets the calling thread's nice value (Linux: threads are scheduled on their own; raising
+/// the value needs no privilege). Returns 0, or -1 where unsupported or refused.
+int tg_set_thread_nice(int nice);
+
 /// The best instruction set of this processor that the kernels use (a TG_ISA_* value).
 int tg_kernels_best_isa(void);
 
