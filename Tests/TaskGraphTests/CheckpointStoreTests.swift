@@ -148,4 +148,26 @@ final class CheckpointStoreTests: XCTestCase {
     let read = try await store.latest(name: "a")
     XCTAssertEqual(read?.checkpoint.data, joined)
   }
+
+  /// A checkpoint above the O_DIRECT threshold, of a size that is no multiple of a block or
+  /// of the write buffer, and in parts that straddle the buffer's end, reads back exactly,
+  /// in a file of exactly header + payload bytes (written straight to the device where the
+  /// filesystem allows, through the page cache where not).
+  func testLargeCheckpointWrittenDirectlyReadsBackExactly() async throws {
+    let store = try DirectoryCheckpointStore(directory: directory)
+    var rng = SystemRandomNumberGenerator()
+    let doubles = (0..<700_001).map { _ in Double.random(in: -1...1, using: &rng) }
+    let bytes = (0..<(3 << 20) + 7).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    let checkpoint = Checkpoint(
+      epoch: 11, parts: [.bytes(Array("head".utf8)), .doubles(doubles), .bytes(bytes)])
+    XCTAssertGreaterThan(checkpoint.count, DirectoryCheckpointStore.directThreshold)
+    try await store.save(checkpoint, name: "big")
+    let file = store.path(name: "big", epoch: 11)
+    let size = try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int
+    XCTAssertEqual(size, 32 + checkpoint.count)
+    let read = try await store.latest(name: "big")
+    XCTAssertEqual(read?.checkpoint.epoch, 11)
+    XCTAssertEqual(read?.checkpoint.data, checkpoint.data)
+    XCTAssertEqual(read?.warnings, [])
+  }
 }

@@ -45,6 +45,12 @@ uint32_t tg_crc32c(uint32_t crc, const void *bytes, size_t count, int hardware);
 /// the value needs no privilege). Returns 0, or -1 where unsupported or refused.
 int tg_set_thread_nice(int nice);
 
+/// Creates (or truncates) `path` for writing with O_DIRECT, mode 0644: writes go from the
+/// caller's buffer to the device without passing through the page cache, so they must be
+/// aligned (buffer, size and offset multiples of the block size; 4096 serves). Returns the
+/// descriptor, or -1 with errno set (EINVAL where the filesystem, e.g. tmpfs, refuses it).
+int tg_create_direct(const char *path);
+
 /// The best instruction set of this processor that the kernels use (a TG_ISA_* value).
 int tg_kernels_best_isa(void);
 

@@ -1,6 +1,9 @@
 #define _GNU_SOURCE
 #include "taskgraph_kernels.h"
 
+#include <errno.h>
+#include <fcntl.h>
+
 #if defined(__linux__)
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -13,6 +16,16 @@ int tg_set_thread_nice(int nice) {
   return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
 #else
   (void)nice;
+  return -1;
+#endif
+}
+
+int tg_create_direct(const char *path) {
+#if defined(O_DIRECT)
+  return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+#else
+  (void)path;
+  errno = EINVAL;
   return -1;
 #endif
 }
