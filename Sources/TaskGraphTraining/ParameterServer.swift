@@ -451,7 +451,7 @@ public actor ParameterServerMaster: MasterTask {
       }
       result.epochs = round
       phase = .done
-      await report(&result)
+      await addCheckpointFigures(to: &result)
       onResult(.success(result))
       try? await context.shutdownJob()
     case .starting, .done:
@@ -543,13 +543,13 @@ public actor ParameterServerMaster: MasterTask {
       return
     }
     phase = .done
-    await report(&result)
+    await addCheckpointFigures(to: &result)
     onResult(.success(result))
     try? await context.shutdownJob()
   }
 
   /// Waits for the checkpoints still being written, and adds their figures to `result`.
-  private func report(_ result: inout DistributedResult) async {
+  private func addCheckpointFigures(to result: inout DistributedResult) async {
     guard let writer else { return }
     await writer.flush()
     result.checkpointsWritten = await writer.written
