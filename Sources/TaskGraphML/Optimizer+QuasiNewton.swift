@@ -83,25 +83,103 @@ extension Optimizer {
 
   /// `−H g` for the L-BFGS inverse-Hessian approximation `H` (two-loop recursion), scaled
   /// initially by `sᵀy / yᵀy` of the newest pair.
+  ///
+  /// Each pass over the vectors does one step's update of `q` and the next step's dot
+  /// product with the updated values: 2m + 1 passes instead of 4m + 2 (at a million
+  /// features and m = 10, 20 vectors of 8 MB each, the recursion is memory-bound). The
+  /// arithmetic is the textbook recursion's, operation for operation and in the same order
+  /// (every dot product summed from the first element to the last), so the result is the
+  /// same to the bit.
   func twoLoop(_ g: [Double]) -> [Double] {
-    var q = g
-    var alphas = [Double](repeating: 0, count: history.count)
-    for k in stride(from: history.count - 1, through: 0, by: -1) {
-      let pair = history[k]
-      let a = pair.rho * dot(pair.s, q)
-      alphas[k] = a
-      for i in q.indices { q[i] -= a * pair.y[i] }
+    let m = history.count
+    let n = g.count
+    guard m > 0 else { return g.map { -$0 } }
+    var alphas = [Double](repeating: 0, count: m)
+    let newest = history[m - 1]
+    var gamma = 0.0
+    var q = [Double](unsafeUninitializedCapacity: n) { out, count in
+      // q = g, with the newest pair's sᵀq and the scaling's yᵀy.
+      var sq = 0.0
+      var yy = 0.0
+      Self.reading(g, newest.s, newest.y) { gp, sp, yp in
+        for i in 0..<n {
+          let v = gp[i]
+          out[i] = v
+          sq += sp[i] * v
+          yy += yp[i] * yp[i]
+        }
+      }
+      alphas[m - 1] = newest.rho * sq
+      gamma = 1 / (newest.rho * yy)
+      count = n
     }
-    if let last = history.last {
-      let gamma = 1 / (last.rho * dot(last.y, last.y))
-      for i in q.indices { q[i] *= gamma }
+    q.withUnsafeMutableBufferPointer { qp in
+      // First loop, newest pair to oldest: q −= αₖ yₖ, then αₖ₋₁ = ρₖ₋₁ sₖ₋₁ᵀq.
+      for k in stride(from: m - 1, to: 0, by: -1) {
+        let a = alphas[k]
+        let older = history[k - 1]
+        var dot = 0.0
+        Self.reading(history[k].y, older.s) { yp, sp in
+          for i in 0..<n {
+            qp[i] -= a * yp[i]
+            dot += sp[i] * qp[i]
+          }
+        }
+        alphas[k - 1] = older.rho * dot
+      }
+      // The oldest pair's update, the scaling, and the second loop's first βₖ = ρₖ yₖᵀq.
+      let oldest = history[0]
+      let a0 = alphas[0]
+      var dot = 0.0
+      Self.reading(oldest.y) { yp, _ in
+        for i in 0..<n {
+          qp[i] -= a0 * yp[i]
+          qp[i] *= gamma
+          dot += yp[i] * qp[i]
+        }
+      }
+      var beta = oldest.rho * dot
+      // Second loop, oldest pair to newest: q += (αₖ − βₖ) sₖ, then βₖ₊₁ = ρₖ₊₁ yₖ₊₁ᵀq.
+      for k in 0..<(m - 1) {
+        let c = alphas[k] - beta
+        let newer = history[k + 1]
+        var dot = 0.0
+        Self.reading(history[k].s, newer.y) { sp, yp in
+          for i in 0..<n {
+            qp[i] += c * sp[i]
+            dot += yp[i] * qp[i]
+          }
+        }
+        beta = newer.rho * dot
+      }
+      // The newest pair's update, and the sign.
+      let c = alphas[m - 1] - beta
+      Self.reading(newest.s) { sp, _ in
+        for i in 0..<n { qp[i] = -(qp[i] + c * sp[i]) }
+      }
     }
-    for k in 0..<history.count {
-      let pair = history[k]
-      let b = pair.rho * dot(pair.y, q)
-      for i in q.indices { q[i] += (alphas[k] - b) * pair.s[i] }
-    }
-    for i in q.indices { q[i] = -q[i] }
     return q
+  }
+
+  /// Calls `body` with the elements of one to three arrays (an absent one as empty).
+  private static func reading(
+    _ a: [Double], _ b: [Double] = [], _ c: [Double] = [],
+    _ body: (UnsafeBufferPointer<Double>, UnsafeBufferPointer<Double>, UnsafeBufferPointer<Double>)
+      -> Void
+  ) {
+    a.withUnsafeBufferPointer { ap in
+      b.withUnsafeBufferPointer { bp in
+        c.withUnsafeBufferPointer { cp in body(ap, bp, cp) }
+      }
+    }
+  }
+
+  private static func reading(
+    _ a: [Double], _ b: [Double] = [],
+    _ body: (UnsafeBufferPointer<Double>, UnsafeBufferPointer<Double>) -> Void
+  ) {
+    a.withUnsafeBufferPointer { ap in
+      b.withUnsafeBufferPointer { bp in body(ap, bp) }
+    }
   }
 }
