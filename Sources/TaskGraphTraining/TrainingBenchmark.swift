@@ -26,8 +26,24 @@ public enum TrainingBenchmark {
     public var step_ms: Double
     /// epoch − compute − step: the framework's own time.
     public var overhead_ms: Double
-    /// Mean epoch time with checkpoints minus without (0 without checkpoints).
+    /// The checkpoints' cost per epoch, in percent of the median epoch and in milliseconds
+    /// (0 without checkpoints): by how much more the mean epoch exceeds the median one with
+    /// checkpoints than without. Each run is set against its own median, so a change in
+    /// the machine's speed between the two runs cancels; a background write's cost lands
+    /// in the few epochs it overlaps, which the mean sees and the median does not.
+    public var checkpoint_cost_percent: Double = 0
     public var checkpoint_ms: Double
+
+    /// The checkpoint cost of `withCheckpoints` against this run without.
+    public mutating func setCheckpointCost(from withCheckpoints: Row) {
+      let excess = withCheckpoints.epoch_mean_ms / withCheckpoints.epoch_ms
+      let baseline = epoch_mean_ms / epoch_ms
+      checkpoint_cost_percent = 100 * (excess - baseline)
+      checkpoint_ms = checkpoint_cost_percent / 100 * epoch_ms
+      checkpoint_write_ms = withCheckpoints.checkpoint_write_ms
+      checkpoints_written = withCheckpoints.checkpoints_written
+      checkpoints_superseded = withCheckpoints.checkpoints_superseded
+    }
     /// Median milliseconds of one checkpoint's write in the background (encode, checksum,
     /// write, sync), and how many were written and superseded (0 without checkpoints).
     public var checkpoint_write_ms: Double = 0

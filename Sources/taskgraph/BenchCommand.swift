@@ -98,8 +98,10 @@ struct BenchTrain: AsyncParsableCommand {
 
       Prints the median epoch time, the slowest worker's compute, the master's optimizer \
       step, the rest (the framework's overhead: messages, coordination, summing); the cost \
-      of checkpoints (every --checkpoint-every steps, written in the background: the mean \
-      epoch time with them against without, in percent), the median time of one checkpoint write and how many were written of those taken \
+      of checkpoints (every --checkpoint-every steps, written in the background) in percent \
+      of the epoch: by how much more the mean epoch exceeds the median with checkpoints \
+      than without, each run against its own median, so that a change in the machine's \
+      speed between the runs cancels; the median time of one checkpoint write and how many were written of those taken \
       (a checkpoint taken while another is written waits, and a newer one supersedes it); \
       and the slowest worker's shard load when parsing the source and when reloading its \
       shard cache.
@@ -176,10 +178,7 @@ struct BenchTrain: AsyncParsableCommand {
         var r = try await once(checkpoints: nil, epochs: epochs)
         let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
         let reload = try await once(checkpoints: ck, epochs: 3)
-        r.checkpoint_ms = withCheckpoints.epoch_mean_ms - r.epoch_mean_ms
-        r.checkpoint_write_ms = withCheckpoints.checkpoint_write_ms
-        r.checkpoints_written = withCheckpoints.checkpoints_written
-        r.checkpoints_superseded = withCheckpoints.checkpoints_superseded
+        r.setCheckpointCost(from: withCheckpoints)
         if json {
           let enc = JSONEncoder()
           enc.outputFormatting = [.sortedKeys]
@@ -195,7 +194,7 @@ struct BenchTrain: AsyncParsableCommand {
               + String(
                 format: "%6d %9.2f %11.2f %8.2f %12.2f %12.1f %14.2f %@ %8.3f %9.3f", n,
                 r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms,
-                100 * r.checkpoint_ms / r.epoch_mean_ms,
+                r.checkpoint_cost_percent,
                 r.checkpoint_write_ms,
                 "\(r.checkpoints_written)/\(r.checkpoints_written + r.checkpoints_superseded)"
                   .leftPad(8),
