@@ -103,7 +103,7 @@ public struct DirectoryCheckpointStore: CheckpointStore {
     }
     ok = true
     syncDirectory()
-    try prune(name: name)
+    try prune(name: name, after: checkpoint.epoch)
   }
 
   /// Writes all of `bytes` at the descriptor's offset.
@@ -279,21 +279,44 @@ public struct DirectoryCheckpointStore: CheckpointStore {
   }
 
   private func listEpochs(name: String) throws -> [UInt64] {
-    guard let dir = opendir(directory) else {
-      throw CheckpointError(path: directory, operation: "opendir", errno: errno)
-    }
-    defer { closedir(dir) }
     var epochs: [UInt64] = []
     let prefix = "\(name)-"
-    while let entry = readdir(dir) {
-      let fileName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-      }
+    for fileName in try fileNames() {
       guard fileName.hasPrefix(prefix), fileName.hasSuffix(".ckpt") else { continue }
       let middle = fileName.dropFirst(prefix.count).dropLast(".ckpt".count)
       if let epoch = UInt64(middle) { epochs.append(epoch) }
     }
     return epochs.sorted()
+  }
+
+  /// The names of the directory's entries.
+  private func fileNames() throws -> [String] {
+    guard let dir = opendir(directory) else {
+      throw CheckpointError(path: directory, operation: "opendir", errno: errno)
+    }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+      names.append(
+        withUnsafeBytes(of: entry.pointee.d_name) { raw in
+          String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        })
+    }
+    return names
+  }
+
+  /// Temporary files of `name` for epochs before `epoch` (`.name-<epoch>.<random>.tmp`):
+  /// left by a writer killed mid-save (up to a checkpoint's size each). A writer still
+  /// alive with such a file was saving a checkpoint older than the one just saved; its
+  /// rename then fails, with a warning, and nothing newer is lost.
+  private func staleTemporaries(name: String, before epoch: UInt64) throws -> [String] {
+    let prefix = ".\(name)-"
+    return try fileNames().filter { fileName in
+      guard fileName.hasPrefix(prefix), fileName.hasSuffix(".tmp") else { return false }
+      let fields = fileName.dropFirst(prefix.count).split(separator: ".")
+      guard fields.count == 3, let written = UInt64(fields[0]) else { return false }
+      return written < epoch
+    }
   }
 
   /// A file's first `headerSize` bytes (fewer if it is shorter) and the rest, each read
@@ -329,9 +352,13 @@ public struct DirectoryCheckpointStore: CheckpointStore {
     return (header, try take(max(0, size - Self.headerSize)))
   }
 
-  private func prune(name: String) throws {
+  /// Keeps the newest `keep` checkpoints of `name`, and removes temporary files that
+  /// writers killed mid-save left for epochs before `epoch` (the one just saved).
+  private func prune(name: String, after epoch: UInt64) throws {
+    let stale = try staleTemporaries(name: name, before: epoch)
+    for file in stale { unlink("\(directory)/\(file)") }
     let epochs = try listEpochs(name: name)
-    guard epochs.count > keep else { return }
+    guard epochs.count > keep || !stale.isEmpty else { return }
     for epoch in epochs.dropLast(keep) { unlink(path(name: name, epoch: epoch)) }
     syncDirectory()
   }

@@ -170,4 +170,19 @@ final class CheckpointStoreTests: XCTestCase {
     XCTAssertEqual(read?.checkpoint.data, checkpoint.data)
     XCTAssertEqual(read?.warnings, [])
   }
+
+  /// A writer killed mid-save leaves its temporary file (up to a checkpoint's size). The
+  /// next save of that name removes those of older epochs, and leaves a newer epoch's (a
+  /// live writer's) and other names' alone.
+  func testSaveRemovesTemporariesThatKilledWritersLeft() async throws {
+    let store = try DirectoryCheckpointStore(directory: directory)
+    try await store.save(Checkpoint(epoch: 1, data: [1]), name: "m")
+    let leftovers = [".m-1.123.tmp", ".m-4.77.tmp", ".m-9.456.tmp", ".other-2.5.tmp"]
+    for file in leftovers {
+      try Data([0, 1, 2]).write(to: URL(fileURLWithPath: "\(directory!)/\(file)"))
+    }
+    try await store.save(Checkpoint(epoch: 5, data: [5]), name: "m")
+    let files = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+    XCTAssertEqual(files, [".m-9.456.tmp", ".other-2.5.tmp", "m-1.ckpt", "m-5.ckpt"])
+  }
 }
