@@ -193,24 +193,10 @@ public struct DirectoryCheckpointStore: CheckpointStore {
   static func header(_ checkpoint: Checkpoint) -> [UInt8] {
     var out = magic
     out.reserveCapacity(headerSize)
-    let length = UInt64(checkpoint.count)
     appendLE(checkpoint.epoch, to: &out)
-    appendLE(length, to: &out)
-    var crc = CRC32C()
-    crc.update(Array(out[8..<24]))
-    for part in checkpoint.parts { part.withUnsafeBytes { crc.update($0) } }
-    appendLE(UInt64(crc.value), to: &out)
+    appendLE(UInt64(checkpoint.count), to: &out)
+    appendLE(checksum(out[8..<24], checkpoint.parts), to: &out)
     return out
-  }
-
-  /// A whole checkpoint file's bytes.
-  static func encode(_ checkpoint: Checkpoint) -> [UInt8] {
-    header(checkpoint) + checkpoint.data
-  }
-
-  /// Reads a whole checkpoint file's bytes.
-  static func decode(_ bytes: [UInt8]) -> Result<Checkpoint, DecodeFailure> {
-    decode(header: Array(bytes.prefix(headerSize)), payload: Array(bytes.dropFirst(headerSize)))
   }
 
   /// Reads a checkpoint from its file's first 32 bytes (fewer if the file is shorter) and
@@ -231,29 +217,32 @@ public struct DirectoryCheckpointStore: CheckpointStore {
       return .failure(
         DecodeFailure(text: "payload is \(payload.count) bytes, header says \(length)"))
     }
-    let expected: UInt64
-    if version1 {
-      expected = checksumVersion1(epoch: epoch, data: payload[...])
-    } else {
-      var crc = CRC32C()
-      crc.update(Array(header[8..<24]))
-      crc.update(payload)
-      expected = UInt64(crc.value)
-    }
+    // The checksum covers the epoch and length fields (bytes 8..<24), then the payload.
+    let expected =
+      version1
+      ? checksumVersion1(header[8..<24], payload)
+      : checksum(header[8..<24], [.bytes(payload)])
     guard expected == sum else {
       return .failure(DecodeFailure(text: "checksum mismatch"))
     }
     return .success(Checkpoint(epoch: epoch, data: payload))
   }
 
+  /// CRC-32C of the header's epoch and length fields and of the payload's parts.
+  private static func checksum(_ fields: ArraySlice<UInt8>, _ parts: [Checkpoint.Part])
+    -> UInt64
+  {
+    var crc = CRC32C()
+    crc.update(fields)
+    for part in parts { part.withUnsafeBytes { crc.update($0) } }
+    return UInt64(crc.value)
+  }
+
   /// Version 1's checksum: FNV-1a 64 of the same bytes.
-  private static func checksumVersion1(epoch: UInt64, data: ArraySlice<UInt8>) -> UInt64 {
+  private static func checksumVersion1(_ fields: ArraySlice<UInt8>, _ payload: [UInt8]) -> UInt64 {
     var h = FNV1a64()
-    var header: [UInt8] = []
-    appendLE(epoch, to: &header)
-    appendLE(UInt64(data.count), to: &header)
-    h.update(header)
-    h.update(data)
+    h.update(fields)
+    h.update(payload)
     return h.value
   }
 

@@ -36,13 +36,13 @@ public enum InputFormat: String, Sendable, Codable {
 ///
 /// Every entry point parses the file once into a compact column store (`Double` per numeric
 /// value, `Float` when the matrix is `Float`, a small integer code per categorical value),
-/// fits or replays the transforms on it, and writes the output matrix in place. A CSV file is parsed in windows of a few MiB, never
-/// held whole (only a sharded gzip file is decompressed into memory first), and on two cores:
-/// a gzip file is decompressed on one while the other parses, a large plain file is parsed in
-/// two halves at once. The store gives its memory back block
-/// by block while the matrix is written, so peak memory is about the larger of the matrix and
-/// the store (8 bytes per needed numeric field, 4 for a Float matrix, 4 per categorical one),
-/// not their sum.
+/// fits or replays the transforms on it, and writes the output matrix in place. A CSV file
+/// is parsed in windows of a few MiB, never held whole (only a sharded gzip file is
+/// decompressed into memory first), and on two cores: a gzip file is decompressed on one
+/// while the other parses, a large plain file is parsed in two halves at once. The store
+/// gives its memory back block by block while the matrix is written, so peak memory is about
+/// the larger of the matrix and the store (8 bytes per needed numeric field, 4 for a Float
+/// matrix, 4 per categorical one), not their sum.
 public enum DataPipeline {
   /// Reads `path` (format from the extension, see `InputFormat`; `.gz` is decompressed), fits
   /// the transforms on the rows read, and materialises them.

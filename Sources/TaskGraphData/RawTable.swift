@@ -13,9 +13,9 @@ enum ColumnRole: Equatable, Sendable {
 /// The needed columns of the rows read, in a compact form: numeric values as `Double`, or as
 /// `Float` in a *narrow* table (read for a Float matrix, so that the table is no larger than
 /// the matrix it becomes) (NaN = missing), categorical values as small integer codes into
-/// per-column dictionaries (−1 = missing), labels as `Double` (NaN = missing). This is the single intermediate between
-/// parsing and materialising; it is much smaller than a one-hot encoded matrix, and never
-/// holds a `String` per field.
+/// per-column dictionaries (−1 = missing), labels as `Double` (NaN = missing). This is the
+/// single intermediate between parsing and materialising; it is much smaller than a one-hot
+/// encoded matrix, and never holds a `String` per field.
 ///
 /// Rows live in blocks of `blockRows` rows mapped from the operating system (see
 /// `PageBuffer`): the table grows without copying what it holds, and `releaseBlocks(below:)`

@@ -230,10 +230,12 @@ public enum DistributedTraining {
       precision: job.precision.rawValue,
       threads: job.configuration.threads, workers: workers)
     if result.checkpointsWritten + result.checkpointsSuperseded > 0 {
-      let ms = result.checkpointMilliseconds.sorted()
       report.checkpointsWritten = result.checkpointsWritten
       report.checkpointsSuperseded = result.checkpointsSuperseded
-      report.checkpointWriteMilliseconds = ms.isEmpty ? nil : ms[ms.count / 2]
+      if !result.checkpointMilliseconds.isEmpty {
+        report.checkpointWriteMilliseconds = TrainingBenchmark.median(
+          result.checkpointMilliseconds)
+      }
     }
     return ModelFile(
       model: result.model, regularization: job.configuration.regularization,

@@ -178,9 +178,7 @@ public actor ParameterServerMaster: MasterTask {
   var validationRows = 0
   var stepsSinceCheckpoint = 0
   /// Writes checkpoints in the background (nil without a store).
-  lazy var writer: CheckpointWriter? = settings.checkpoints.map {
-    CheckpointWriter(store: $0, logger: logger)
-  }
+  let writer: CheckpointWriter?
   var recoveries = 0
   var lastObjective: Double?
   var lastGradientNorm: Double?
@@ -198,6 +196,7 @@ public actor ParameterServerMaster: MasterTask {
     self.settings = settings
     self.logger = logger
     self.onResult = onResult
+    writer = settings.checkpoints.map { CheckpointWriter(store: $0, logger: logger) }
   }
 
   /// Rounds run inside a runtime epoch: the master advances the epoch (a coordinator

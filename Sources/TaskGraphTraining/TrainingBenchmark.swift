@@ -34,6 +34,14 @@ public enum TrainingBenchmark {
     public var checkpoint_cost_percent: Double = 0
     public var checkpoint_ms: Double
 
+    /// Median milliseconds of one checkpoint's write in the background (encode, checksum,
+    /// write, sync), and how many were written and superseded (0 without checkpoints).
+    public var checkpoint_write_ms: Double = 0
+    public var checkpoints_written = 0
+    public var checkpoints_superseded = 0
+    /// Slowest worker's shard load, seconds (parsing the source).
+    public var load_s: Double
+
     /// The checkpoint cost of `withCheckpoints` against this run without.
     public mutating func setCheckpointCost(from withCheckpoints: Row) {
       let excess = withCheckpoints.epoch_mean_ms / withCheckpoints.epoch_ms
@@ -44,13 +52,6 @@ public enum TrainingBenchmark {
       checkpoints_written = withCheckpoints.checkpoints_written
       checkpoints_superseded = withCheckpoints.checkpoints_superseded
     }
-    /// Median milliseconds of one checkpoint's write in the background (encode, checksum,
-    /// write, sync), and how many were written and superseded (0 without checkpoints).
-    public var checkpoint_write_ms: Double = 0
-    public var checkpoints_written = 0
-    public var checkpoints_superseded = 0
-    /// Slowest worker's shard load, seconds (parsing the source).
-    public var load_s: Double
   }
 
   /// Writes a generated `rows × cols` problem (label first) as `.npy` at `path`.

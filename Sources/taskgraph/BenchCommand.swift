@@ -101,10 +101,10 @@ struct BenchTrain: AsyncParsableCommand {
       of checkpoints (every --checkpoint-every steps, written in the background) in percent \
       of the epoch: by how much more the mean epoch exceeds the median with checkpoints \
       than without, each run against its own median, so that a change in the machine's \
-      speed between the runs cancels; the median time of one checkpoint write and how many were written of those taken \
-      (a checkpoint taken while another is written waits, and a newer one supersedes it); \
-      and the slowest worker's shard load when parsing the source and when reloading its \
-      shard cache.
+      speed between the runs cancels; the median time of one checkpoint write and how \
+      many were written of those taken (a checkpoint taken while another is written waits, \
+      and a newer one supersedes it); and the slowest worker's shard load when parsing the \
+      source and when reloading its shard cache.
       """
   )
 
