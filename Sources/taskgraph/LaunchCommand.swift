@@ -131,10 +131,15 @@ struct LaunchCommand: AsyncParsableCommand {
           }
         }
         awaiting.removeAll { current > $0.round }
-        let due = pending.filter { $0.epoch <= current }
-        pending.removeAll { $0.epoch <= current }
-        for kill in due {
+        // One kill per process per round seen: when the rounds seen jump past two kills of
+        // one process (the watch starts after the job, or round records coalesce), the
+        // second would find that process already dead and be lost; it waits for a later
+        // round, by which the restarted process has answered.
+        var killed = Set<String>()
+        for kill in pending where kill.epoch <= current {
           let name = kill.task == 0 ? "master" : "worker \((kill.task - 1) % workers + 1)"
+          guard killed.insert(name).inserted else { continue }
+          pending.remove(at: pending.firstIndex(of: kill)!)  // One of equal kills.
           await supervisor.kill(name, reason: "chaos at round \(current)")
           awaiting.append((name, current, ContinuousClock.now))
         }
