@@ -82,17 +82,17 @@ actor RegressionTask: GraphTask {
     }
   }
 
-  func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext) async {
+  func dataReady(from task: Int, method: String, response: Payload, context: TaskContext) async {
     do {
       switch method {
       case Self.param:
         await reach(.parentData)
-        param = UInt64(decoding: response)
+        param = UInt64(decoding: response.bytes)
         wake(epochsBefore: epoch + 1)
         try await startChildren(context)
       case Self.value:
         await reach(.childData)
-        childValues[task] = Int64(bitPattern: UInt64(decoding: response))
+        childValues[task] = Int64(bitPattern: UInt64(decoding: response.bytes))
         try await finishIfComplete(context)
       default:
         break
@@ -102,8 +102,8 @@ actor RegressionTask: GraphTask {
     }
   }
 
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   {
     // A request may reach this task before it has the data of the epoch (or before it
     // has even entered the epoch): wait, until the epoch ends.
@@ -112,11 +112,11 @@ actor RegressionTask: GraphTask {
       if epoch == context.epoch {
         if method == Self.param, let param {
           await reach(.afterServe)
-          return param.bytes
+          return Payload(param.bytes)
         }
         if method == Self.value, let value {
           await reach(.afterServe)
-          return UInt64(bitPattern: value).bytes
+          return Payload(UInt64(bitPattern: value).bytes)
         }
       }
       try await waitForProgress(epoch: context.epoch)

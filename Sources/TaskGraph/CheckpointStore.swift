@@ -7,29 +7,7 @@ import Foundation
 /// hundreds of megabytes is never gathered into one buffer first.
 public struct Checkpoint: Sendable, Equatable {
   /// One piece of a checkpoint's bytes.
-  public enum Part: Sendable {
-    /// Bytes as they are.
-    case bytes([UInt8])
-    /// Doubles as their little-endian IEEE bytes.
-    case doubles([Double])
-
-    /// The part's size in bytes.
-    public var count: Int {
-      switch self {
-      case .bytes(let b): b.count
-      case .doubles(let d): d.count * 8
-      }
-    }
-
-    /// Calls `body` with the part's bytes.
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-      switch self {
-      case .bytes(let b): try b.withUnsafeBytes(body)
-      // Doubles are stored little-endian on every platform this runs on (x86-64, arm64).
-      case .doubles(let d): try d.withUnsafeBytes(body)
-      }
-    }
-  }
+  public typealias Part = Payload.Part
 
   /// The epoch the checkpoint belongs to.
   public var epoch: UInt64
@@ -52,13 +30,7 @@ public struct Checkpoint: Sendable, Equatable {
   public var count: Int { parts.reduce(0) { $0 + $1.count } }
 
   /// The contents as one array (no copy when they are one part of bytes, as read back).
-  public var data: [UInt8] {
-    if parts.count == 1, case .bytes(let b) = parts[0] { return b }
-    var out: [UInt8] = []
-    out.reserveCapacity(count)
-    for part in parts { part.withUnsafeBytes { out.append(contentsOf: $0) } }
-    return out
-  }
+  public var data: [UInt8] { Payload(parts: parts).bytes }
 
   /// Equal epochs and equal bytes, however they are split into parts.
   public static func == (a: Checkpoint, b: Checkpoint) -> Bool {

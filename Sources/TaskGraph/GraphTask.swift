@@ -13,12 +13,12 @@ public protocol GraphTask: Sendable {
   func metaReady(from task: Int, linkType: String, meta: String, context: TaskContext) async
   /// The response of `task` to this task's request for `method` (delivered exactly once per
   /// request, and only in the epoch of the request).
-  func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext) async
+  func dataReady(from task: Int, method: String, response: Payload, context: TaskContext) async
   /// Answers a data request of `task` for `method`. May wait for data of the current epoch
   /// to become available (it is cancelled when the epoch ends). A duplicate of a request
   /// gets the response of the first without a second call.
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   /// A new node has taken over task `task`'s slot (the one before it died or lost its
   /// lease). Work that node had acknowledged but not finished, such as a response it
   /// owed this task through a request of its own, is lost with it: ask the new node again.
@@ -35,7 +35,7 @@ extension GraphTask {
     async
   {}
   /// Ignores the response.
-  public func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext)
+  public func dataReady(from task: Int, method: String, response: Payload, context: TaskContext)
     async
   {}
   /// Does nothing.
@@ -77,7 +77,7 @@ public struct TaskContext: Sendable {
 
   /// Requests `method` from task `to`; the response arrives once, through `dataReady`,
   /// unless the epoch ends first. Retried across failures and replacements of `to`.
-  public func dataRequest(to task: Int, method: String, payload: [UInt8] = []) async {
+  public func dataRequest(to task: Int, method: String, payload: Payload = []) async {
     await runtime.startRequest(epoch: epoch, to: task, method: method, payload: payload)
   }
 

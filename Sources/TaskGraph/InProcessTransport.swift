@@ -27,12 +27,12 @@ public struct InProcessTransport: Transport {
 
   /// Sends `request` to the server at `address`, with at most `timeout` to answer.
   public func send(_ request: DataRequest, to address: String, timeout: Duration) async throws
-    -> [UInt8]
+    -> Payload
   {
     guard let server = registry.lookup(address) else {
       throw TransportError(code: .unavailable, message: "no in-process server at \(address)")
     }
-    let response: [UInt8]
+    let response: Payload
     do {
       response = try await withDeadline(
         timeout,

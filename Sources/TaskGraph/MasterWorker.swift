@@ -9,7 +9,7 @@ public protocol MasterTask: Sendable {
   /// The job entered `epoch`.
   func enterEpoch(_ epoch: UInt64, context: MasterContext) async
   /// Worker `worker` called `notifyMaster(message)` in the current epoch.
-  func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws
+  func notified(by worker: Int, message: Payload, context: MasterContext) async throws
   /// A new node has taken over worker `worker`'s slot. A notification the old node had
   /// received (and acknowledged) but not yet answered with `notifyMaster` is lost with it:
   /// notify the new node again if an answer is still owed.
@@ -23,13 +23,13 @@ public protocol WorkerTask: Sendable {
   /// The job entered `epoch`.
   func enterEpoch(_ epoch: UInt64, context: WorkerContext) async
   /// The master called `notifyWorker(self, message)` in the current epoch.
-  func notified(message: [UInt8], context: WorkerContext) async throws
+  func notified(message: Payload, context: WorkerContext) async throws
   /// The response of worker `worker` to this worker's `dataRequest`.
-  func dataReady(from worker: Int, method: String, response: [UInt8], context: WorkerContext)
+  func dataReady(from worker: Int, method: String, response: Payload, context: WorkerContext)
     async
   /// Answers another worker's data request.
-  func serveData(from worker: Int, method: String, request: [UInt8], context: WorkerContext)
-    async throws -> [UInt8]
+  func serveData(from worker: Int, method: String, request: Payload, context: WorkerContext)
+    async throws -> Payload
   /// The job has ended: the last chance to save work.
   func exit() async
 }
@@ -44,12 +44,12 @@ extension MasterTask {
 extension WorkerTask {
   /// Ignores the response.
   public func dataReady(
-    from worker: Int, method: String, response: [UInt8], context: WorkerContext
+    from worker: Int, method: String, response: Payload, context: WorkerContext
   ) async {}
   /// Refuses: this worker serves no data.
   public func serveData(
-    from worker: Int, method: String, request: [UInt8], context: WorkerContext
-  ) async throws -> [UInt8] {
+    from worker: Int, method: String, request: Payload, context: WorkerContext
+  ) async throws -> Payload {
     throw TransportError(code: .handlerFailed, message: "worker serves no \(method)")
   }
   /// Does nothing.
@@ -65,7 +65,7 @@ public struct MasterContext: Sendable {
   /// The worker ids (1…).
   public var workers: [Int] { base.neighbors(StarTopology.workers) }
   /// Sends `message` to `worker`; it reaches `WorkerTask.notified` exactly once.
-  public func notifyWorker(_ worker: Int, message: [UInt8]) async {
+  public func notifyWorker(_ worker: Int, message: Payload) async {
     await base.dataRequest(to: worker, method: MasterWorker.notifyMethod, payload: message)
   }
   /// Advances the epoch.
@@ -91,11 +91,11 @@ public struct WorkerContext: Sendable {
   /// All worker ids, this one included.
   public var workers: [Int] { Array(1..<base.topology.taskCount) }
   /// Sends `message` to the master; it reaches `MasterTask.notified` exactly once.
-  public func notifyMaster(_ message: [UInt8]) async {
+  public func notifyMaster(_ message: Payload) async {
     await base.dataRequest(to: 0, method: MasterWorker.notifyMethod, payload: message)
   }
   /// Requests `method` from another worker; the response arrives through `dataReady`.
-  public func dataRequest(to worker: Int, method: String, payload: [UInt8] = []) async {
+  public func dataRequest(to worker: Int, method: String, payload: Payload = []) async {
     precondition(worker != 0, "workers request data from workers; notify the master instead")
     await base.dataRequest(to: worker, method: method, payload: payload)
   }
@@ -131,8 +131,8 @@ private struct MasterAdapter: GraphTask {
     await master.enterEpoch(epoch, context: MasterContext(base: context))
   }
 
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   {
     guard method == MasterWorker.notifyMethod else {
       throw TransportError(code: .handlerFailed, message: "the master serves no \(method)")
@@ -156,15 +156,15 @@ private struct WorkerAdapter: GraphTask {
     await worker.enterEpoch(epoch, context: WorkerContext(base: context))
   }
 
-  func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext) async {
+  func dataReady(from task: Int, method: String, response: Payload, context: TaskContext) async {
     // Acknowledgements of notifications carry nothing.
     guard method != MasterWorker.notifyMethod else { return }
     await worker.dataReady(
       from: task, method: method, response: response, context: WorkerContext(base: context))
   }
 
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   {
     let context = WorkerContext(base: context)
     if method == MasterWorker.notifyMethod {

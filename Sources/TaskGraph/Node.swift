@@ -119,7 +119,7 @@ actor NodeRuntime {
   enum Event: Sendable {
     case enter(TaskContext)
     case meta(from: Int, linkType: String, meta: String, epoch: UInt64)
-    case data(RequestKey, method: String, response: [UInt8])
+    case data(RequestKey, method: String, response: Payload)
     case replaced(Int)
     case stop(NodeOutcome)
     case failed(any Error)
@@ -147,7 +147,7 @@ actor NodeRuntime {
   private var requests: [Int: Task<Void, Never>] = [:]
   private var nextRequestSlot = 0
   private var nextRequestID: UInt64 = 0
-  private var serveCache: [RequestKey: Task<[UInt8], any Error>] = [:]
+  private var serveCache: [RequestKey: Task<Payload, any Error>] = [:]
   private var outcome: NodeOutcome?
   private var events: AsyncStream<Event>.Continuation?
   private var background: [Task<Void, Never>] = []
@@ -596,7 +596,7 @@ actor NodeRuntime {
 
   // MARK: - Data requests (requesting side)
 
-  func startRequest(epoch: UInt64, to: Int, method: String, payload: [UInt8]) {
+  func startRequest(epoch: UInt64, to: Int, method: String, payload: Payload) {
     guard outcome == nil, book.isCurrent(epoch), let taskID else {
       logger.debug("request of a past epoch ignored", metadata: ["epoch": "\(epoch)"])
       return
@@ -686,7 +686,7 @@ actor NodeRuntime {
 
   // MARK: - Data requests (serving side)
 
-  private func handle(_ request: DataRequest) async throws -> [UInt8] {
+  private func handle(_ request: DataRequest) async throws -> Payload {
     // A request is served once the task has entered the request's epoch, so serveData
     // never sees an epoch before enterEpoch has reset the task's state for it. A request
     // of an epoch ahead of this node's is held for a while rather than refused: the epoch
@@ -724,7 +724,7 @@ actor NodeRuntime {
       throw TransportError(code: .unavailable, message: "task not ready")
     }
     let key = RequestKey(from: request.from, to: request.to, epoch: request.epoch, id: request.id)
-    let work: Task<[UInt8], any Error>
+    let work: Task<Payload, any Error>
     if let cached = serveCache[key] {
       work = cached
     } else {

@@ -81,7 +81,7 @@ public enum RuntimeBenchmark {
   ) async throws -> Throughput {
     precondition(payloadBytes >= 0 && requests >= 1, "measure at least one request")
     let clock = StopClock()
-    let payload = [UInt8](repeating: 0x5a, count: payloadBytes)
+    let payload = Payload([UInt8](repeating: 0x5a, count: payloadBytes))
     try await runJob(
       coordinator: coordinator, transport: transport, job: job,
       topology: StarTopology(taskCount: 2)
@@ -175,8 +175,8 @@ actor RoundTask: GraphTask {
     if flagged.count == workers { try? await context.incrementEpoch() }
   }
 
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   { [] }
 }
 
@@ -184,11 +184,11 @@ actor RoundTask: GraphTask {
 actor RequestTask: GraphTask {
   let id: Int
   let requests: Int
-  let payload: [UInt8]
+  let payload: Payload
   let clock: StopClock
   private var received = 0
 
-  init(id: Int, requests: Int, payload: [UInt8], clock: StopClock) {
+  init(id: Int, requests: Int, payload: Payload, clock: StopClock) {
     self.id = id
     self.requests = requests
     self.payload = payload
@@ -205,7 +205,7 @@ actor RequestTask: GraphTask {
     }
   }
 
-  func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext) async {
+  func dataReady(from task: Int, method: String, response: Payload, context: TaskContext) async {
     received += 1
     clock.add(bytes: response.count)
     if received < requests {
@@ -216,8 +216,8 @@ actor RequestTask: GraphTask {
     }
   }
 
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   { payload }
 }
 

@@ -2,7 +2,7 @@
 ///
 /// `(job, from, epoch, id)` identifies a request: the runtime uses it to deliver each
 /// response exactly once and to drop requests and responses of a stale epoch.
-public struct DataRequest: Sendable, Equatable, Codable {
+public struct DataRequest: Sendable, Equatable {
   /// The job's name.
   public var job: String
   /// The requesting task's id.
@@ -16,11 +16,11 @@ public struct DataRequest: Sendable, Equatable, Codable {
   /// What is requested, interpreted by the serving task (e.g. `"parameters"`).
   public var method: String
   /// Request arguments.
-  public var payload: [UInt8]
+  public var payload: Payload
 
   public init(
     job: String, from: Int, to: Int, epoch: UInt64, id: UInt64, method: String,
-    payload: [UInt8] = []
+    payload: Payload = []
   ) {
     self.job = job
     self.from = from
@@ -34,7 +34,7 @@ public struct DataRequest: Sendable, Equatable, Codable {
 
 /// Serves the data requests that reach one node. Throwing `TransportError.staleEpoch`
 /// refuses a request of an epoch the server has left.
-public typealias DataRequestHandler = @Sendable (DataRequest) async throws -> [UInt8]
+public typealias DataRequestHandler = @Sendable (DataRequest) async throws -> Payload
 
 /// A running server of a transport; `address` is what peers pass to `send`.
 public protocol TransportServer: Sendable {
@@ -54,7 +54,8 @@ public protocol Transport: Sendable {
     -> any TransportServer
   /// Sends `request` to the server at `address` and returns its response payload, or
   /// throws a `TransportError` (`unavailable`, `deadlineExceeded`, `staleEpoch`, …).
-  func send(_ request: DataRequest, to address: String, timeout: Duration) async throws -> [UInt8]
+  func send(_ request: DataRequest, to address: String, timeout: Duration) async throws
+    -> Payload
 }
 
 /// An error from a transport.

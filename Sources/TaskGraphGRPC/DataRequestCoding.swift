@@ -4,7 +4,7 @@ import TaskGraph
 
 /// What the server answers to a data request: the payload, or a typed refusal.
 enum DataReply: Sendable, Equatable {
-  case payload([UInt8])
+  case payload(Payload)
   case error(Taskgraph_Transport_V1_DataError)
 
   /// A refusal with `code`.
@@ -19,10 +19,10 @@ enum DataReply: Sendable, Equatable {
   }
 
   /// The payload, or the typed error the reply carries.
-  func payload(from address: String) throws -> [UInt8] {
+  func payload(from address: String) throws -> Payload {
     switch self {
-    case .payload(let bytes):
-      return bytes
+    case .payload(let payload):
+      return payload
     case .error(let error):
       switch error.code {
       case .staleEpoch:
@@ -50,7 +50,8 @@ struct Numbered<Message: Sendable>: Sendable {
 // The transport's messages are `taskgraph_transport.proto`'s `DataRequestMessage` and
 // `DataResponseMessage` on the wire. The coders below write the payload field last and by
 // hand, and read it by hand when it comes last, so a payload is copied once on each side
-// instead of through `Data`; the other fields go through SwiftProtobuf.
+// instead of through `Data`, and its parts of doubles are read straight into arrays of
+// doubles; the other fields go through SwiftProtobuf.
 
 /// Field numbers of the payload in `DataRequestMessage` and `DataResponseMessage`.
 private let requestPayloadField = 7
@@ -68,13 +69,15 @@ struct DataRequestSerializer: MessageSerializer {
     head.id = request.id
     head.method = request.method
     head.call = numbered.call
+    head.payloadParts = ProtobufWire.layout(of: request.payload)
     let encoded: [UInt8]
     do {
       encoded = try head.serializedBytes()
     } catch {
       throw RPCError(code: .invalidArgument, message: "cannot encode a data request", cause: error)
     }
-    return ProtobufWire.message(head: encoded, field: requestPayloadField, bytes: request.payload)
+    return ProtobufWire.message(
+      head: encoded, field: requestPayloadField, payload: request.payload)
   }
 }
 
@@ -84,15 +87,17 @@ struct DataRequestDeserializer: MessageDeserializer {
     do {
       return try bytes.withUnsafeBytes { raw in
         let head: Taskgraph_Transport_V1_DataRequestMessage
-        let payload: [UInt8]
+        let payload: Payload
         if let field = ProtobufWire.trailingField(requestPayloadField, in: raw) {
           head = try Taskgraph_Transport_V1_DataRequestMessage(
             serializedBytes: ProtobufWire.array(raw, 0..<field.start))
-          payload = ProtobufWire.array(raw, field.content)
+          payload = try ProtobufWire.payload(raw, field.content, layout: head.payloadParts)
         } else {
           head = try Taskgraph_Transport_V1_DataRequestMessage(
             serializedBytes: ProtobufWire.array(raw, 0..<raw.count))
-          payload = [UInt8](head.payload)
+          payload = try head.payload.withUnsafeBytes {
+            try ProtobufWire.payload($0, 0..<$0.count, layout: head.payloadParts)
+          }
         }
         let request = DataRequest(
           job: head.job, from: Int(head.from), to: Int(head.to), epoch: head.epoch, id: head.id,
@@ -110,13 +115,14 @@ struct DataReplySerializer: MessageSerializer {
   func serialize<Bytes: GRPCContiguousBytes>(_ numbered: Numbered<DataReply>) throws -> Bytes {
     var message = Taskgraph_Transport_V1_DataResponseMessage()
     message.call = numbered.call
-    let payload: [UInt8]
+    let payload: Payload
     switch numbered.message {
-    case .payload(let bytes):
-      payload = bytes
+    case .payload(let parts):
+      payload = parts
+      message.payloadParts = ProtobufWire.layout(of: parts)
     case .error(let error):
       message.error = error
-      payload = []
+      payload = Payload()
     }
     let encoded: [UInt8]
     do {
@@ -126,7 +132,7 @@ struct DataReplySerializer: MessageSerializer {
     }
     if case .error = numbered.message { return Bytes(encoded) }
     // The payload is a oneof member: written even when empty, so its presence shows.
-    return ProtobufWire.message(head: encoded, field: replyPayloadField, bytes: payload)
+    return ProtobufWire.message(head: encoded, field: replyPayloadField, payload: payload)
   }
 }
 
@@ -139,17 +145,20 @@ struct DataReplyDeserializer: MessageDeserializer {
           // The payload comes last, so it is the oneof's value whatever precedes it.
           let head = try Taskgraph_Transport_V1_DataResponseMessage(
             serializedBytes: ProtobufWire.array(raw, 0..<field.start))
-          return Numbered(
-            call: head.call, message: .payload(ProtobufWire.array(raw, field.content)))
+          let payload = try ProtobufWire.payload(raw, field.content, layout: head.payloadParts)
+          return Numbered(call: head.call, message: .payload(payload))
         }
         let message = try Taskgraph_Transport_V1_DataResponseMessage(
           serializedBytes: ProtobufWire.array(raw, 0..<raw.count))
         switch message.result {
         case .payload(let data):
-          return Numbered(call: message.call, message: .payload([UInt8](data)))
+          let payload = try data.withUnsafeBytes {
+            try ProtobufWire.payload($0, 0..<$0.count, layout: message.payloadParts)
+          }
+          return Numbered(call: message.call, message: .payload(payload))
         case .error(let error): return Numbered(call: message.call, message: .error(error))
         // Nothing set: an empty payload from a writer that omits it.
-        case nil: return Numbered(call: message.call, message: .payload([]))
+        case nil: return Numbered(call: message.call, message: .payload(Payload()))
         }
       }
     } catch {

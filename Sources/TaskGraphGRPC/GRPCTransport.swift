@@ -50,7 +50,7 @@ public final class GRPCTransport: Transport {
   ///   (request or response above ``GRPCTransportConfiguration/maxMessageBytes``),
   ///   `handlerFailed` (the serving handler threw).
   public func send(_ request: DataRequest, to address: String, timeout: Duration) async throws
-    -> [UInt8]
+    -> Payload
   {
     guard request.payload.count <= configuration.maxMessageBytes else {
       throw TransportError(

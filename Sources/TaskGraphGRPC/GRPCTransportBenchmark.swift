@@ -47,8 +47,15 @@ public enum GRPCTransportBenchmark {
     configuration: GRPCTransportConfiguration = .defaults
   ) async throws -> [Figure] {
     // Payloads are made once, so the timing covers the transport, not their allocation.
+    // Sizes of whole doubles travel as doubles, as training's vectors do.
     let payloads = Dictionary(
-      payloadSizes.map { ($0, [UInt8](repeating: 0x5a, count: $0)) },
+      payloadSizes.map { size in
+        let payload =
+          size % 8 == 0
+          ? Payload(parts: [.doubles([Double](repeating: 0.5, count: size / 8))])
+          : Payload([UInt8](repeating: 0x5a, count: size))
+        return (size, payload)
+      },
       uniquingKeysWith: { a, _ in a })
     let transport = GRPCTransport(configuration: configuration)
     // The pull's size travels in `method`, so the request itself stays empty.
@@ -70,7 +77,7 @@ public enum GRPCTransportBenchmark {
   }
 
   private static func measure(
-    payloadSizes: [Int], payloads: [Int: [UInt8]], iterations: Int?, transport: GRPCTransport,
+    payloadSizes: [Int], payloads: [Int: Payload], iterations: Int?, transport: GRPCTransport,
     address: String
   ) async throws -> [Figure] {
     var figures: [Figure] = []

@@ -121,7 +121,7 @@ struct DataTransportService: RegistrableRPCService {
 
   /// Calls the handler; its refusals and failures become typed error replies.
   func reply(to request: DataRequest) async -> DataReply {
-    let payload: [UInt8]
+    let payload: Payload
     do {
       payload = try await handler(request)
     } catch let error as TransportError where error.code == .staleEpoch {

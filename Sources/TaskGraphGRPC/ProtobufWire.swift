@@ -1,4 +1,5 @@
 import GRPCCore
+import TaskGraph
 
 /// The parts of protobuf's binary wire format that the transport writes and reads by hand:
 /// varints and one length-delimited `bytes` field at the end of a message.
@@ -51,14 +52,14 @@ enum ProtobufWire {
     return nil
   }
 
-  /// The encoded message `head` followed by field `number` holding `bytes`: the whole
-  /// message, made with one copy of `bytes`.
+  /// The encoded message `head` followed by field `number` holding `payload`: the whole
+  /// message, made with one copy of each of the payload's parts.
   static func message<Bytes: GRPCContiguousBytes>(
-    head: [UInt8], field number: Int, bytes: [UInt8]
+    head: [UInt8], field number: Int, payload: Payload
   ) -> Bytes {
     let key = UInt64(number) << 3 | lengthDelimited
-    let length = UInt64(bytes.count)
-    let total = head.count + varintSize(key) + varintSize(length) + bytes.count
+    let length = payload.count
+    let total = head.count + varintSize(key) + varintSize(UInt64(length)) + length
     var message = Bytes(repeating: 0, count: total)
     message.withUnsafeMutableBytes { out in
       var offset = 0
@@ -67,13 +68,68 @@ enum ProtobufWire {
       }
       offset += head.count
       writeVarint(key, into: out, at: &offset)
-      writeVarint(length, into: out, at: &offset)
-      bytes.withUnsafeBytes { source in
-        guard let base = source.baseAddress else { return }
-        (out.baseAddress! + offset).copyMemory(from: base, byteCount: source.count)
-      }
+      writeVarint(UInt64(length), into: out, at: &offset)
+      payload.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
     }
     return message
+  }
+
+  /// How `payload` is split, for a message's `payload_parts`: empty when it is one part of
+  /// bytes (or none), which is how a reader that knows no parts sees every payload.
+  static func layout(of payload: Payload) -> [Taskgraph_Transport_V1_PayloadPart] {
+    if payload.parts.isEmpty { return [] }
+    if payload.parts.count == 1, case .bytes = payload.parts[0] { return [] }
+    return payload.parts.map { part in
+      var entry = Taskgraph_Transport_V1_PayloadPart()
+      if case .doubles = part { entry.kind = .doubles }
+      entry.length = UInt64(part.count)
+      return entry
+    }
+  }
+
+  /// The payload in `range` of `buffer`, split as `layout` says: doubles are copied
+  /// straight into arrays of doubles, bytes into arrays of bytes.
+  static func payload(
+    _ buffer: UnsafeRawBufferPointer, _ range: Range<Int>,
+    layout: [Taskgraph_Transport_V1_PayloadPart]
+  ) throws -> Payload {
+    if layout.isEmpty { return range.isEmpty ? Payload() : Payload(array(buffer, range)) }
+    var total: UInt64 = 0
+    for entry in layout {
+      let (sum, overflow) = total.addingReportingOverflow(entry.length)
+      guard !overflow else { throw PayloadLayoutError(description: "part lengths overflow") }
+      total = sum
+      switch entry.kind {
+      case .bytes: break
+      case .doubles:
+        guard entry.length % 8 == 0 else {
+          throw PayloadLayoutError(
+            description: "a part of doubles has \(entry.length) bytes, not a multiple of 8")
+        }
+      case .UNRECOGNIZED(let kind):
+        throw PayloadLayoutError(description: "unknown payload part kind \(kind)")
+      }
+    }
+    guard total == UInt64(range.count) else {
+      throw PayloadLayoutError(
+        description: "payload parts add up to \(total) bytes, the payload has \(range.count)")
+    }
+    var offset = range.lowerBound
+    let parts = layout.map { entry -> Payload.Part in
+      let part = offset..<(offset + Int(entry.length))
+      offset = part.upperBound
+      guard entry.kind == .doubles else { return .bytes(array(buffer, part)) }
+      let n = part.count / 8
+      return .doubles(
+        [Double](unsafeUninitializedCapacity: n) { out, count in
+          if n > 0 {
+            UnsafeMutableRawPointer(out.baseAddress!).copyMemory(
+              from: buffer.baseAddress! + part.lowerBound, byteCount: part.count)
+          }
+          count = n
+        })
+    }
+    return Payload(parts: parts)
   }
 
   /// Where the length-delimited field `number` of the encoded message `buffer` starts
@@ -123,4 +179,9 @@ enum ProtobufWire {
       count = range.count
     }
   }
+}
+
+/// A message's `payload_parts` do not describe its payload.
+struct PayloadLayoutError: Error, CustomStringConvertible {
+  var description: String
 }

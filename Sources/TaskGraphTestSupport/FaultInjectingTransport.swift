@@ -87,7 +87,7 @@ public final class FaultInjectingTransport: Transport {
 
   /// Sends `request` to the server at `address`, with at most `timeout` to answer.
   public func send(_ request: DataRequest, to address: String, timeout: Duration) async throws
-    -> [UInt8]
+    -> Payload
   {
     let identity =
       "\(request.job)|\(request.from)|\(request.to)|\(request.epoch)|\(request.method)|\(request.id & 0xffff_ffff)"
@@ -113,7 +113,7 @@ public final class FaultInjectingTransport: Transport {
       count { $0.droppedRequests += 1 }
       throw TransportError(code: .unavailable, message: "injected: request dropped")
     }
-    let response: [UInt8]
+    let response: Payload
     if duplicate {
       count { $0.duplicated += 1 }
       let inner = inner

@@ -25,7 +25,7 @@ enum MasterMessage: Equatable {
   /// fingerprints instead of carrying its description (the fitted pipeline, megabytes at a
   /// million features): a worker that holds the job already needs no more, and one that
   /// does not answers `needJob` and gets the full message.
-  func encoded(_ tag: RoundTag = RoundTag(), light: Bool = false) -> [UInt8] {
+  func encoded(_ tag: RoundTag = RoundTag(), light: Bool = false) -> Payload {
     var w = WireWriter()
     tag.write(to: &w)
     switch self {
@@ -48,27 +48,27 @@ enum MasterMessage: Equatable {
       w.f64(p.intercept)
       w.doubles(p.weights)
     }
-    return w.bytes
+    return w.payload
   }
 
-  /// Whether `bytes` carry the job's description in full (not a light message naming it):
+  /// Whether `message` carries the job's description in full (not a light message naming it):
   /// only those take long to decode (the fitted pipeline is JSON).
-  static func carriesJob(_ bytes: [UInt8]) -> Bool {
-    var r = WireReader(bytes)
+  static func carriesJob(_ message: Payload) -> Bool {
+    var r = WireReader(message)
     guard (try? RoundTag.read(from: &r)) != nil, let kind = try? r.u8() else { return false }
     return kind & 0x80 == 0
   }
 
-  static func decode(_ bytes: [UInt8], known: JobDescription? = nil) throws -> MasterMessage {
-    try decodeTagged(bytes, known: known).message
+  static func decode(_ message: Payload, known: JobDescription? = nil) throws -> MasterMessage {
+    try decodeTagged(message, known: known).message
   }
 
   /// A light message's job is `known` if the fingerprints match; else this throws
   /// `JobUnknown`.
-  static func decodeTagged(_ bytes: [UInt8], known: JobDescription? = nil) throws -> (
+  static func decodeTagged(_ message: Payload, known: JobDescription? = nil) throws -> (
     tag: RoundTag, message: MasterMessage
   ) {
-    var r = WireReader(bytes)
+    var r = WireReader(message)
     let tag = try RoundTag.read(from: &r)
     return (tag, try decodeBody(&r, known: known))
   }
@@ -121,7 +121,7 @@ enum WorkerMessage: Equatable {
   /// their labels, in row order.
   case scored(predictions: [Double], labels: [Double])
 
-  func encoded(_ tag: RoundTag = RoundTag()) -> [UInt8] {
+  func encoded(_ tag: RoundTag = RoundTag()) -> Payload {
     var w = WireWriter()
     tag.write(to: &w)
     switch self {
@@ -161,15 +161,15 @@ enum WorkerMessage: Equatable {
     case .needJob:
       w.u8(6)
     }
-    return w.bytes
+    return w.payload
   }
 
-  static func decode(_ bytes: [UInt8]) throws -> WorkerMessage {
-    try decodeTagged(bytes).message
+  static func decode(_ message: Payload) throws -> WorkerMessage {
+    try decodeTagged(message).message
   }
 
-  static func decodeTagged(_ bytes: [UInt8]) throws -> (tag: RoundTag, message: WorkerMessage) {
-    var r = WireReader(bytes)
+  static func decodeTagged(_ message: Payload) throws -> (tag: RoundTag, message: WorkerMessage) {
+    var r = WireReader(message)
     let tag = try RoundTag.read(from: &r)
     return (tag, try decodeBody(&r))
   }

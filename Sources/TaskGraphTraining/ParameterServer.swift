@@ -315,7 +315,7 @@ public actor ParameterServerMaster: MasterTask {
     }
   }
 
-  public func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws {
+  public func notified(by worker: Int, message: Payload, context: MasterContext) async throws {
     let (tag, answer) = try WorkerMessage.decodeTagged(message)
     if case .refused(let why) = answer {
       logger.error("worker \(worker) refused the job: \(why)")
@@ -780,7 +780,7 @@ public actor ParameterServerWorker: WorkerTask {
 
   public func enterEpoch(_ epoch: UInt64, context: WorkerContext) async {}
 
-  public func notified(message: [UInt8], context: WorkerContext) async throws {
+  public func notified(message: Payload, context: WorkerContext) async throws {
     var r = WireReader(message)
     let tag = try RoundTag.read(from: &r)
     if chaos?.shouldKill(task: taskID, epoch: tag.round) == true {
@@ -806,7 +806,7 @@ public actor ParameterServerWorker: WorkerTask {
 
   /// Answers one master message through `notifyMaster` (the runtime-free core of
   /// `notified`).
-  func handle(_ message: [UInt8], notifyMaster: @Sendable ([UInt8]) async -> Void) async throws {
+  func handle(_ message: Payload, notifyMaster: @Sendable (Payload) async -> Void) async throws {
     let tag: RoundTag
     let request: MasterMessage
     let known = job

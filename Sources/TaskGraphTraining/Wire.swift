@@ -1,11 +1,25 @@
 import Foundation
+import TaskGraph
 
 /// A little-endian binary writer for messages between the master and workers: parameters
 /// and gradients travel as raw doubles, not as text.
+///
+/// The message is a ``Payload``: a vector of at least ``WireWriter/partThreshold`` doubles
+/// becomes a part of its own, the array itself rather than a copy, so sending parameters
+/// or a gradient copies nothing here (and nothing at all in process).
 struct WireWriter {
-  private(set) var bytes: [UInt8] = []
+  /// Vectors with at least this many doubles travel as parts of their own.
+  static let partThreshold = 512
+
+  private var parts: [Payload.Part] = []
+  private var bytes: [UInt8] = []
 
   init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
+
+  /// What has been written.
+  var payload: Payload {
+    Payload(parts: bytes.isEmpty ? parts : parts + [.bytes(bytes)])
+  }
 
   mutating func u8(_ v: UInt8) { bytes.append(v) }
 
@@ -19,9 +33,16 @@ struct WireWriter {
 
   mutating func doubles(_ v: [Double]) {
     u64(UInt64(v.count))
-    v.withUnsafeBytes { raw in
-      // Doubles are stored little-endian on every platform this runs on (x86-64, arm64).
-      bytes.append(contentsOf: raw)
+    if v.count >= Self.partThreshold {
+      parts.append(.bytes(bytes))
+      parts.append(.doubles(v))
+      bytes = []
+      bytes.reserveCapacity(64)
+    } else {
+      v.withUnsafeBytes { raw in
+        // Doubles are stored little-endian on every platform this runs on (x86-64, arm64).
+        bytes.append(contentsOf: raw)
+      }
     }
   }
 
@@ -33,18 +54,38 @@ struct WireWriter {
   mutating func string(_ s: String) { blob(Array(s.utf8)) }
 }
 
-/// Reads what `WireWriter` wrote; every read checks the remaining length.
+/// Reads what `WireWriter` wrote; every read checks the remaining length. A vector that
+/// travels as a part of its own is returned as that part's array, without a copy; one
+/// written inline (or joined into the bytes by whatever carried the message) is copied out.
 struct WireReader {
-  private let bytes: [UInt8]
+  private let parts: [Payload.Part]
+  /// The index of the part after the one being read.
+  private var next = 0
+  /// The part of bytes being read.
+  private var bytes: [UInt8] = []
   private var offset = 0
 
-  init(_ bytes: [UInt8]) { self.bytes = bytes }
+  init(_ payload: Payload) { parts = payload.parts }
 
-  var isAtEnd: Bool { offset == bytes.count }
+  init(_ bytes: [UInt8]) { self.init(Payload(bytes)) }
+
+  var isAtEnd: Bool { offset == bytes.count && parts[next...].allSatisfy { $0.count == 0 } }
+
+  /// Moves on to the next part of bytes when the current one is read to its end.
+  private mutating func refill() {
+    while offset == bytes.count, next < parts.count, case .bytes(let b) = parts[next] {
+      bytes = b
+      offset = 0
+      next += 1
+    }
+  }
 
   private mutating func take(_ n: Int) throws -> Range<Int> {
-    guard n >= 0, offset + n <= bytes.count else {
-      throw TrainingError(code: .mismatch, message: "truncated message (\(bytes.count) bytes)")
+    refill()
+    guard n >= 0, n <= bytes.count - offset else {
+      throw TrainingError(
+        code: .mismatch,
+        message: "truncated message (\(Payload(parts: parts).count) bytes in \(parts.count) parts)")
     }
     defer { offset += n }
     return offset..<(offset + n)
@@ -64,7 +105,18 @@ struct WireReader {
   mutating func f64() throws -> Double { Double(bitPattern: try u64()) }
 
   mutating func doubles() throws -> [Double] {
-    let n = Int(try u64())
+    let count = try u64()
+    refill()
+    if offset == bytes.count, next < parts.count, case .doubles(let d) = parts[next],
+      UInt64(d.count) == count
+    {
+      next += 1
+      return d
+    }
+    guard count <= UInt64(Int.max / 8) else {
+      throw TrainingError(code: .mismatch, message: "a vector of \(count) doubles")
+    }
+    let n = Int(count)
     let r = try take(n * 8)
     return [Double](unsafeUninitializedCapacity: n) { buf, count in
       bytes.withUnsafeBytes { raw in
@@ -76,7 +128,10 @@ struct WireReader {
   }
 
   mutating func blob() throws -> [UInt8] {
-    let n = Int(try u64())
+    let count = try u64()
+    guard let n = Int(exactly: count) else {
+      throw TrainingError(code: .mismatch, message: "a blob of \(count) bytes")
+    }
     return Array(bytes[try take(n)])
   }
 

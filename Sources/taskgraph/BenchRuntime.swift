@@ -33,7 +33,7 @@ actor EmptyRoundMaster: MasterTask {
     for w in context.workers { await context.notifyWorker(w, message: []) }
   }
 
-  func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws {
+  func notified(by worker: Int, message: Payload, context: MasterContext) async throws {
     answered.insert(worker)
     if answered.count == context.workers.count { try await context.incrementEpoch() }
   }
@@ -41,7 +41,7 @@ actor EmptyRoundMaster: MasterTask {
 
 struct EmptyRoundWorker: WorkerTask {
   func enterEpoch(_ epoch: UInt64, context: WorkerContext) async {}
-  func notified(message: [UInt8], context: WorkerContext) async throws {
+  func notified(message: Payload, context: WorkerContext) async throws {
     await context.notifyMaster([])
   }
 }

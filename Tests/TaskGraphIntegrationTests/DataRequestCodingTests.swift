@@ -9,7 +9,7 @@ import Testing
 
 private let sample = DataRequest(
   job: "job", from: 3, to: 5, epoch: 7, id: 0xdead_beef_0000_0001, method: "gradient",
-  payload: (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) })
+  payload: Payload((0..<300).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }))
 
 /// `sample` as SwiftProtobuf writes it (fields in number order: the payload, 7, before the
 /// call number, 8).
@@ -21,8 +21,9 @@ private func generalEncoding(_ request: DataRequest, call: UInt64) throws -> [UI
   message.epoch = request.epoch
   message.id = request.id
   message.method = request.method
-  message.payload = Data(request.payload)
+  message.payload = Data(request.payload.bytes)
   message.call = call
+  message.payloadParts = ProtobufWire.layout(of: request.payload)
   return try message.serializedBytes()
 }
 
@@ -44,7 +45,7 @@ struct DataRequestCodingTests {
     #expect(message.job == "job" && message.from == 3 && message.to == 5)
     #expect(message.epoch == 7 && message.id == sample.id && message.method == "gradient")
     #expect(message.call == 42)
-    #expect([UInt8](message.payload) == sample.payload)
+    #expect([UInt8](message.payload) == sample.payload.bytes)
   }
 
   @Test("requests round-trip, payload last or not, empty or not")
@@ -75,7 +76,7 @@ struct DataRequestCodingTests {
       let message = try Taskgraph_Transport_V1_DataResponseMessage(serializedBytes: bytes)
       #expect(message.call == 3)
       switch reply {
-      case .payload(let payload): #expect(message.payload == Data(payload))
+      case .payload(let payload): #expect(message.payload == Data(payload.bytes))
       case .error(let error): #expect(message.error == error)
       }
     }
@@ -88,6 +89,81 @@ struct DataRequestCodingTests {
     // A writer that leaves the oneof unset sends an empty payload.
     let empty = try DataReplyDeserializer().deserialize([UInt8]())
     #expect(empty.call == 0 && empty.message == .payload([]))
+  }
+
+  @Test("a payload in parts keeps them: doubles are read back as doubles, bit for bit")
+  func partsRoundTrip() throws {
+    let weights = (0..<1000).map { Double($0) * 0.25 - 7 }
+    let edges: [Double] = [-0.0, .infinity, .leastNonzeroMagnitude, .nan]
+    let payload = Payload(parts: [
+      .bytes([1, 2, 3]), .doubles(weights), .bytes([4]), .doubles([]), .doubles(edges),
+    ])
+    var request = sample
+    request.payload = payload
+    func expectParts(_ decoded: Payload) {
+      guard decoded.parts.count == 5, case .bytes(let head) = decoded.parts[0],
+        case .doubles(let back) = decoded.parts[1], case .doubles(let last) = decoded.parts[4]
+      else {
+        Issue.record("parts lost: \(decoded.parts.map(\.count))")
+        return
+      }
+      #expect(head == [1, 2, 3])
+      #expect(back.map(\.bitPattern) == weights.map(\.bitPattern))
+      #expect(last.map(\.bitPattern) == edges.map(\.bitPattern))
+    }
+    let bytes: [UInt8] = try DataRequestSerializer().serialize(Numbered(call: 5, message: request))
+    let decoded = try DataRequestDeserializer().deserialize(bytes)
+    #expect(decoded.call == 5 && decoded.message == request)
+    expectParts(decoded.message.payload)
+    // A reader that knows no parts sees the same bytes; the layout is plain protobuf.
+    let message = try Taskgraph_Transport_V1_DataRequestMessage(serializedBytes: bytes)
+    #expect([UInt8](message.payload) == payload.bytes)
+    #expect(message.payloadParts.map(\.length) == [3, 8000, 1, 0, 32])
+    #expect(message.payloadParts.map(\.kind) == [.bytes, .doubles, .bytes, .doubles, .doubles])
+    // The general path (the payload not last) keeps the parts too.
+    expectParts(
+      try DataRequestDeserializer().deserialize(try generalEncoding(request, call: 6)).message
+        .payload)
+    let replyBytes: [UInt8] = try DataReplySerializer().serialize(
+      Numbered(call: 2, message: .payload(payload)))
+    let reply = try DataReplyDeserializer().deserialize(replyBytes)
+    guard case .payload(let replied) = reply.message else {
+      Issue.record("no payload")
+      return
+    }
+    expectParts(replied)
+  }
+
+  @Test("a layout that does not describe its payload is refused")
+  func badLayouts() throws {
+    func part(_ kind: Taskgraph_Transport_V1_PayloadPart.Kind, _ length: UInt64)
+      -> Taskgraph_Transport_V1_PayloadPart
+    {
+      var entry = Taskgraph_Transport_V1_PayloadPart()
+      entry.kind = kind
+      entry.length = length
+      return entry
+    }
+    let layouts: [[Taskgraph_Transport_V1_PayloadPart]] = [
+      [part(.bytes, 15)],  // short of the payload's 16 bytes
+      [part(.doubles, 8), part(.bytes, 9)],  // beyond them
+      [part(.doubles, 12), part(.bytes, 4)],  // doubles not a multiple of 8
+      [part(.UNRECOGNIZED(7), 16)],
+      [part(.bytes, .max), part(.bytes, 17)],  // lengths that overflow
+    ]
+    for layout in layouts {
+      var head = Taskgraph_Transport_V1_DataRequestMessage()
+      head.job = "job"
+      head.payloadParts = layout
+      let payload = Payload((0..<16).map { UInt8($0) })
+      // The payload last (the shortcut) and first (the general path).
+      let last: [UInt8] = ProtobufWire.message(
+        head: try head.serializedBytes(), field: 7, payload: payload)
+      head.payload = Data(payload.bytes)
+      let general: [UInt8] = try head.serializedBytes()
+      #expect(throws: RPCError.self) { try DataRequestDeserializer().deserialize(last) }
+      #expect(throws: RPCError.self) { try DataRequestDeserializer().deserialize(general) }
+    }
   }
 
   @Test("a reply's error becomes the typed TransportError")
@@ -153,7 +229,7 @@ struct DataTransportCompatibilityTests {
     let transport = GRPCTransport()
     let server = try await transport.startServer(host: "127.0.0.1") { request in
       #expect(request.job == "job" && request.from == 2 && request.method == "m")
-      return request.payload.reversed()
+      return Payload(request.payload.bytes.reversed())
     }
     let port = try #require((server as? GRPCTransportServer)?.port)
     let client = GRPCClient(

@@ -25,13 +25,13 @@ private func withServer<R: Sendable>(
 
 private func request(epoch: UInt64 = 4, payload: [UInt8] = []) -> DataRequest {
   DataRequest(
-    job: "job", from: 2, to: 1, epoch: epoch, id: 77, method: "gradient", payload: payload)
+    job: "job", from: 2, to: 1, epoch: epoch, id: 77, method: "gradient", payload: Payload(payload))
 }
 
 /// Expects `operation` to throw a `TransportError` with `code`, and returns it.
 @discardableResult
 private func expectTransportError(
-  _ code: TransportError.Code, _ operation: () async throws -> [UInt8],
+  _ code: TransportError.Code, _ operation: () async throws -> Payload,
   sourceLocation: SourceLocation = #_sourceLocation
 ) async -> TransportError? {
   do {
@@ -70,14 +70,14 @@ struct GRPCTransportTests {
     try await withServer(handler: { request in
       #expect(request.job == "job" && request.from == 2 && request.to == 1)
       #expect(request.epoch == 4 && request.id == 77 && request.method == "gradient")
-      return request.payload.reversed()
+      return Payload(request.payload.bytes.reversed())
     }) { transport, server in
       #expect(server.address.hasPrefix("127.0.0.1:"))
       for size in [8, 8 * 1024, 8 * 1024 * 1024] {
         let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         let response = try await transport.send(
           request(payload: payload), to: server.address, timeout: .seconds(30))
-        #expect(response == payload.reversed(), "payload of \(size) bytes")
+        #expect(response.bytes == payload.reversed(), "payload of \(size) bytes")
       }
       // The empty payload survives too.
       #expect(try await transport.send(request(), to: server.address, timeout: .seconds(5)) == [])
@@ -89,7 +89,7 @@ struct GRPCTransportTests {
     try await withServer(handler: { request in
       // Later requests tend to finish first; the replies must still find their callers.
       try await Task.sleep(for: .milliseconds(Int(64 - request.id)))
-      return request.payload + [UInt8(request.id)]
+      return Payload(request.payload.bytes + [UInt8(request.id)])
     }) { transport, server in
       try await withThrowingTaskGroup(of: Void.self) { group in
         for id in 0..<64 {
@@ -97,7 +97,7 @@ struct GRPCTransportTests {
             var sent = request(payload: [UInt8](repeating: UInt8(id), count: id * 1000))
             sent.id = UInt64(id)
             let response = try await transport.send(sent, to: server.address, timeout: .seconds(30))
-            #expect(response == sent.payload + [UInt8(id)], "reply to request \(id)")
+            #expect(response.bytes == sent.payload.bytes + [UInt8(id)], "reply to request \(id)")
           }
         }
         try await group.waitForAll()
@@ -220,7 +220,7 @@ struct GRPCTransportTests {
     try await withServer(
       configuration: small,
       handler: { request in
-        [UInt8](repeating: 1, count: Int(request.method) ?? 0)
+        Payload([UInt8](repeating: 1, count: Int(request.method) ?? 0))
       }
     ) { transport, server in
       // A request over the limit never leaves the client.

@@ -6,9 +6,9 @@ import XCTest
 /// Serves its epoch, so a test sees which epoch a request was served in.
 struct EpochServingTask: GraphTask {
   func enterEpoch(_ epoch: UInt64, context: TaskContext) async {}
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
-  { epochBytes(context.epoch) }
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
+  { Payload(epochBytes(context.epoch)) }
 }
 
 /// A request for task 0's epoch, sent in `epoch`.
@@ -59,7 +59,7 @@ final class EarlyRequestTests: XCTestCase {
         layout.epoch, expected: epochBytes(0), new: epochBytes(1))
       XCTAssertTrue(swapped)
       let served = try await bounded { try await response.value }
-      XCTAssertEqual(served, epochBytes(1), "served in the request's epoch, not refused")
+      XCTAssertEqual(served.bytes, epochBytes(1), "served in the request's epoch, not refused")
     }
   }
 
@@ -87,7 +87,7 @@ final class EarlyRequestTests: XCTestCase {
         try await transport.send(
           earlyRequest(job: "now", epoch: 1), to: address, timeout: .seconds(60))
       }
-      XCTAssertEqual(served, epochBytes(1))
+      XCTAssertEqual(served.bytes, epochBytes(1))
       do {
         _ = try await transport.send(
           earlyRequest(job: "now", epoch: 0), to: address, timeout: .seconds(60))

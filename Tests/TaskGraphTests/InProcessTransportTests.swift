@@ -8,7 +8,7 @@ final class InProcessTransportTests: XCTestCase {
   func testSendCallsHandlerAndStoppedServerIsUnavailable() async throws {
     let transport = InProcessTransport()
     let server = try await transport.startServer(host: "h") { request in
-      request.payload + [UInt8(request.epoch)]
+      Payload(request.payload.bytes + [UInt8(request.epoch)])
     }
     let response = try await transport.send(request, to: server.address, timeout: .seconds(1))
     XCTAssertEqual(response, [9, 3])

@@ -326,12 +326,12 @@ actor SlowPairTask: GraphTask {
     if id == 0 && epoch == 1 { await context.dataRequest(to: 1, method: "slow") }
   }
 
-  func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext) async {
+  func dataReady(from task: Int, method: String, response: Payload, context: TaskContext) async {
     await recorder.note("data \(id) \(context.epoch)")
   }
 
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   {
     await recorder.note("serving \(context.epoch)")
     do {
@@ -348,8 +348,8 @@ actor SlowPairTask: GraphTask {
 
 struct IdleTask: GraphTask {
   func enterEpoch(_ epoch: UInt64, context: TaskContext) async {}
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   { [] }
 }
 
@@ -365,8 +365,8 @@ private final class CountedTask: GraphTask {
   func enterEpoch(_ epoch: UInt64, context: TaskContext) async {
     if id == 0 && epoch == 0 { try? await context.shutdownJob() }
   }
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   { [] }
 }
 

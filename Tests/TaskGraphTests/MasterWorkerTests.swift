@@ -15,11 +15,11 @@ actor SumMaster: MasterTask {
     do {
       if epoch == 0 { return try await context.incrementEpoch() }
       if epoch > epochs { return try await context.shutdownJob() }
-      for worker in context.workers { await context.notifyWorker(worker, message: epoch.bytes) }
+      for worker in context.workers { await context.notifyWorker(worker, message: epoch.payload) }
     } catch {}
   }
 
-  func notified(by worker: Int, message: [UInt8], context: MasterContext) async throws {
+  func notified(by worker: Int, message: Payload, context: MasterContext) async throws {
     guard context.epoch == epoch else { return }
     received[worker] = Int64(bitPattern: UInt64(decoding: message))
     if received.count == context.workers.count {
@@ -37,24 +37,24 @@ actor SquareWorker: WorkerTask {
 
   func enterEpoch(_ epoch: UInt64, context: WorkerContext) async { pending = nil }
 
-  func notified(message: [UInt8], context: WorkerContext) async throws {
+  func notified(message: Payload, context: WorkerContext) async throws {
     pending = UInt64(decoding: message)
     let next = id % context.workers.count + 1
     await context.dataRequest(to: next, method: "square")
   }
 
-  func dataReady(from worker: Int, method: String, response: [UInt8], context: WorkerContext)
+  func dataReady(from worker: Int, method: String, response: Payload, context: WorkerContext)
     async
   {
     guard let e = pending else { return }
     let value = Int64(e) * Int64(id) + Int64(bitPattern: UInt64(decoding: response))
-    await context.notifyMaster(UInt64(bitPattern: value).bytes)
+    await context.notifyMaster(UInt64(bitPattern: value).payload)
   }
 
-  func serveData(from worker: Int, method: String, request: [UInt8], context: WorkerContext)
-    async throws -> [UInt8]
+  func serveData(from worker: Int, method: String, request: Payload, context: WorkerContext)
+    async throws -> Payload
   {
-    UInt64(id * id).bytes
+    UInt64(id * id).payload
   }
 }
 

@@ -125,7 +125,7 @@ actor TreeSumTask: Backupable {
     }
   }
 
-  func dataReady(from task: Int, method: String, response: [UInt8], context: TaskContext) async {
+  func dataReady(from task: Int, method: String, response: Payload, context: TaskContext) async {
     await recorder.delivered(.init(task: id, epoch: context.epoch, from: task, method: method))
     do {
       switch method {
@@ -149,20 +149,20 @@ actor TreeSumTask: Backupable {
     }
   }
 
-  func serveData(from task: Int, method: String, request: [UInt8], context: TaskContext)
-    async throws -> [UInt8]
+  func serveData(from task: Int, method: String, request: Payload, context: TaskContext)
+    async throws -> Payload
   {
     await recorder.served(.init(task: id, epoch: context.epoch, from: task, method: method))
     while true {
       if epoch == context.epoch {
-        if method == Self.param, let param { return param.bytes }
+        if method == Self.param, let param { return param.payload }
         if method == Self.value, let value {
           if shouldKill(.serveValue) {
             await recorder.note("killed \(id) \(epoch)")
             await context.kill()
             throw CancellationError()
           }
-          return UInt64(bitPattern: value).bytes
+          return UInt64(bitPattern: value).payload
         }
       }
       try await waitForProgress(epoch: context.epoch)
@@ -230,6 +230,10 @@ actor TreeSumTask: Backupable {
 
 extension UInt64 {
   var bytes: [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: self >> (8 * UInt64($0))) } }
+
+  var payload: Payload { Payload(bytes) }
+
+  init(decoding payload: Payload) { self.init(decoding: payload.bytes) }
 
   init(decoding bytes: [UInt8]) {
     precondition(bytes.count == 8, "expected 8 bytes, got \(bytes.count)")

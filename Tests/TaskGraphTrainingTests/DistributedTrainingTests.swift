@@ -365,13 +365,13 @@ final class RefusalLog: @unchecked Sendable {
 
 final class MessageLog: @unchecked Sendable {
   private let lock = NSLock()
-  private var items: [[UInt8]] = []
-  func add(_ s: [UInt8]) {
+  private var items: [Payload] = []
+  func add(_ s: Payload) {
     lock.lock()
     items.append(s)
     lock.unlock()
   }
-  var all: [[UInt8]] {
+  var all: [Payload] {
     lock.lock()
     defer { lock.unlock() }
     return items

@@ -49,6 +49,9 @@ nonisolated struct Taskgraph_Transport_V1_DataRequestMessage: Sendable {
   /// On an Exchange stream: the request's number, unique on the stream.
   var call: UInt64 = 0
 
+  /// How `payload` is split into parts, in order; empty when it is one part of bytes.
+  var payloadParts: [Taskgraph_Transport_V1_PayloadPart] = []
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
@@ -80,11 +83,67 @@ nonisolated struct Taskgraph_Transport_V1_DataResponseMessage: Sendable {
   /// On an Exchange stream: the number of the request answered.
   var call: UInt64 = 0
 
+  /// How `payload` is split into parts, in order; empty when it is one part of bytes.
+  var payloadParts: [Taskgraph_Transport_V1_PayloadPart] = []
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   nonisolated enum OneOf_Result: Equatable, Sendable {
     case payload(Data)
     case error(Taskgraph_Transport_V1_DataError)
+
+  }
+
+  init() {}
+}
+
+/// One part of a payload: the parts' lengths add up to the payload's. A reader may keep
+/// doubles as numbers instead of bytes; one that ignores the parts sees the same bytes.
+nonisolated struct Taskgraph_Transport_V1_PayloadPart: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var kind: Taskgraph_Transport_V1_PayloadPart.Kind = .bytes
+
+  /// The part's length in bytes.
+  var length: UInt64 = 0
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  nonisolated enum Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
+    typealias RawValue = Int
+    case bytes // = 0
+
+    /// Little-endian IEEE 754 doubles: the length is a multiple of 8.
+    case doubles // = 1
+    case UNRECOGNIZED(Int)
+
+    init() {
+      self = .bytes
+    }
+
+    init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .bytes
+      case 1: self = .doubles
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    var rawValue: Int {
+      switch self {
+      case .bytes: return 0
+      case .doubles: return 1
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    static let allCases: [Taskgraph_Transport_V1_PayloadPart.Kind] = [
+      .bytes,
+      .doubles,
+    ]
 
   }
 
@@ -165,7 +224,7 @@ fileprivate nonisolated let _protobuf_package = "taskgraph.transport.v1"
 
 nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".DataRequestMessage"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}from\0\u{1}to\0\u{1}epoch\0\u{1}id\0\u{1}method\0\u{1}payload\0\u{1}call\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}from\0\u{1}to\0\u{1}epoch\0\u{1}id\0\u{1}method\0\u{1}payload\0\u{1}call\0\u{3}payload_parts\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -181,6 +240,7 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
       case 6: try { try decoder.decodeSingularStringField(value: &self.method) }()
       case 7: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.call) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.payloadParts) }()
       default: break
       }
     }
@@ -211,6 +271,9 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
     if self.call != 0 {
       try visitor.visitSingularUInt64Field(value: self.call, fieldNumber: 8)
     }
+    if !self.payloadParts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.payloadParts, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -223,6 +286,7 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
     if lhs.method != rhs.method {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.call != rhs.call {return false}
+    if lhs.payloadParts != rhs.payloadParts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -230,7 +294,7 @@ nonisolated extension Taskgraph_Transport_V1_DataRequestMessage: SwiftProtobuf.M
 
 nonisolated extension Taskgraph_Transport_V1_DataResponseMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".DataResponseMessage"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{1}error\0\u{1}call\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{1}error\0\u{1}call\0\u{3}payload_parts\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -260,6 +324,7 @@ nonisolated extension Taskgraph_Transport_V1_DataResponseMessage: SwiftProtobuf.
         }
       }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.call) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.payloadParts) }()
       default: break
       }
     }
@@ -284,15 +349,58 @@ nonisolated extension Taskgraph_Transport_V1_DataResponseMessage: SwiftProtobuf.
     if self.call != 0 {
       try visitor.visitSingularUInt64Field(value: self.call, fieldNumber: 3)
     }
+    if !self.payloadParts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.payloadParts, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   static func ==(lhs: Taskgraph_Transport_V1_DataResponseMessage, rhs: Taskgraph_Transport_V1_DataResponseMessage) -> Bool {
     if lhs.result != rhs.result {return false}
     if lhs.call != rhs.call {return false}
+    if lhs.payloadParts != rhs.payloadParts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Taskgraph_Transport_V1_PayloadPart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".PayloadPart"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}length\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.length) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.kind != .bytes {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 1)
+    }
+    if self.length != 0 {
+      try visitor.visitSingularUInt64Field(value: self.length, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Taskgraph_Transport_V1_PayloadPart, rhs: Taskgraph_Transport_V1_PayloadPart) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.length != rhs.length {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Taskgraph_Transport_V1_PayloadPart.Kind: SwiftProtobuf._ProtoNameProviding {
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0BYTES\0\u{1}DOUBLES\0")
 }
 
 nonisolated extension Taskgraph_Transport_V1_DataError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
