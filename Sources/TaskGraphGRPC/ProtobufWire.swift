@@ -57,21 +57,9 @@ enum ProtobufWire {
   static func message<Bytes: GRPCContiguousBytes>(
     head: [UInt8], field number: Int, payload: Payload
   ) -> Bytes {
-    let key = UInt64(number) << 3 | lengthDelimited
-    let length = payload.count
-    let total = head.count + varintSize(key) + varintSize(UInt64(length)) + length
-    var message = Bytes(repeating: 0, count: total)
-    message.withUnsafeMutableBytes { out in
-      var offset = 0
-      head.withUnsafeBytes { source in
-        out.baseAddress?.copyMemory(from: source.baseAddress!, byteCount: source.count)
-      }
-      offset += head.count
-      writeVarint(key, into: out, at: &offset)
-      writeVarint(UInt64(length), into: out, at: &offset)
-      payload.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
-    }
-    return message
+    // Made from a sequence that copies itself in one go, not from a zero-filled buffer
+    // written over: a buffer of megabytes is then written once instead of twice.
+    Bytes(MessageBytes(head: head, field: number, payload: payload))
   }
 
   /// How `payload` is split, for a message's `payload_parts`: empty when it is one part of
@@ -184,4 +172,79 @@ enum ProtobufWire {
 /// A message's `payload_parts` do not describe its payload.
 struct PayloadLayoutError: Error, CustomStringConvertible {
   var description: String
+}
+
+/// The bytes of an encoded message: a head, then one length-delimited field holding a
+/// payload. As a sequence it copies itself into a destination in one pass
+/// (`_copyContents`), so a buffer made from it (`Array`, NIO's `ByteBuffer`) is written
+/// once, without the zero fill of `init(repeating:count:)`; its byte-by-byte iterator
+/// serves any other consumer.
+struct MessageBytes: Sequence {
+  let head: [UInt8]
+  let field: Int
+  let payload: Payload
+  let count: Int
+
+  init(head: [UInt8], field: Int, payload: Payload) {
+    self.head = head
+    self.field = field
+    self.payload = payload
+    let key = UInt64(field) << 3 | ProtobufWire.lengthDelimited
+    self.count =
+      head.count + ProtobufWire.varintSize(key) + ProtobufWire.varintSize(UInt64(payload.count))
+      + payload.count
+  }
+
+  private var key: UInt64 { UInt64(field) << 3 | ProtobufWire.lengthDelimited }
+
+  var underestimatedCount: Int { count }
+
+  /// Writes the message into `out`, which holds at least `count` bytes.
+  func write(into out: UnsafeMutableRawBufferPointer) {
+    var offset = 0
+    head.withUnsafeBytes { source in
+      if let base = source.baseAddress {
+        out.baseAddress!.copyMemory(from: base, byteCount: source.count)
+      }
+    }
+    offset += head.count
+    ProtobufWire.writeVarint(key, into: out, at: &offset)
+    ProtobufWire.writeVarint(UInt64(payload.count), into: out, at: &offset)
+    payload.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
+  }
+
+  func _copyContents(initializing buffer: UnsafeMutableBufferPointer<UInt8>) -> (Iterator, Int) {
+    // A destination too small for the whole message takes it byte by byte, as any
+    // sequence's would.
+    guard buffer.count >= count else {
+      var iterator = makeIterator()
+      var written = 0
+      while written < buffer.count, let byte = iterator.next() {
+        buffer[written] = byte
+        written += 1
+      }
+      return (iterator, written)
+    }
+    if count > 0 { write(into: UnsafeMutableRawBufferPointer(buffer)) }
+    return (Iterator(bytes: [], position: 0), count)
+  }
+
+  func makeIterator() -> Iterator {
+    Iterator(
+      bytes: [UInt8](unsafeUninitializedCapacity: count) { out, n in
+        if count > 0 { write(into: UnsafeMutableRawBufferPointer(out)) }
+        n = count
+      }, position: 0)
+  }
+
+  struct Iterator: IteratorProtocol {
+    let bytes: [UInt8]
+    var position: Int
+
+    mutating func next() -> UInt8? {
+      guard position < bytes.count else { return nil }
+      defer { position += 1 }
+      return bytes[position]
+    }
+  }
 }

@@ -134,6 +134,33 @@ struct DataRequestCodingTests {
     expectParts(replied)
   }
 
+  @Test("a message's bytes copy themselves in one pass, and iterate to the same bytes")
+  func messageBytes() {
+    let head: [UInt8] = [0x0a, 0x03, 0x6a, 0x6f, 0x62]
+    let payload = Payload(parts: [.bytes([9, 8]), .doubles([1.5, -2]), .bytes([7])])
+    let message = MessageBytes(head: head, field: 7, payload: payload)
+    // Field 7, length-delimited: key 0x3a, then the length (2 + 16 + 1 = 19).
+    let expected = head + [0x3a, 19] + payload.bytes
+    #expect(message.count == expected.count)
+    #expect([UInt8](message) == expected, "through _copyContents")
+    var iterated: [UInt8] = []
+    var iterator = message.makeIterator()
+    while let byte = iterator.next() { iterated.append(byte) }
+    #expect(iterated == expected, "byte by byte")
+    // A destination too short takes a prefix; the iterator returned yields the rest.
+    var prefix = [UInt8](repeating: 0, count: 10)
+    let (rest, written) = prefix.withUnsafeMutableBufferPointer {
+      message._copyContents(initializing: $0)
+    }
+    #expect(written == 10 && prefix == Array(expected[..<10]))
+    var tail: [UInt8] = []
+    var remaining = rest
+    while let byte = remaining.next() { tail.append(byte) }
+    #expect(tail == Array(expected[10...]))
+    // Empty: nothing but the key and a zero length.
+    #expect([UInt8](MessageBytes(head: [], field: 1, payload: Payload())) == [0x0a, 0])
+  }
+
   @Test("a layout that does not describe its payload is refused")
   func badLayouts() throws {
     func part(_ kind: Taskgraph_Transport_V1_PayloadPart.Kind, _ length: UInt64)
