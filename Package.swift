@@ -140,6 +140,7 @@ let package = Package(
       name: "TaskGraphTrainingTests",
       dependencies: [
         "TaskGraphTraining", "TaskGraph", "TaskGraphML", "TaskGraphData", "TaskGraphLinalg",
+        "TaskGraphGRPC",
         .product(name: "MetricsTestKit", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
       ],

@@ -32,6 +32,9 @@ public struct GradientBenchmark: Sendable {
     public var fused_ms: Double
     /// The same fused pass with the `blasBlocks` kernel (two gemv calls per cached block).
     public var blas_blocks_ms: Double
+    /// The same sums by blocks of columns (`computeInColumnBlocks`, blocks of 128 Ki
+    /// columns): what a worker runs to send its gradient while computing it.
+    public var column_blocks_ms: Double
     public var two_call_ms: Double
     public var limit_ms: Double
     /// The same fused pass with the AVX2 kernel, when the default one is AVX-512.
@@ -103,6 +106,11 @@ public struct GradientBenchmark: Sendable {
           kernel: .blasBlocks)
       },
       {
+        _ = FusedGradient.computeInColumnBlocks(
+          x: x, y: y, weights: w, intercept: 0, loss: config.loss, blockColumns: 1 << 17,
+          threads: config.threads, onBlock: { _, _ in })
+      },
+      {
         openblas_set_num_threads(Int32(config.threads))
         twoCallGradient = twoCallPass(x: x, y: y, w: w, loss: config.loss)
         openblas_set_num_threads(1)
@@ -116,7 +124,9 @@ public struct GradientBenchmark: Sendable {
       }
     }
     let times = timeInterleaved(bodies)
-    let (fused, limit, blasBlocks, twoCall) = (times[0], times[1], times[2], times[3])
+    let (fused, limit, blasBlocks, columnBlocks, twoCall) = (
+      times[0], times[1], times[2], times[3], times[4]
+    )
     if sink == .infinity { print("") }  // keep the read alive
 
     let scale = max(1e-300, fusedResult.gradient.map(abs).max() ?? 0)
@@ -126,8 +136,9 @@ public struct GradientBenchmark: Sendable {
     return Result(
       rows: n, cols: d, precision: T.self == Double.self ? "float64" : "float32",
       loss: config.loss.rawValue, threads: config.threads, iterations: config.iterations,
-      bytes: bytes, fused_ms: fused, blas_blocks_ms: blasBlocks, two_call_ms: twoCall,
-      limit_ms: limit, fused_avx2_ms: compareAVX2 ? times[4] : nil,
+      bytes: bytes, fused_ms: fused, blas_blocks_ms: blasBlocks,
+      column_blocks_ms: columnBlocks, two_call_ms: twoCall,
+      limit_ms: limit, fused_avx2_ms: compareAVX2 ? times[5] : nil,
       instruction_set: "\(isa)",
       fused_gbps: gbps(fused), two_call_gbps: gbps(twoCall), limit_gbps: gbps(limit),
       fused_over_limit: fused / limit, two_call_over_fused: twoCall / fused,

@@ -25,6 +25,8 @@ public struct DistributedOptions: Sendable {
   public var staleness: UInt64 = 0
   /// Testing: extra delay of each listed worker's evaluations (a straggler).
   var workerDelays: [Int: Duration] = [:]
+  /// Testing: the workers' gradient blocks (see `ParameterServerWorker.gradientBlockColumns`).
+  var gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns
 
   public init(workers: Int) {
     precondition(workers >= 1, "at least one worker")
@@ -171,7 +173,8 @@ public enum DistributedTraining {
         ParameterServerWorker(
           taskID: id, workerCount: n, localDataPath: nil,
           shardCacheDirectory: options.checkpointDirectory.map(shardDirectory), logger: logger,
-          chaos: chaos, delay: options.workerDelays[id])
+          chaos: chaos, delay: options.workerDelays[id],
+          gradientBlockColumns: options.gradientBlockColumns)
       })
     // Every node may wait as a hot standby: the nodes of a slot start together, and
     // whichever claims it first serves it while the others wait for it to free up. (A node

@@ -120,6 +120,12 @@ enum WorkerMessage: Equatable {
   /// The predictions for the shard's validation rows (probabilities for logistic loss), and
   /// their labels, in row order.
   case scored(predictions: [Double], labels: [Double])
+  /// One block of columns of the gradient, sent while the worker computes the next: the
+  /// gradient has `columns` entries, this block the `values` from `offset` on.
+  case gradientBlock(columns: Int, offset: Int, values: [Double])
+  /// The sums of a gradient sent in blocks: everything but the gradient (left empty), which
+  /// the `gradientBlock` answers of the same round carry.
+  case blockedSums(GradientSums, columns: Int, computeMilliseconds: Double)
 
   func encoded(_ tag: RoundTag = RoundTag()) -> Payload {
     var w = WireWriter()
@@ -160,6 +166,18 @@ enum WorkerMessage: Equatable {
       w.doubles(y)
     case .needJob:
       w.u8(6)
+    case .gradientBlock(let columns, let offset, let values):
+      w.u8(7)
+      w.i64(columns)
+      w.i64(offset)
+      w.doubles(values)
+    case .blockedSums(let s, let columns, let ms):
+      w.u8(8)
+      w.i64(columns)
+      w.f64(ms)
+      w.i64(s.rows)
+      w.f64(s.loss)
+      w.f64(s.intercept)
     }
     return w.payload
   }
@@ -215,6 +233,25 @@ enum WorkerMessage: Equatable {
       }
       return .scored(predictions: p, labels: y)
     case 6: return .needJob
+    case 7:
+      let columns = try r.i64()
+      let offset = try r.i64()
+      let values = try r.doubles()
+      guard offset >= 0, columns >= 0, values.count <= columns - min(offset, columns) else {
+        throw TrainingError(
+          code: .mismatch,
+          message: "a gradient block of \(values.count) values at \(offset) of \(columns)")
+      }
+      return .gradientBlock(columns: columns, offset: offset, values: values)
+    case 8:
+      let columns = try r.i64()
+      let ms = try r.f64()
+      let rows = try r.i64()
+      let loss = try r.f64()
+      let intercept = try r.f64()
+      return .blockedSums(
+        GradientSums(loss: loss, gradient: [], intercept: intercept, rows: rows),
+        columns: columns, computeMilliseconds: ms)
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }
   }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import TaskGraph
 import TaskGraphData
 import TaskGraphLinalg
@@ -150,6 +151,8 @@ public actor ParameterServerMaster: MasterTask {
   var driver: OptimizerDriver?
   var events: AsyncStream<OptimizerDriver.Event>.Iterator?
   var answers: [Int: WorkerMessage] = [:]
+  /// Gradients arriving in blocks, per worker: the newest round's, until complete.
+  var assemblies: [Int: GradientAssembly] = [:]
   var answerTimes: [Int: Double] = [:]
   var epochStart = Date()
   var epoch: UInt64 = 0
@@ -268,6 +271,38 @@ public actor ParameterServerMaster: MasterTask {
     }
   }
 
+  /// Adds a block (or the closing sums) of a worker's gradient in blocks; returns the whole
+  /// answer once it is complete. Only this master's rounds count, and only a worker's newest
+  /// one; a block that arrives twice (from a replacement that computed it again, the same
+  /// values) counts once.
+  private func assemble(_ part: WorkerMessage, from worker: Int, tag: RoundTag) -> WorkerMessage? {
+    guard tag.incarnation == incarnation, tag.round <= round else { return nil }
+    var assembly = assemblies[worker] ?? GradientAssembly(tag: tag)
+    if assembly.tag.round < tag.round { assembly = GradientAssembly(tag: tag) }
+    guard assembly.tag == tag else { return nil }
+    switch part {
+    case .gradientBlock(let columns, let offset, let values):
+      guard assembly.add(columns: columns, offset: offset, values: values) else {
+        logger.error(
+          "worker \(worker): a gradient block at \(offset) of \(columns) columns does not fit")
+        return nil
+      }
+    case .blockedSums(let sums, let columns, let ms):
+      guard assembly.close(sums, columns: columns, ms: ms) else {
+        logger.error("worker \(worker): gradient sums of \(columns) columns do not fit its blocks")
+        return nil
+      }
+    default:
+      return nil
+    }
+    guard let whole = assembly.whole else {
+      assemblies[worker] = assembly
+      return nil
+    }
+    assemblies[worker] = nil
+    return whole
+  }
+
   /// Sends the current round's request in full to a worker that did not hold the job (a
   /// replacement): it asked with `needJob` in answer to the light one.
   private func sendFull(to worker: Int, tag: RoundTag, context: MasterContext) async {
@@ -316,7 +351,14 @@ public actor ParameterServerMaster: MasterTask {
   }
 
   public func notified(by worker: Int, message: Payload, context: MasterContext) async throws {
-    let (tag, answer) = try WorkerMessage.decodeTagged(message)
+    var (tag, answer) = try WorkerMessage.decodeTagged(message)
+    switch answer {
+    case .gradientBlock, .blockedSums:
+      // A gradient in blocks counts as one answer once every block and the sums are in.
+      guard let whole = assemble(answer, from: worker, tag: tag) else { return }
+      answer = whole
+    default: break
+    }
     if case .refused(let why) = answer {
       logger.error("worker \(worker) refused the job: \(why)")
       return
@@ -762,13 +804,23 @@ public actor ParameterServerWorker: WorkerTask {
   var loading: Task<LoadedShard, any Error>?
   /// Testing: an extra delay before each evaluation (a straggler).
   let delay: Duration?
+  /// A gradient of more columns than this is computed and sent in blocks of this many
+  /// columns, each sent while the next is computed (nil: always whole).
+  let gradientBlockColumns: Int?
+
+  /// Blocks of 128 Ki columns (1 MiB of doubles): a gradient of a million features goes in
+  /// 8 messages, the last of which is all the sending left after the computation.
+  static let defaultGradientBlockColumns = 1 << 17
 
   init(
     taskID: Int, workerCount: Int, localDataPath: String?, shardCacheDirectory: String? = nil,
     logger: Logger, onRefuse: @escaping @Sendable (String) -> Void = { _ in },
-    chaos: ChaosState? = nil, delay: Duration? = nil
+    chaos: ChaosState? = nil, delay: Duration? = nil,
+    gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns
   ) {
+    precondition(gradientBlockColumns.map { $0 >= 1 } ?? true, "blocks of at least one column")
     self.delay = delay
+    self.gradientBlockColumns = gradientBlockColumns
     self.shardCache = shardCacheDirectory.map { ShardCache(directory: $0) }
     self.chaos = chaos
     self.taskID = taskID
@@ -806,7 +858,9 @@ public actor ParameterServerWorker: WorkerTask {
 
   /// Answers one master message through `notifyMaster` (the runtime-free core of
   /// `notified`).
-  func handle(_ message: Payload, notifyMaster: @Sendable (Payload) async -> Void) async throws {
+  func handle(
+    _ message: Payload, notifyMaster: @escaping @Sendable (Payload) async -> Void
+  ) async throws {
     let tag: RoundTag
     let request: MasterMessage
     let known = job
@@ -865,6 +919,12 @@ public actor ParameterServerWorker: WorkerTask {
     case .evaluate(let job, let p):
       if let delay { try await Task.sleep(for: delay) }
       let (x, y) = (self.x!, self.y)
+      if let block = gradientBlockColumns, p.weights.count > block {
+        try await evaluateInBlocks(
+          job: job, parameters: p, x: x, y: y, blockColumns: block, tag: tag,
+          notifyMaster: notifyMaster)
+        return
+      }
       let (sums, ms) = try await Offload.run {
         let start = DispatchTime.now().uptimeNanoseconds
         let sums: GradientSums
@@ -906,6 +966,45 @@ public actor ParameterServerWorker: WorkerTask {
       await notifyMaster(
         WorkerMessage.scored(predictions: predictions, labels: validation?.y ?? []).encoded(tag))
     }
+  }
+
+  /// Computes the gradient in blocks of columns and sends each block as soon as it is done,
+  /// then the other sums: the sending overlaps the computing, and all that is left after it
+  /// is the last block's.
+  private func evaluateInBlocks(
+    job: JobDescription, parameters p: Parameters, x: Loaded, y: [Double], blockColumns: Int,
+    tag: RoundTag, notifyMaster: @escaping @Sendable (Payload) async -> Void
+  ) async throws {
+    let columns = p.weights.count
+    let sends = BlockSends()
+    // `notifyMaster` only starts a request, so the computing thread hands each block to a
+    // task of its own and goes on.
+    let send: @Sendable (Payload) -> Void = { payload in
+      sends.add(Task { await notifyMaster(payload) })
+    }
+    let (sums, ms) = try await Offload.run {
+      let start = DispatchTime.now().uptimeNanoseconds
+      let onBlock: @Sendable (Range<Int>, [Double]) -> Void = { range, values in
+        send(
+          WorkerMessage.gradientBlock(columns: columns, offset: range.lowerBound, values: values)
+            .encoded(tag))
+      }
+      let sums: GradientSums
+      switch x {
+      case .double(let m):
+        sums = FusedGradient.computeInColumnBlocks(
+          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+          blockColumns: blockColumns, threads: job.threads, onBlock: onBlock)
+      case .float(let m):
+        sums = FusedGradient.computeInColumnBlocks(
+          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+          blockColumns: blockColumns, threads: job.threads, onBlock: onBlock)
+      }
+      return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    for task in sends.all { await task.value }
+    await notifyMaster(
+      WorkerMessage.blockedSums(sums, columns: columns, computeMilliseconds: ms).encoded(tag))
   }
 
   /// A shard as loaded: the matrix, the labels and what the master is told.
@@ -995,4 +1094,62 @@ public actor ParameterServerWorker: WorkerTask {
   static func validationSeed(_ seed: UInt64, _ shard: Shard) -> UInt64 {
     seed ^ (UInt64(shard.index + 1) &* 0x9E37_79B9_7F4A_7C15)
   }
+}
+
+/// A worker's gradient arriving in blocks (`WorkerMessage.gradientBlock`) and its closing
+/// sums (`blockedSums`), in any order.
+struct GradientAssembly {
+  let tag: RoundTag
+  var gradient: [Double] = []
+  /// The blocks in, as column ranges.
+  var blocks: [Range<Int>] = []
+  var covered = 0
+  var sums: (sums: GradientSums, columns: Int, ms: Double)?
+
+  init(tag: RoundTag) { self.tag = tag }
+
+  /// Copies a block in; false if it does not fit: its columns differ from the other blocks'
+  /// (or the sums'), it reaches past them, or it overlaps another block without being it.
+  mutating func add(columns: Int, offset: Int, values: [Double]) -> Bool {
+    if blocks.isEmpty && gradient.isEmpty { gradient = [Double](repeating: 0, count: columns) }
+    let range = offset..<(offset + values.count)
+    guard columns == gradient.count, columns == sums?.columns ?? columns, offset >= 0,
+      range.upperBound <= columns
+    else { return false }
+    if blocks.contains(range) { return true }
+    guard !blocks.contains(where: { $0.overlaps(range) }) else { return false }
+    blocks.append(range)
+    gradient.withUnsafeMutableBufferPointer { g in
+      values.withUnsafeBufferPointer { v in
+        guard let base = v.baseAddress else { return }
+        (g.baseAddress! + offset).update(from: base, count: v.count)
+      }
+    }
+    covered += values.count
+    return true
+  }
+
+  /// Records the closing sums; false if their columns differ from the blocks'.
+  mutating func close(_ closing: GradientSums, columns: Int, ms: Double) -> Bool {
+    guard blocks.isEmpty || columns == gradient.count else { return false }
+    sums = (closing, columns, ms)
+    return true
+  }
+
+  /// The whole answer, once the sums and every column are in.
+  var whole: WorkerMessage? {
+    guard let (closing, columns, ms) = sums, covered == columns else { return nil }
+    var total = closing
+    total.gradient = columns == 0 ? [] : gradient
+    return .sums(total, computeMilliseconds: ms)
+  }
+}
+
+/// The tasks sending a gradient's blocks, added from the computing thread.
+final class BlockSends: Sendable {
+  private let tasks = Mutex<[Task<Void, Never>]>([])
+
+  func add(_ task: Task<Void, Never>) { tasks.withLock { $0.append(task) } }
+
+  var all: [Task<Void, Never>] { tasks.withLock { $0 } }
 }

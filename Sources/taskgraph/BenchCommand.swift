@@ -61,6 +61,10 @@ struct BenchGradient: ParsableCommand {
     var rowsOut = [
       ("fused kernel (X read once)", r.fused_ms, r.fused_gbps),
       ("fused, BLAS blocks", r.blas_blocks_ms, Double(r.bytes) / (r.blas_blocks_ms * 1e6)),
+      (
+        "by blocks of columns", r.column_blocks_ms,
+        Double(r.bytes) / (r.column_blocks_ms * 1e6)
+      ),
       ("two-call BLAS (X read twice)", r.two_call_ms, r.two_call_gbps),
       ("memory floor (STREAM read)", r.limit_ms, r.limit_gbps),
     ]

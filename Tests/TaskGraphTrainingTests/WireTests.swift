@@ -78,4 +78,59 @@ final class WireTests: XCTestCase {
     parts[index] = .doubles([Double](repeating: 0, count: 599))
     XCTAssertThrowsError(try WorkerMessage.decode(Payload(parts: parts)))
   }
+
+  func testGradientBlocksRoundTripAndAreChecked() throws {
+    let values = (0..<600).map { Double($0) * 1.25 }
+    let block = WorkerMessage.gradientBlock(columns: 2000, offset: 1200, values: values)
+    var sums = GradientSums(cols: 0)
+    sums.loss = 3
+    sums.intercept = -1
+    sums.rows = 17
+    let closing = WorkerMessage.blockedSums(sums, columns: 2000, computeMilliseconds: 4.5)
+    for message in [block, closing] {
+      let payload = message.encoded(RoundTag(incarnation: 3, round: 8))
+      for form in [payload, Payload(payload.bytes)] {
+        let (tag, back) = try WorkerMessage.decodeTagged(form)
+        XCTAssertEqual(tag, RoundTag(incarnation: 3, round: 8))
+        XCTAssertEqual(back, message)
+      }
+    }
+    // A block reaching past its gradient's columns is refused when read.
+    let beyond = WorkerMessage.gradientBlock(columns: 1000, offset: 500, values: values)
+    XCTAssertThrowsError(try WorkerMessage.decode(beyond.encoded()))
+  }
+
+  func testAGradientIsAssembledFromBlocksInAnyOrderOnce() throws {
+    let tag = RoundTag(incarnation: 1, round: 2)
+    let gradient = (0..<10).map { Double($0) - 4.5 }
+    var closing = GradientSums(cols: 0)
+    closing.loss = 7
+    closing.rows = 3
+    var assembly = GradientAssembly(tag: tag)
+    XCTAssertTrue(assembly.close(closing, columns: 10, ms: 2))
+    XCTAssertNil(assembly.whole, "no blocks yet")
+    XCTAssertTrue(assembly.add(columns: 10, offset: 8, values: Array(gradient[8...])))
+    XCTAssertTrue(assembly.add(columns: 10, offset: 0, values: Array(gradient[0..<4])))
+    // The same block again (a replacement computed it again): counted once.
+    XCTAssertTrue(assembly.add(columns: 10, offset: 0, values: Array(gradient[0..<4])))
+    XCTAssertNil(assembly.whole, "columns 4..<8 missing")
+    // Overlapping a block, other columns, or past the end: refused, nothing changed.
+    XCTAssertFalse(assembly.add(columns: 10, offset: 2, values: [0, 0, 0]))
+    XCTAssertFalse(assembly.add(columns: 12, offset: 4, values: [0, 0, 0, 0]))
+    XCTAssertFalse(assembly.add(columns: 10, offset: 7, values: [0, 0, 0, 0]))
+    XCTAssertTrue(assembly.add(columns: 10, offset: 4, values: Array(gradient[4..<8])))
+    guard case .sums(let whole, let ms) = try XCTUnwrap(assembly.whole) else {
+      return XCTFail("not the sums")
+    }
+    XCTAssertEqual(whole.gradient, gradient)
+    XCTAssertEqual(whole.loss, 7)
+    XCTAssertEqual(whole.rows, 3)
+    XCTAssertEqual(ms, 2)
+    // Closing sums that disagree with the blocks' columns are refused.
+    var other = GradientAssembly(tag: tag)
+    XCTAssertTrue(other.add(columns: 10, offset: 0, values: gradient))
+    XCTAssertFalse(other.close(closing, columns: 11, ms: 1))
+    XCTAssertTrue(other.close(closing, columns: 10, ms: 1))
+    XCTAssertNotNil(other.whole)
+  }
 }

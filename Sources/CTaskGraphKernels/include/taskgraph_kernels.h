@@ -31,6 +31,16 @@ void tg_fused_f32(int isa, const float *x, size_t m, size_t d, const double *y, 
                   double b, int loss, size_t block, float *scratch, double *g,
                   double *loss_sum, double *r_sum);
 
+/// The two passes of a gradient computed by blocks of columns. `tg_margins_f64`: z[i] =
+/// x_i · w for `m` rows of `d` columns (row stride `d`), four rows at a time so each load of
+/// w serves four rows. `tg_column_gradient_f64`: g[j] = Σ_i r[i] x[i][j] for the `n`
+/// columns starting at x (row stride `ld`), overwriting g; columns are taken in slices that
+/// stay in cache while the rows stream past, so x is read once. The summation order
+/// depends on `isa` (see TG_ISA_*).
+void tg_margins_f64(int isa, const double *x, size_t m, size_t d, const double *w, double *z);
+void tg_column_gradient_f64(int isa, const double *x, size_t m, size_t n, size_t ld,
+                            const double *r, double *g);
+
 /// Reads `count` bytes (a multiple of 8) as doubles with independent vector accumulators
 /// and returns their sum: a STREAM-style read whose time is the memory-bandwidth floor.
 double tg_stream_sum(const void *bytes, size_t count);
