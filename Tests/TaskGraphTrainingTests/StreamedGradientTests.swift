@@ -142,4 +142,26 @@ final class StreamedGradientTests: XCTestCase {
     XCTAssertEqual(faulty.standardizedIntercept, clean.standardizedIntercept)
     XCTAssertEqual(faulty.training.iterations, clean.training.iterations)
   }
+
+  /// Bounded staleness with a straggler: rounds overlap, so blocks of different rounds
+  /// arrive interleaved; every step still gets whole gradients, and the run converges as
+  /// the whole-gradient SSP run does.
+  func testBoundedStalenessWithBlocks() async throws {
+    var job = cancerJob()
+    job.configuration.solver = .sgd
+    job.configuration.sgd = SGDConfiguration(
+      batchSize: 1 << 20, schedule: .constant(eta0: 0.5), sampling: .sequentialRanges)
+    job.configuration.stop = StopCriteria([.maxIterations(120)])
+    let bsp = try await DistributedTraining.runEmbedded(job, options: options(workers: 3))
+    var ssp = options(workers: 3)
+    ssp.staleness = 2
+    ssp.workerDelays = [3: .milliseconds(15)]
+    let reports = ReportLog()
+    let stale = try await DistributedTraining.runEmbedded(
+      job, options: ssp, epochReport: { reports.add($0) })
+    XCTAssertEqual(stale.training.iterations, 120)
+    XCTAssertGreaterThan(reports.all.last?.staleContributions ?? 0, 20)
+    let (a, b) = (bsp.training.objective, stale.training.objective)
+    XCTAssertEqual(a, b, accuracy: 5e-2 * a)
+  }
 }
