@@ -19,9 +19,11 @@ struct BenchGradient: ParsableCommand {
     commandName: "gradient",
     abstract: "Time one gradient pass: fused kernel, two-call BLAS baseline, and memory floor.",
     discussion: """
-      Builds a random rows×cols problem in memory and times, in the same run, the fused
-      kernel (X read once), the two-call baseline (gemv then transposed gemv, X read twice)
-      and a STREAM-style read of the same bytes. Prints median ms per pass, GB/s and ratios.
+      Builds a random rows×cols problem in memory and times, in the same run, the fused \
+      kernel (X read once), the pass by blocks of columns that workers with wide shards run \
+      (margins, then the gradient slice by slice), the two-call baseline (gemv then \
+      transposed gemv, X read twice) and a STREAM-style read of the same bytes. Prints median \
+      ms per pass, GB/s and ratios.
       """
   )
 

@@ -67,14 +67,15 @@ struct BenchRuntime: AsyncParsableCommand {
     commandName: "runtime",
     abstract: "Time empty epochs, data requests and etcd calls, embedded and over gRPC + etcd.",
     discussion: """
-      Starts a private etcd on a free loopback port. For each task count, runs empty rounds
-      (master notifies every worker, each answers, master advances the epoch) on the
-      embedded coordinator and in-process transport, then on etcd and gRPC, and prints the
-      median ms per epoch: with etcd's data directory on disk (under the temporary
-      directory), and again in memory (/dev/shm, when there is one) to separate the
-      framework's overhead from the disk's flush latency of etcd's one write per epoch.
-      Then one data request of 8 B, 8 KB and 8 MB over gRPC (MB/s) and etcd put / get /
-      compare-and-swap latencies.
+      Starts a private etcd on a free loopback port. For each task count, runs empty rounds \
+      (master notifies every worker, each answers, master advances the epoch) on the \
+      embedded coordinator and in-process transport, then on etcd and gRPC, and prints the \
+      median ms per epoch: with etcd's data directory on disk (under the temporary \
+      directory), and again in memory (/dev/shm, when there is one) to separate the \
+      framework's overhead from the disk's flush latency of etcd's one write per epoch. \
+      Then one data request of 8 B, 8 KB and 8 MB over gRPC (MB/s; sizes of whole doubles \
+      travel as doubles, as training's vectors do) and etcd put / get / compare-and-swap \
+      latencies.
       """
   )
 

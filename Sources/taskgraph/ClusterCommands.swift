@@ -46,9 +46,9 @@ struct MasterCommand: AsyncParsableCommand {
     commandName: "master",
     abstract: "Run the parameter-server master of a cluster job (task 0).",
     discussion: """
-      Creates the job in etcd if it does not exist, claims task 0 (or waits as a hot
-      standby while another master holds it), steps the optimizer once per epoch, writes
-      checkpoints, and writes the model file when the job ends. A master that replaces a
+      Creates the job in etcd if it does not exist, claims task 0 (or waits as a hot \
+      standby while another master holds it), steps the optimizer once per epoch, writes \
+      checkpoints, and writes the model file when the job ends. A master that replaces a \
       dead one resumes from the newest valid checkpoint.
       """
   )
@@ -136,8 +136,8 @@ struct WorkerCommand: AsyncParsableCommand {
     commandName: "worker",
     abstract: "Run a parameter-server worker of a cluster job.",
     discussion: """
-      Claims a free worker slot (or waits as a hot standby), loads its shard of the data
-      (byte ranges of the file: it never parses the whole file) and answers the master's
+      Claims a free worker slot (or waits as a hot standby), loads its shard of the data \
+      (byte ranges of the file: it never parses the whole file) and answers the master's \
       evaluations. A worker whose data differs from the master's is refused.
       """
   )

@@ -11,9 +11,9 @@ struct LaunchCommand: AsyncParsableCommand {
     commandName: "launch",
     abstract: "Train with a master process and N worker processes on this machine.",
     discussion: """
-      Starts a private etcd on a free loopback port (unless --etcd is given), a master
-      process and N worker processes talking gRPC, restarts any process that dies from a
-      signal, and ends when the master has written the model. --chaos kills processes with
+      Starts a private etcd on a free loopback port (unless --etcd is given), a master \
+      process and N worker processes talking gRPC, restarts any process that dies from a \
+      signal, and ends when the master has written the model. --chaos kills processes with \
       SIGKILL at seeded epochs, for testing and demonstration.
       """
   )

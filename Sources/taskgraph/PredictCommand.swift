@@ -9,8 +9,8 @@ struct PredictCommand: AsyncParsableCommand {
     commandName: "predict",
     abstract: "Score a data file with a model; write one prediction per row as CSV.",
     discussion: """
-      The output has a header and one row per scored input row: the row's label when the
-      data has the label column, then the prediction (the probability for logistic).
+      The output has a header and one row per scored input row: the row's label when the \
+      data has the label column, then the prediction (the probability for logistic). \
       Without --output the CSV goes to standard output.
       """
   )

@@ -16,11 +16,14 @@ struct TrainCommand: AsyncParsableCommand {
     commandName: "train",
     abstract: "Train a regression model on one machine and write it as JSON.",
     discussion: """
-      Objective: (1/n) Σ loss(x·w + b, y) + l1·‖w‖₁ + (l2/2)·‖w‖², intercept unpenalised;
-      squared loss ½(z−y)², logistic loss for labels 0/1. scikit-learn equivalents:
-      Ridge(alpha) = --l2 alpha/n, Lasso(alpha) = --l1 alpha,
-      ElasticNet(alpha, l1_ratio) = --l1 alpha·l1_ratio --l2 alpha·(1−l1_ratio),
-      LogisticRegression(C) = --l2 1/(C·n).
+      Objective: (1/n) Σ loss(x·w + b, y) + l1·‖w‖₁ + (l2/2)·‖w‖², intercept unpenalised; \
+      squared loss ½(z−y)², logistic loss for labels 0/1.
+
+      scikit-learn equivalents:
+      Ridge(alpha) = --l2 alpha/n
+      Lasso(alpha) = --l1 alpha
+      ElasticNet(alpha, l1_ratio) = --l1 alpha·l1_ratio --l2 alpha·(1−l1_ratio)
+      LogisticRegression(C) = --l2 1/(C·n)
       """
   )
 
