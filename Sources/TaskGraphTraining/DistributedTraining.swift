@@ -84,15 +84,17 @@ public enum DistributedTraining {
   }
 
   /// A worker task for slot `taskID` of a job with `workers` workers.
-  /// `checkpointDirectory`, when given, holds the worker's shard cache (in `shards/`).
+  /// `checkpointDirectory`, when given, holds the worker's shard cache (in `shards/`); a
+  /// gradient of more than `gradientBlockColumns` features is sent in blocks (nil: whole).
   public static func worker(
     taskID: Int, workers: Int, localDataPath: String?, checkpointDirectory: String? = nil,
+    gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns,
     logger: Logger, onRefuse: @escaping @Sendable (String) -> Void = { _ in }
   ) -> ParameterServerWorker {
     ParameterServerWorker(
       taskID: taskID, workerCount: workers, localDataPath: localDataPath,
       shardCacheDirectory: checkpointDirectory.map(shardDirectory), logger: logger,
-      onRefuse: onRefuse)
+      onRefuse: onRefuse, gradientBlockColumns: gradientBlockColumns)
   }
 
   /// Bounded staleness needs a solver without a line search: a line search compares

@@ -810,7 +810,7 @@ public actor ParameterServerWorker: WorkerTask {
 
   /// Blocks of 128 Ki columns (1 MiB of doubles): a gradient of a million features goes in
   /// 8 messages, the last of which is all the sending left after the computation.
-  static let defaultGradientBlockColumns = 1 << 17
+  public static let defaultGradientBlockColumns = 1 << 17
 
   init(
     taskID: Int, workerCount: Int, localDataPath: String?, shardCacheDirectory: String? = nil,
