@@ -111,6 +111,10 @@ struct BenchTrain: AsyncParsableCommand {
       many were written of those taken (a checkpoint taken while another is written waits, \
       and a newer one supersedes it); and the slowest worker's shard load when parsing the \
       source and when reloading its shard cache.
+
+      Workers of more than 131,072 columns send their gradients in blocks while they \
+      compute them (see --gradient-blocks of launch), so the sending of all blocks but the \
+      last overlaps the compute column instead of adding to the overhead.
       """
   )
 
