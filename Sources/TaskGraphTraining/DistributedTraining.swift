@@ -85,7 +85,8 @@ public enum DistributedTraining {
 
   /// A worker task for slot `taskID` of a job with `workers` workers.
   /// `checkpointDirectory`, when given, holds the worker's shard cache (in `shards/`); a
-  /// gradient of more than `gradientBlockColumns` features is sent in blocks (nil: whole).
+  /// gradient of at least 4 blocks of `gradientBlockColumns` columns is sent block by block
+  /// (nil: whole).
   public static func worker(
     taskID: Int, workers: Int, localDataPath: String?, checkpointDirectory: String? = nil,
     gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns,

@@ -804,13 +804,20 @@ public actor ParameterServerWorker: WorkerTask {
   var loading: Task<LoadedShard, any Error>?
   /// Testing: an extra delay before each evaluation (a straggler).
   let delay: Duration?
-  /// A gradient of more columns than this is computed and sent in blocks of this many
-  /// columns, each sent while the next is computed (nil: always whole).
+  /// A gradient that makes at least ``minimumGradientBlocks`` blocks of this many columns
+  /// is computed and sent block by block, each sent while the next is computed (nil:
+  /// always whole).
   let gradientBlockColumns: Int?
 
   /// Blocks of 128 Ki columns (1 MiB of doubles): a gradient of a million features goes in
   /// 8 messages, the last of which is all the sending left after the computation.
   public static let defaultGradientBlockColumns = 1 << 17
+
+  /// Narrower gradients are computed whole, by the fused kernel: up to about 400,000
+  /// columns it is faster than the pass by blocks (28 against 37 ms at 600 × 150,000, 32
+  /// against 37 ms at 300 × 300,000; 48 against 41 ms at 200 × 500,000: `bench gradient`),
+  /// and a smaller gradient has less sending to hide.
+  public static let minimumGradientBlocks = 4
 
   init(
     taskID: Int, workerCount: Int, localDataPath: String?, shardCacheDirectory: String? = nil,
@@ -919,7 +926,9 @@ public actor ParameterServerWorker: WorkerTask {
     case .evaluate(let job, let p):
       if let delay { try await Task.sleep(for: delay) }
       let (x, y) = (self.x!, self.y)
-      if let block = gradientBlockColumns, p.weights.count > block {
+      if let block = gradientBlockColumns,
+        p.weights.count > (Self.minimumGradientBlocks - 1) * block
+      {
         try await evaluateInBlocks(
           job: job, parameters: p, x: x, y: y, blockColumns: block, tag: tag,
           notifyMaster: notifyMaster)

@@ -112,7 +112,7 @@ struct BenchTrain: AsyncParsableCommand {
       and a newer one supersedes it); and the slowest worker's shard load when parsing the \
       source and when reloading its shard cache.
 
-      Workers of more than 131,072 columns send their gradients in blocks while they \
+      Workers of more than 393,216 columns send their gradients in blocks while they \
       compute them (see --gradient-blocks of launch), so the sending of all blocks but the \
       last overlaps the compute column instead of adding to the overhead.
       """

@@ -25,7 +25,7 @@ struct LaunchCommand: AsyncParsableCommand {
   @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
   @Option(
     help: ArgumentHelp(
-      "Send a gradient of more features than this in blocks of this many columns (0: whole).",
+      "Send a gradient that makes at least 4 blocks of this many columns block by block (0: whole).",
       discussion: """
         Each block is sent while the worker computes the next, so sending overlaps \
         computing; the model is the same within 1e-12 relative (the sums are taken in \

@@ -8,7 +8,7 @@ import XCTest
 @testable import TaskGraphTraining
 
 /// Workers that send their gradients in blocks of columns while computing them (the
-/// default past 128 Ki features; here forced on the 30 features of breast_cancer.csv with
+/// default past 3 × 128 Ki features; here forced on the 30 features of breast_cancer.csv with
 /// blocks of 7 columns, so 5 blocks per answer): the model equals the whole-gradient run's
 /// and single-process training's within 1e-12, bit for bit from run to run, across gRPC,
 /// and across killed workers and masters.
