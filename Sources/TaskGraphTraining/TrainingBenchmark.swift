@@ -76,11 +76,13 @@ public enum TrainingBenchmark {
   /// Runs `epochs` epochs of L-BFGS ridge with `workers` embedded workers over `path`.
   public static func embedded(
     path: String, rows: Int, cols: Int, workers: Int, epochs: Int, checkpointDirectory: String?,
-    checkpointEvery: Int = 1
+    checkpointEvery: Int = 1,
+    gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns
   ) async throws -> Row {
     try await run(
       mode: "embedded", path: path, rows: rows, cols: cols, workers: workers, epochs: epochs,
       checkpointDirectory: checkpointDirectory, checkpointEvery: checkpointEvery,
+      gradientBlockColumns: gradientBlockColumns,
       coordinator: InMemoryCoordinator(),
       transport: InProcessTransport(), jobName: "bench")
   }
@@ -89,8 +91,9 @@ public enum TrainingBenchmark {
   /// this process on `coordinator` and `transport` (e.g. etcd and loopback gRPC).
   public static func run(
     mode: String, path: String, rows: Int, cols: Int, workers: Int, epochs: Int,
-    checkpointDirectory: String?, checkpointEvery: Int = 1, coordinator: any Coordinator,
-    transport: any Transport, jobName: String
+    checkpointDirectory: String?, checkpointEvery: Int = 1,
+    gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns,
+    coordinator: any Coordinator, transport: any Transport, jobName: String
   ) async throws -> Row {
     var options = PipelineOptions(label: "")
     options.missing = .drop
@@ -102,6 +105,7 @@ public enum TrainingBenchmark {
     var dist = DistributedOptions(workers: workers)
     dist.checkpointDirectory = checkpointDirectory
     dist.checkpointEvery = checkpointEvery
+    dist.gradientBlockColumns = gradientBlockColumns
     let reports = ReportLog()
     let model = try await DistributedTraining.runInProcess(
       job, options: dist, coordinator: coordinator, transport: transport, jobName: jobName,

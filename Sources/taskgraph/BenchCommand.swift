@@ -113,8 +113,9 @@ struct BenchTrain: AsyncParsableCommand {
       source and when reloading its shard cache.
 
       Workers of more than 393,216 columns send their gradients in blocks while they \
-      compute them (see --gradient-blocks of launch), so the sending of all blocks but the \
-      last overlaps the compute column instead of adding to the overhead.
+      compute them, so the sending of all blocks but the last overlaps the compute column \
+      instead of adding to the overhead; --gradient-blocks 0 sends them whole, for \
+      comparison.
       """
   )
 
@@ -125,10 +126,14 @@ struct BenchTrain: AsyncParsableCommand {
   @Option(help: "Comma-separated modes: embedded, grpc.") var modes = "embedded,grpc"
   @Option(help: "Checkpoint every this many steps in the run with checkpoints.")
   var checkpointEvery = 1
+  @Option(
+    help: "Columns per gradient block, as launch's --gradient-blocks (0: gradients whole).")
+  var gradientBlocks = ParameterServerWorker.defaultGradientBlockColumns
   @Flag(help: "Print JSON lines instead of a table.") var json = false
 
   func validate() throws {
     guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
+    guard gradientBlocks >= 0 else { throw ValidationError("--gradient-blocks must be ≥ 0") }
     guard epochs >= 3 else { throw ValidationError("--epochs must be at least 3") }
     guard checkpointEvery >= 1 else {
       throw ValidationError("--checkpoint-every must be at least 1")
@@ -155,6 +160,7 @@ struct BenchTrain: AsyncParsableCommand {
       )
     }
     var runs = 0
+    let blocks = gradientBlocks > 0 ? gradientBlocks : nil
     for mode in list(modes) {
       for n in list(workers).compactMap({ Int($0) }) {
         // One configuration, three runs: plain; a checkpoint every epoch (fresh directory,
@@ -165,7 +171,8 @@ struct BenchTrain: AsyncParsableCommand {
           guard mode == "grpc", let server else {
             return try await TrainingBenchmark.embedded(
               path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-              checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery)
+              checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
+              gradientBlockColumns: blocks)
           }
           let coordinator = try await EtcdCoordinator.connect(
             EtcdConfiguration(endpoint: server.endpoint))
@@ -176,7 +183,7 @@ struct BenchTrain: AsyncParsableCommand {
               try await TrainingBenchmark.run(
                 mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
                 checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-                coordinator: coordinator, transport: transport,
+                gradientBlockColumns: blocks, coordinator: coordinator, transport: transport,
                 jobName: "bench-\(getpid())-\(runs)"))
           } catch {
             result = .failure(error)
