@@ -126,14 +126,11 @@ struct BenchTrain: AsyncParsableCommand {
   @Option(help: "Comma-separated modes: embedded, grpc.") var modes = "embedded,grpc"
   @Option(help: "Checkpoint every this many steps in the run with checkpoints.")
   var checkpointEvery = 1
-  @Option(
-    help: "Columns per gradient block, as launch's --gradient-blocks (0: gradients whole).")
-  var gradientBlocks = ParameterServerWorker.defaultGradientBlockColumns
+  @OptionGroup var gradientBlocks: GradientBlockFlags
   @Flag(help: "Print JSON lines instead of a table.") var json = false
 
   func validate() throws {
     guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
-    guard gradientBlocks >= 0 else { throw ValidationError("--gradient-blocks must be ≥ 0") }
     guard epochs >= 3 else { throw ValidationError("--epochs must be at least 3") }
     guard checkpointEvery >= 1 else {
       throw ValidationError("--checkpoint-every must be at least 1")
@@ -160,7 +157,7 @@ struct BenchTrain: AsyncParsableCommand {
       )
     }
     var runs = 0
-    let blocks = gradientBlocks > 0 ? gradientBlocks : nil
+    let blocks = gradientBlocks.columns
     for mode in list(modes) {
       for n in list(workers).compactMap({ Int($0) }) {
         // One configuration, three runs: plain; a checkpoint every epoch (fresh directory,

@@ -150,19 +150,10 @@ struct WorkerCommand: AsyncParsableCommand {
       worker reloads it instead of parsing the data again.
       """)
   var checkpointDir: String?
-  @Option(
-    help: ArgumentHelp(
-      "Send a gradient that makes at least 4 blocks of this many columns block by block (0: whole).",
-      discussion: """
-        Each block is sent while the worker computes the next, so sending overlaps \
-        computing; the model is the same within 1e-12 relative (the sums are taken in \
-        another order), and bit-identical from run to run for a given setting.
-        """))
-  var gradientBlocks = ParameterServerWorker.defaultGradientBlockColumns
+  @OptionGroup var gradientBlocks: GradientBlockFlags
   @Flag(help: "Log the runtime's events.") var verbose = false
 
   func validate() throws {
-    guard gradientBlocks >= 0 else { throw ValidationError("--gradient-blocks must be ≥ 0") }
   }
 
   func run() async throws {
@@ -181,7 +172,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let topology = StarTopology(taskCount: spec.taskCount)
         let local = data
         let checkpoints = checkpointDir
-        let blocks = gradientBlocks > 0 ? gradientBlocks : nil
+        let blocks = gradientBlocks.columns
         let node = Node(
           configuration: cluster.node(slot: .among(Array(1...max(1, workers))), standby: true),
           coordinator: coordinator,

@@ -23,15 +23,7 @@ struct LaunchCommand: AsyncParsableCommand {
   @Option(help: "An etcd endpoint to use instead of a private one.") var etcd: String?
   @Option(help: "Checkpoint directory (default: a temporary one).") var checkpointDir: String?
   @Option(help: "Checkpoint every this many optimizer steps.") var checkpointEvery = 10
-  @Option(
-    help: ArgumentHelp(
-      "Send a gradient that makes at least 4 blocks of this many columns block by block (0: whole).",
-      discussion: """
-        Each block is sent while the worker computes the next, so sending overlaps \
-        computing; the model is the same within 1e-12 relative (the sums are taken in \
-        another order), and bit-identical from run to run for a given setting.
-        """))
-  var gradientBlocks = ParameterServerWorker.defaultGradientBlockColumns
+  @OptionGroup var gradientBlocks: GradientBlockFlags
   @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
   @Option(help: "Kill processes at seeded epochs: kill-workers=K,kill-master=M.")
   var chaos: String?
@@ -47,7 +39,6 @@ struct LaunchCommand: AsyncParsableCommand {
 
   func validate() throws {
     guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
-    guard gradientBlocks >= 0 else { throw ValidationError("--gradient-blocks must be ≥ 0") }
   }
 
   func run() async throws {
@@ -73,7 +64,7 @@ struct LaunchCommand: AsyncParsableCommand {
       masterArgs += ["--staleness", staleness.argument]
       masterArgs += flags.arguments
       var workerArgs = ["worker"] + common + ["--checkpoint-dir", dir]
-      workerArgs += ["--gradient-blocks", "\(gradientBlocks)"]
+      workerArgs += gradientBlocks.arguments
       if flags.verbose { workerArgs.append("--verbose") }
       if !plan.kills.isEmpty && !flags.quiet {
         FileHandle.standardError.write(Data("chaos: \(plan)\n".utf8))

@@ -299,3 +299,27 @@ struct Staleness: ExpressibleByArgument {
   /// The flag's value as it was written.
   var argument: String { rounds == .max ? "async" : "\(rounds)" }
 }
+
+/// `--gradient-blocks`, shared by `launch`, `worker` and `bench train`.
+struct GradientBlockFlags: ParsableArguments {
+  @Option(
+    name: .customLong("gradient-blocks"),
+    help: ArgumentHelp(
+      "Send a gradient that makes at least 4 blocks of this many columns block by block (0: whole).",
+      discussion: """
+        Each block is sent while the worker computes the next, so sending overlaps \
+        computing; the model is the same within 1e-12 relative (the sums are taken in \
+        another order), and bit-identical from run to run for a given setting.
+        """))
+  var value = ParameterServerWorker.defaultGradientBlockColumns
+
+  func validate() throws {
+    guard value >= 0 else { throw ValidationError("--gradient-blocks must be ≥ 0") }
+  }
+
+  /// The worker's block size: nil sends gradients whole.
+  var columns: Int? { value > 0 ? value : nil }
+
+  /// The flag as a worker process takes it.
+  var arguments: [String] { ["--gradient-blocks", "\(value)"] }
+}
