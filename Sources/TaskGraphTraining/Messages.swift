@@ -143,10 +143,7 @@ enum WorkerMessage: Equatable {
       w.i64(info.validationRows)
     case .sums(let s, let ms):
       w.u8(2)
-      w.f64(ms)
-      w.i64(s.rows)
-      w.f64(s.loss)
-      w.f64(s.intercept)
+      Self.writeScalars(of: s, ms: ms, to: &w)
       w.doubles(s.gradient)
     case .refused(let why):
       w.u8(3)
@@ -174,10 +171,7 @@ enum WorkerMessage: Equatable {
     case .blockedSums(let s, let columns, let ms):
       w.u8(8)
       w.i64(columns)
-      w.f64(ms)
-      w.i64(s.rows)
-      w.f64(s.loss)
-      w.f64(s.intercept)
+      Self.writeScalars(of: s, ms: ms, to: &w)
     }
     return w.payload
   }
@@ -192,6 +186,23 @@ enum WorkerMessage: Equatable {
     return (tag, try decodeBody(&r))
   }
 
+  /// The sums' compute time, rows, loss and intercept: what `sums` and `blockedSums` share.
+  private static func writeScalars(of s: GradientSums, ms: Double, to w: inout WireWriter) {
+    w.f64(ms)
+    w.i64(s.rows)
+    w.f64(s.loss)
+    w.f64(s.intercept)
+  }
+
+  /// Reads what `writeScalars` wrote: the sums without their gradient, and the compute time.
+  private static func readScalars(_ r: inout WireReader) throws -> (GradientSums, Double) {
+    let ms = try r.f64()
+    let rows = try r.i64()
+    let loss = try r.f64()
+    let intercept = try r.f64()
+    return (GradientSums(loss: loss, gradient: [], intercept: intercept, rows: rows), ms)
+  }
+
   private static func decodeBody(_ r: inout WireReader) throws -> WorkerMessage {
     switch try r.u8() {
     case 1:
@@ -201,13 +212,9 @@ enum WorkerMessage: Equatable {
           loadSeconds: try r.f64(), fromCache: try r.u8() == 1, dropped: try r.i64(),
           validationRows: try r.i64()))
     case 2:
-      let ms = try r.f64()
-      let rows = try r.i64()
-      let loss = try r.f64()
-      let intercept = try r.f64()
-      return .sums(
-        GradientSums(loss: loss, gradient: try r.doubles(), intercept: intercept, rows: rows),
-        computeMilliseconds: ms)
+      var (sums, ms) = try readScalars(&r)
+      sums.gradient = try r.doubles()
+      return .sums(sums, computeMilliseconds: ms)
     case 3: return .refused(try r.string())
     case 4:
       let ms = try r.f64()
@@ -245,13 +252,8 @@ enum WorkerMessage: Equatable {
       return .gradientBlock(columns: columns, offset: offset, values: values)
     case 8:
       let columns = try r.i64()
-      let ms = try r.f64()
-      let rows = try r.i64()
-      let loss = try r.f64()
-      let intercept = try r.f64()
-      return .blockedSums(
-        GradientSums(loss: loss, gradient: [], intercept: intercept, rows: rows),
-        columns: columns, computeMilliseconds: ms)
+      let (sums, ms) = try readScalars(&r)
+      return .blockedSums(sums, columns: columns, computeMilliseconds: ms)
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }
   }
