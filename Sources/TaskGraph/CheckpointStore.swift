@@ -27,7 +27,7 @@ public struct Checkpoint: Sendable, Equatable {
   }
 
   /// The contents' size in bytes.
-  public var count: Int { parts.reduce(0) { $0 + $1.count } }
+  public var count: Int { Payload(parts: parts).count }
 
   /// The contents as one array (no copy when they are one part of bytes, as read back).
   public var data: [UInt8] { Payload(parts: parts).bytes }
