@@ -69,6 +69,38 @@ public struct GradientSums: Sendable, Equatable, Codable {
     rows += other.rows
     for j in gradient.indices { gradient[j] += other.gradient[j] }
   }
+
+  /// The sums of `parts` added in order, `((p₀ + p₁) + p₂) + …`: bit for bit what adding
+  /// each into the first with ``add(_:)`` gives, in one pass that writes a new gradient
+  /// (adding into the first part's gradient would copy it first while anything else holds
+  /// it).
+  public static func sum(_ parts: [GradientSums]) -> GradientSums {
+    precondition(!parts.isEmpty, "nothing to sum")
+    guard parts.count > 1 else { return parts[0] }
+    let d = parts[0].gradient.count
+    precondition(parts.allSatisfy { $0.gradient.count == d }, "gradient lengths differ")
+    var total = GradientSums(
+      loss: parts[0].loss, gradient: [], intercept: parts[0].intercept, rows: parts[0].rows)
+    for p in parts.dropFirst() {
+      total.loss += p.loss
+      total.intercept += p.intercept
+      total.rows += p.rows
+    }
+    total.gradient = [Double](unsafeUninitializedCapacity: d) { g, count in
+      parts[0].gradient.withUnsafeBufferPointer { first in
+        parts[1].gradient.withUnsafeBufferPointer { second in
+          for j in 0..<d { g[j] = first[j] + second[j] }
+        }
+      }
+      for p in parts.dropFirst(2) {
+        p.gradient.withUnsafeBufferPointer { next in
+          for j in 0..<d { g[j] += next[j] }
+        }
+      }
+      count = d
+    }
+    return total
+  }
 }
 
 /// Loss and gradient of a linear model over a dense matrix in one pass over memory.

@@ -426,8 +426,8 @@ public actor ParameterServerMaster: MasterTask {
         (total, perWorker) = try combine(workers, what: "an evaluation") { answer in
           guard case .sums(let s, let ms) = answer else { return nil }
           return (s, ms)
-        } add: {
-          $0.add($1)
+        } sum: {
+          GradientSums.sum($0)
         }
       } catch {
         return fail(context: context, error.message)
@@ -443,8 +443,8 @@ public actor ParameterServerMaster: MasterTask {
         (total, perWorker) = try combine(workers, what: "the exact round") { answer in
           guard case .gram(let g, let ms) = answer else { return nil }
           return (g, ms)
-        } add: {
-          $0.merge($1)
+        } sum: { parts in
+          parts.dropFirst().reduce(into: parts[0]) { $0.merge($1) }
         }
       } catch {
         return fail(context: context, error.message)
@@ -477,9 +477,11 @@ public actor ParameterServerMaster: MasterTask {
         (scored, _) = try combine(workers, what: "the validation") { answer in
           guard case .scored(let p, let y) = answer else { return nil }
           return ((p, y), 0)
-        } add: {
-          $0.predictions += $1.predictions
-          $0.labels += $1.labels
+        } sum: { parts in
+          parts.dropFirst().reduce(into: parts[0]) {
+            $0.predictions += $1.predictions
+            $0.labels += $1.labels
+          }
         }
       } catch {
         return fail(context: context, error.message)
@@ -500,15 +502,15 @@ public actor ParameterServerMaster: MasterTask {
     }
   }
 
-  /// Adds up the workers' answers in task-id order, whatever order they came in (so the
-  /// result does not depend on timing or failures), noting each worker's compute time and
-  /// the slowest in `computeMilliseconds`. Throws if a worker answered `what` with another
-  /// kind of message.
+  /// Adds up the workers' answers in task-id order (`sum` gets them in that order), whatever
+  /// order they came in (so the result does not depend on timing or failures), noting each
+  /// worker's compute time and the slowest in `computeMilliseconds`. Throws if a worker
+  /// answered `what` with another kind of message.
   private func combine<T>(
     _ workers: [Int], what: String, _ part: (WorkerMessage?) -> (T, Double)?,
-    add: (inout T, T) -> Void
+    sum: ([T]) -> T
   ) throws(TrainingError) -> (T, [Int: Double]) {
-    var total: T?
+    var parts: [T] = []
     var perWorker: [Int: Double] = [:]
     computeMilliseconds = 0
     for w in workers {
@@ -518,9 +520,9 @@ public actor ParameterServerMaster: MasterTask {
       }
       perWorker[w] = ms
       computeMilliseconds = max(computeMilliseconds, ms)
-      if total == nil { total = value } else { add(&total!, value) }
+      parts.append(value)
     }
-    return (total!, perWorker)
+    return (sum(parts), perWorker)
   }
 
   /// SSP: records a worker's answer if it is within the staleness bound, sends that worker
@@ -556,7 +558,7 @@ public actor ParameterServerMaster: MasterTask {
       stepping = true
       steppedRound = round
       // Sum the newest contributions in task-id order.
-      var total: GradientSums?
+      var parts: [GradientSums] = []
       var perWorker: [Int: Double] = [:]
       computeMilliseconds = 0
       for w in workers {
@@ -564,10 +566,10 @@ public actor ParameterServerMaster: MasterTask {
         if l.round < round { staleUsed += 1 }
         perWorker[w] = l.ms
         computeMilliseconds = max(computeMilliseconds, l.ms)
-        if total == nil { total = l.sums } else { total!.add(l.sums) }
+        parts.append(l.sums)
       }
       report(workerMilliseconds: perWorker)
-      driver?.deliver(total!)
+      driver?.deliver(GradientSums.sum(parts))
       await advance(context: context, increment: true)
       stepping = false
     }

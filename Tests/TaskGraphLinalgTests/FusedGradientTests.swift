@@ -154,6 +154,27 @@ final class FusedGradientTests: XCTestCase {
     assertClose(parts, whole, rtol: 1e-12)
   }
 
+  /// The master's one-pass sum equals adding each part into the first, bit for bit (the
+  /// same additions in the same order), for 1 to 4 parts of mixed magnitudes.
+  func testSumOfPartsIsSequentialAddition() {
+    var rng = SplitMix64(state: 11)
+    for count in 1...4 {
+      let parts = (0..<count).map { k in
+        GradientSums(
+          loss: rng.gaussian() * 1e3,
+          gradient: (0..<37).map { _ in rng.gaussian() * pow(10, Double(k * 5 - 8)) },
+          intercept: rng.gaussian(), rows: 10 + k)
+      }
+      var sequential = parts[0]
+      for p in parts.dropFirst() { sequential.add(p) }
+      let summed = GradientSums.sum(parts)
+      XCTAssertEqual(summed.gradient.map(\.bitPattern), sequential.gradient.map(\.bitPattern))
+      XCTAssertEqual(summed.loss.bitPattern, sequential.loss.bitPattern)
+      XCTAssertEqual(summed.intercept.bitPattern, sequential.intercept.bitPattern)
+      XCTAssertEqual(summed.rows, parts.map(\.rows).reduce(0, +))
+    }
+  }
+
   func testLogisticIsStableForHugeMargins() {
     for z in [-1e4, -800.0, -40.0, 0.0, 40.0, 800.0, 1e4] {
       for y in [0.0, 1.0] {
