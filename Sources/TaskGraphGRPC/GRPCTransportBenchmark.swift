@@ -17,6 +17,9 @@ public enum GRPCTransportBenchmark {
     public var payloadBytes: Int
     /// Which side carried the payload.
     public var direction: Direction
+    /// Servers the payload went to at once, each from its own request (a master sending
+    /// every worker the parameters); the time is until the last has answered.
+    public var servers = 1
     /// Timed requests (after warm-up).
     public var iterations: Int
     /// Median time of one request, seconds.
@@ -29,20 +32,26 @@ public enum GRPCTransportBenchmark {
     /// One line: size, direction, median latency and throughput.
     public var description: String {
       let micros = medianSeconds * 1e6
+      let side =
+        servers == 1
+        ? "in the \(direction.rawValue)" : "in the request to \(servers) servers at once"
       return
-        "\(payloadBytes) B in the \(direction.rawValue): median \(micros.formatted2) µs, mean \((meanSeconds * 1e6).formatted2) µs, \(megabytesPerSecond.formatted2) MB/s (\(iterations) requests)"
+        "\(payloadBytes) B \(side): median \(micros.formatted2) µs, mean \((meanSeconds * 1e6).formatted2) µs, \(megabytesPerSecond.formatted2) MB/s (\(iterations) rounds)"
     }
   }
 
-  /// Runs the benchmark for each size in both directions.
+  /// Runs the benchmark for each size in both directions, then, for each count of
+  /// `fanOut` above 1, pushes each size to that many servers at once.
   ///
   /// - Parameters:
   ///   - payloadSizes: payload bytes per request.
+  ///   - fanOut: counts of servers to push to at once (1 is the plain request).
   ///   - iterations: timed requests per size; by default enough for about a second of
   ///     work at each size (at most 2000, at least 20).
   ///   - configuration: the transport's configuration.
   public static func run(
     payloadSizes: [Int] = [8, 8 * 1024, 8 * 1024 * 1024],
+    fanOut: [Int] = [1],
     iterations: Int? = nil,
     configuration: GRPCTransportConfiguration = .defaults
   ) async throws -> [Figure] {
@@ -59,21 +68,68 @@ public enum GRPCTransportBenchmark {
       uniquingKeysWith: { a, _ in a })
     let transport = GRPCTransport(configuration: configuration)
     // The pull's size travels in `method`, so the request itself stays empty.
-    let server = try await transport.startServer(host: "127.0.0.1") { request in
-      Int(request.method).flatMap { payloads[$0] } ?? []
-    }
+    var servers: [any TransportServer] = []
     do {
-      let figures = try await measure(
+      for _ in 0..<max(1, fanOut.max() ?? 1) {
+        servers.append(
+          try await transport.startServer(host: "127.0.0.1") { request in
+            Int(request.method).flatMap { payloads[$0] } ?? []
+          })
+      }
+      var figures = try await measure(
         payloadSizes: payloadSizes, payloads: payloads, iterations: iterations,
-        transport: transport, address: server.address)
-      await server.stop()
+        transport: transport, address: servers[0].address)
+      for k in fanOut where k > 1 {
+        figures += try await measureFanOut(
+          payloadSizes: payloadSizes, payloads: payloads, iterations: iterations,
+          transport: transport, addresses: servers.prefix(k).map(\.address))
+      }
+      for server in servers { await server.stop() }
       await transport.close()
       return figures
     } catch {
-      await server.stop()
+      for server in servers { await server.stop() }
       await transport.close()
       throw error
     }
+  }
+
+  /// The same payload pushed to every address at once, each in its own request: the time
+  /// until the last answer.
+  private static func measureFanOut(
+    payloadSizes: [Int], payloads: [Int: Payload], iterations: Int?, transport: GRPCTransport,
+    addresses: [String]
+  ) async throws -> [Figure] {
+    var figures: [Figure] = []
+    let clock = ContinuousClock()
+    for size in payloadSizes {
+      let count = iterations ?? max(20, min(2000, 200_000_000 / max(size, 100_000)))
+      let request = DataRequest(
+        job: "bench", from: 1, to: 0, epoch: 1, id: 0, method: "push",
+        payload: payloads[size] ?? [])
+      var times: [Double] = []
+      times.reserveCapacity(count)
+      for i in 0..<(count + 5) {
+        let start = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          for address in addresses {
+            group.addTask {
+              _ = try await transport.send(request, to: address, timeout: .seconds(60))
+            }
+          }
+          try await group.waitForAll()
+        }
+        let elapsed = clock.now - start
+        if i >= 5 { times.append(elapsed.seconds) }
+      }
+      times.sort()
+      figures.append(
+        Figure(
+          payloadBytes: size, direction: .request, servers: addresses.count, iterations: count,
+          medianSeconds: times[times.count / 2],
+          meanSeconds: times.reduce(0, +) / Double(times.count)))
+    }
+    return figures
   }
 
   private static func measure(

@@ -74,8 +74,9 @@ struct BenchRuntime: AsyncParsableCommand {
       directory), and again in memory (/dev/shm, when there is one) to separate the \
       framework's overhead from the disk's flush latency of etcd's one write per epoch. \
       Then one data request of 8 B, 8 KB and 8 MB over gRPC (MB/s; sizes of whole doubles \
-      travel as doubles, as training's vectors do) and etcd put / get / compare-and-swap \
-      latencies.
+      travel as doubles, as training's vectors do), the same payloads pushed to 2 servers at \
+      once (--fan-out; as a master sends every worker the parameters, MB/s counting one \
+      copy), and etcd put / get / compare-and-swap latencies.
       """
   )
 
@@ -85,6 +86,11 @@ struct BenchRuntime: AsyncParsableCommand {
   var payloads = "8,8192,8388608"
   @Option(help: "Comma-separated parts to run: epochs, requests, etcd.")
   var parts = "epochs,requests,etcd"
+  @Option(
+    help:
+      "Comma-separated counts of servers each payload is also pushed to at once (a master sending every worker the parameters)."
+  )
+  var fanOut = "2"
 
   func run() async throws {
     Log.setup(verbose: false)
@@ -120,7 +126,10 @@ struct BenchRuntime: AsyncParsableCommand {
     if parts.contains("requests") {
       print("\none data request over gRPC on loopback")
       let sizes = list(payloads).compactMap { Int($0) }
-      for f in try await GRPCTransportBenchmark.run(payloadSizes: sizes) { print("  \(f)") }
+      let fan = [1] + list(fanOut).compactMap { Int($0) }.filter { $0 > 1 }
+      for f in try await GRPCTransportBenchmark.run(payloadSizes: sizes, fanOut: fan) {
+        print("  \(f)")
+      }
     }
     guard parts.contains("etcd") else {
       await server.shutdown()

@@ -253,4 +253,14 @@ struct GRPCTransportTests {
     }
     await transport.close()
   }
+
+  @Test("the transport benchmark times requests both ways and pushes to several servers at once")
+  func benchmarkFanOut() async throws {
+    let figures = try await GRPCTransportBenchmark.run(
+      payloadSizes: [8, 4096], fanOut: [1, 3], iterations: 3)
+    #expect(figures.map(\.payloadBytes) == [8, 8, 4096, 4096, 8, 4096])
+    #expect(figures.map(\.servers) == [1, 1, 1, 1, 3, 3])
+    #expect(figures.allSatisfy { $0.iterations == 3 && $0.medianSeconds > 0 })
+    #expect(figures.filter { $0.servers == 3 }.allSatisfy { $0.description.contains("3 servers") })
+  }
 }
