@@ -94,16 +94,33 @@ struct BenchRuntime: AsyncParsableCommand {
 
   func run() async throws {
     Log.setup(verbose: false)
-    let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
-    let server = try await EtcdTestServer.start()
-    defer { Task { await server.shutdown() } }
     let parts = Set(list(self.parts))
     let shm = "/dev/shm"
+    let server = try await EtcdTestServer.start()
     var inMemory: EtcdTestServer?
-    if parts.contains("epochs") {
-      if FileManager.default.fileExists(atPath: shm) {
+    // Every etcd started here stops however the run ends: a failed run must not leave one
+    // behind.
+    do {
+      if parts.contains("epochs") && FileManager.default.fileExists(atPath: shm) {
         inMemory = try await EtcdTestServer.start(parent: shm)
       }
+      try await measure(parts: parts, server: server, inMemory: inMemory)
+    } catch {
+      await inMemory?.shutdown()
+      await server.shutdown()
+      throw error
+    }
+    await inMemory?.shutdown()
+    await server.shutdown()
+  }
+
+  /// Runs the benchmark's `parts` with `server` (and `inMemory`, etcd with its data in
+  /// memory, for the epochs).
+  private func measure(parts: Set<String>, server: EtcdTestServer, inMemory: EtcdTestServer?)
+    async throws
+  {
+    let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+    if parts.contains("epochs") {
       print("empty epoch (master ↔ all workers, epoch advanced in the coordinator)")
       print("tasks   embedded ms/epoch   gRPC+etcd ms/epoch   (etcd data in memory)")
     }
@@ -122,6 +139,7 @@ struct BenchRuntime: AsyncParsableCommand {
       }
       print(String(format: "%5d %18.3f %20.3f %@", n, embedded, remote, memory.leftPad(24)))
     }
+    // Idle, it would only add noise to what follows.
     await inMemory?.shutdown()
     if parts.contains("requests") {
       print("\none data request over gRPC on loopback")
@@ -131,18 +149,19 @@ struct BenchRuntime: AsyncParsableCommand {
         print("  \(f)")
       }
     }
-    guard parts.contains("etcd") else {
-      await server.shutdown()
-      return
-    }
+    guard parts.contains("etcd") else { return }
     print("\netcd on loopback")
     let coordinator = try await EtcdCoordinator.connect(
       EtcdConfiguration(endpoint: server.endpoint))
-    for f in try await EtcdCoordinatorBenchmark.run(coordinator, iterations: 100) {
-      print("  \(f)")
+    do {
+      for f in try await EtcdCoordinatorBenchmark.run(coordinator, iterations: 100) {
+        print("  \(f)")
+      }
+    } catch {
+      await coordinator.close()
+      throw error
     }
     await coordinator.close()
-    await server.shutdown()
   }
 
   /// Median milliseconds per empty epoch over gRPC, coordinated by `etcd`.
