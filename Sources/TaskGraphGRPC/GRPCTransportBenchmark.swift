@@ -101,33 +101,23 @@ public enum GRPCTransportBenchmark {
     addresses: [String]
   ) async throws -> [Figure] {
     var figures: [Figure] = []
-    let clock = ContinuousClock()
     for size in payloadSizes {
-      let count = iterations ?? max(20, min(2000, 200_000_000 / max(size, 100_000)))
       let request = DataRequest(
         job: "bench", from: 1, to: 0, epoch: 1, id: 0, method: "push",
         payload: payloads[size] ?? [])
-      var times: [Double] = []
-      times.reserveCapacity(count)
-      for i in 0..<(count + 5) {
-        let start = clock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-          for address in addresses {
-            group.addTask {
-              _ = try await transport.send(request, to: address, timeout: .seconds(60))
-            }
-          }
-          try await group.waitForAll()
-        }
-        let elapsed = clock.now - start
-        if i >= 5 { times.append(elapsed.seconds) }
-      }
-      times.sort()
       figures.append(
-        Figure(
-          payloadBytes: size, direction: .request, servers: addresses.count, iterations: count,
-          medianSeconds: times[times.count / 2],
-          meanSeconds: times.reduce(0, +) / Double(times.count)))
+        try await figure(
+          size: size, direction: .request, servers: addresses.count, iterations: iterations
+        ) {
+          try await withThrowingTaskGroup(of: Void.self) { group in
+            for address in addresses {
+              group.addTask {
+                _ = try await transport.send(request, to: address, timeout: .seconds(60))
+              }
+            }
+            try await group.waitForAll()
+          }
+        })
     }
     return figures
   }
@@ -137,9 +127,7 @@ public enum GRPCTransportBenchmark {
     address: String
   ) async throws -> [Figure] {
     var figures: [Figure] = []
-    let clock = ContinuousClock()
     for size in payloadSizes {
-      let count = iterations ?? max(20, min(2000, 200_000_000 / max(size, 100_000)))
       for direction in Direction.allCases {
         let request =
           direction == .request
@@ -147,23 +135,36 @@ public enum GRPCTransportBenchmark {
             job: "bench", from: 1, to: 0, epoch: 1, id: 0, method: "push",
             payload: payloads[size] ?? [])
           : DataRequest(job: "bench", from: 1, to: 0, epoch: 1, id: 0, method: "\(size)")
-        var times: [Double] = []
-        times.reserveCapacity(count)
-        for i in 0..<(count + 5) {
-          let start = clock.now
-          _ = try await transport.send(request, to: address, timeout: .seconds(60))
-          let elapsed = clock.now - start
-          if i >= 5 { times.append(elapsed.seconds) }
-        }
-        times.sort()
         figures.append(
-          Figure(
-            payloadBytes: size, direction: direction, iterations: count,
-            medianSeconds: times[times.count / 2],
-            meanSeconds: times.reduce(0, +) / Double(times.count)))
+          try await figure(size: size, direction: direction, servers: 1, iterations: iterations) {
+            _ = try await transport.send(request, to: address, timeout: .seconds(60))
+          })
       }
     }
     return figures
+  }
+
+  /// Times rounds of `round` after 5 of warm-up: `iterations` of them, by default enough for
+  /// about a second of work at `size` bytes (at most 2000, at least 20).
+  private static func figure(
+    size: Int, direction: Direction, servers: Int, iterations: Int?,
+    _ round: () async throws -> Void
+  ) async throws -> Figure {
+    let count = iterations ?? max(20, min(2000, 200_000_000 / max(size, 100_000)))
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    times.reserveCapacity(count)
+    for i in 0..<(count + 5) {
+      let start = clock.now
+      try await round()
+      let elapsed = clock.now - start
+      if i >= 5 { times.append(elapsed.seconds) }
+    }
+    times.sort()
+    return Figure(
+      payloadBytes: size, direction: direction, servers: servers, iterations: count,
+      medianSeconds: times[times.count / 2],
+      meanSeconds: times.reduce(0, +) / Double(times.count))
   }
 }
 

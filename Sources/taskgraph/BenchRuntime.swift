@@ -144,7 +144,7 @@ struct BenchRuntime: AsyncParsableCommand {
     if parts.contains("requests") {
       print("\none data request over gRPC on loopback")
       let sizes = list(payloads).compactMap { Int($0) }
-      let fan = [1] + list(fanOut).compactMap { Int($0) }.filter { $0 > 1 }
+      let fan = list(fanOut).compactMap { Int($0) }
       for f in try await GRPCTransportBenchmark.run(payloadSizes: sizes, fanOut: fan) {
         print("  \(f)")
       }
