@@ -151,72 +151,7 @@ struct BenchTrain: AsyncParsableCommand {
     let etcd = list(modes).contains("grpc") ? try await EtcdTestServer.start() : nil
     // The private etcd stops however the run ends: a failed run must not leave it behind.
     do {
-      if !json {
-        print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
-        print(
-          "mode      workers  epoch ms  compute ms  step ms  overhead ms  ckpt cost %  ckpt write ms  written  parse s  reload s"
-        )
-      }
-      var runs = 0
-      let blocks = gradientBlocks.columns
-      for mode in list(modes) {
-        for n in list(workers).compactMap({ Int($0) }) {
-          // One configuration, three runs: plain; a checkpoint every epoch (fresh directory,
-          // so workers parse and cache their shards); again on that directory (reloads).
-          let ck = dir.appendingPathComponent("ck-\(mode)-\(n)").path
-          func once(checkpoints: String?, epochs: Int) async throws -> TrainingBenchmark.Row {
-            runs += 1
-            guard mode == "grpc", let server = etcd else {
-              return try await TrainingBenchmark.embedded(
-                path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-                checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-                gradientBlockColumns: blocks)
-            }
-            let coordinator = try await EtcdCoordinator.connect(
-              EtcdConfiguration(endpoint: server.endpoint))
-            let transport = GRPCTransport()
-            let result: Result<TrainingBenchmark.Row, any Error>
-            do {
-              result = .success(
-                try await TrainingBenchmark.run(
-                  mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-                  checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-                  gradientBlockColumns: blocks, coordinator: coordinator, transport: transport,
-                  jobName: "bench-\(getpid())-\(runs)"))
-            } catch {
-              result = .failure(error)
-            }
-            await transport.close()
-            await coordinator.close()
-            return try result.get()
-          }
-          var r = try await once(checkpoints: nil, epochs: epochs)
-          let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
-          let reload = try await once(checkpoints: ck, epochs: 3)
-          r.setCheckpointCost(from: withCheckpoints)
-          if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys]
-            var object =
-              try JSONSerialization.jsonObject(with: enc.encode(r)) as! [String: Any]
-            object["parse_s"] = withCheckpoints.load_s
-            object["reload_s"] = reload.load_s
-            let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: line, as: UTF8.self))
-          } else {
-            print(
-              r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
-                + String(
-                  format: "%6d %9.2f %11.2f %8.2f %12.2f %12.1f %14.2f %@ %8.3f %9.3f", n,
-                  r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms,
-                  r.checkpoint_cost_percent,
-                  r.checkpoint_write_ms,
-                  "\(r.checkpoints_written)/\(r.checkpoints_written + r.checkpoints_superseded)"
-                    .leftPad(8),
-                  withCheckpoints.load_s, reload.load_s))
-          }
-        }
-      }
+      try await table(path: path, dir: dir, etcd: etcd)
     } catch {
       await etcd?.shutdown()
       throw error
@@ -227,6 +162,77 @@ struct BenchTrain: AsyncParsableCommand {
       print(
         "note: with more workers than this machine's \(cores) cores, workers also wait for a core; "
           + "that wait is in the overhead column (compute is the slowest worker's own time)")
+    }
+  }
+
+  /// Runs every configuration on the problem at `path` and prints its row (`etcd` for the
+  /// gRPC mode).
+  private func table(path: String, dir: URL, etcd: EtcdTestServer?) async throws {
+    if !json {
+      print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
+      print(
+        "mode      workers  epoch ms  compute ms  step ms  overhead ms  ckpt cost %  ckpt write ms  written  parse s  reload s"
+      )
+    }
+    var runs = 0
+    let blocks = gradientBlocks.columns
+    for mode in list(modes) {
+      for n in list(workers).compactMap({ Int($0) }) {
+        // One configuration, three runs: plain; a checkpoint every epoch (fresh directory,
+        // so workers parse and cache their shards); again on that directory (reloads).
+        let ck = dir.appendingPathComponent("ck-\(mode)-\(n)").path
+        func once(checkpoints: String?, epochs: Int) async throws -> TrainingBenchmark.Row {
+          runs += 1
+          guard mode == "grpc", let etcd else {
+            return try await TrainingBenchmark.embedded(
+              path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
+              checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
+              gradientBlockColumns: blocks)
+          }
+          let coordinator = try await EtcdCoordinator.connect(
+            EtcdConfiguration(endpoint: etcd.endpoint))
+          let transport = GRPCTransport()
+          let result: Result<TrainingBenchmark.Row, any Error>
+          do {
+            result = .success(
+              try await TrainingBenchmark.run(
+                mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
+                checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
+                gradientBlockColumns: blocks, coordinator: coordinator, transport: transport,
+                jobName: "bench-\(getpid())-\(runs)"))
+          } catch {
+            result = .failure(error)
+          }
+          await transport.close()
+          await coordinator.close()
+          return try result.get()
+        }
+        var r = try await once(checkpoints: nil, epochs: epochs)
+        let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
+        let reload = try await once(checkpoints: ck, epochs: 3)
+        r.setCheckpointCost(from: withCheckpoints)
+        if json {
+          let enc = JSONEncoder()
+          enc.outputFormatting = [.sortedKeys]
+          var object =
+            try JSONSerialization.jsonObject(with: enc.encode(r)) as! [String: Any]
+          object["parse_s"] = withCheckpoints.load_s
+          object["reload_s"] = reload.load_s
+          let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+          print(String(decoding: line, as: UTF8.self))
+        } else {
+          print(
+            r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
+              + String(
+                format: "%6d %9.2f %11.2f %8.2f %12.2f %12.1f %14.2f %@ %8.3f %9.3f", n,
+                r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms,
+                r.checkpoint_cost_percent,
+                r.checkpoint_write_ms,
+                "\(r.checkpoints_written)/\(r.checkpoints_written + r.checkpoints_superseded)"
+                  .leftPad(8),
+                withCheckpoints.load_s, reload.load_s))
+        }
+      }
     }
   }
 }
