@@ -936,7 +936,7 @@ public actor ParameterServerWorker: WorkerTask {
           notifyMaster: notifyMaster)
         return
       }
-      let (sums, ms) = try await Offload.run {
+      let (sums, ms) = try await Offload.run(priority: .compute) {
         let start = DispatchTime.now().uptimeNanoseconds
         let sums: GradientSums
         switch x {
@@ -954,7 +954,7 @@ public actor ParameterServerWorker: WorkerTask {
       await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded(tag))
     case .gram(let job):
       let (x, y) = (self.x!, self.y)
-      let (stats, ms) = try await Offload.run {
+      let (stats, ms) = try await Offload.run(priority: .compute) {
         let start = DispatchTime.now().uptimeNanoseconds
         let stats: GramStatistics
         switch x {
@@ -967,7 +967,7 @@ public actor ParameterServerWorker: WorkerTask {
     case .validate(let job, let p):
       let model = LinearModel(kind: job.loss == .logistic ? .logistic : .linear, parameters: p)
       let validation = self.validation
-      let predictions: [Double] = try await Offload.run {
+      let predictions: [Double] = try await Offload.run(priority: .compute) {
         switch validation?.x {
         case .double(let m): model.predict(m)
         case .float(let m): model.predict(m)
@@ -993,7 +993,7 @@ public actor ParameterServerWorker: WorkerTask {
     let send: @Sendable (Payload) -> Void = { payload in
       sends.add(Task { await notifyMaster(payload) })
     }
-    let (sums, ms) = try await Offload.run {
+    let (sums, ms) = try await Offload.run(priority: .compute) {
       let start = DispatchTime.now().uptimeNanoseconds
       let onBlock: @Sendable (Range<Int>, [Double]) -> Void = { range, values in
         send(
