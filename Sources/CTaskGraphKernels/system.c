@@ -20,6 +20,16 @@ int tg_set_thread_nice(int nice) {
 #endif
 }
 
+int tg_thread_nice(void) {
+#if defined(__linux__)
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+  return errno == 0 ? nice : 0;
+#else
+  return 0;
+#endif
+}
+
 int tg_create_direct(const char *path) {
 #if defined(O_DIRECT)
   return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0644);

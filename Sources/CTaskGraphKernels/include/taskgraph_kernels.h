@@ -55,6 +55,9 @@ uint32_t tg_crc32c(uint32_t crc, const void *bytes, size_t count, int hardware);
 /// the value needs no privilege). Returns 0, or -1 where unsupported or refused.
 int tg_set_thread_nice(int nice);
 
+/// The calling thread's nice value (0 where threads have none of their own).
+int tg_thread_nice(void);
+
 /// Creates (or truncates) `path` for writing with O_DIRECT, mode 0644: writes go from the
 /// caller's buffer to the device without passing through the page cache, so they must be
 /// aligned (buffer, size and offset multiples of the block size; 4096 serves). Returns the

@@ -1,0 +1,22 @@
+import CTaskGraphKernels
+import XCTest
+
+@testable import TaskGraph
+
+final class OffloadTests: XCTestCase {
+  /// Each priority runs on threads of its own nice value: the threads that move results on
+  /// take a core from a kernel (`compute`) as soon as they wake, and a checkpoint write
+  /// (`background`) yields to both.
+  func testPrioritiesRunAtTheirNiceValues() async throws {
+    #if os(Linux)
+      let normal = try await Offload.run { tg_thread_nice() }
+      let compute = try await Offload.run(priority: .compute) { tg_thread_nice() }
+      let background = try await Offload.run(priority: .background) { tg_thread_nice() }
+      // Nice values are absolute; `normal` threads keep whatever their creating thread had
+      // (0, or below 0 where the process may raise priorities and a pool thread did).
+      XCTAssertEqual(compute, 5)
+      XCTAssertEqual(background, 10)
+      XCTAssertLessThan(normal, compute)
+    #endif
+  }
+}
