@@ -15,7 +15,7 @@ final class OffloadTests: XCTestCase {
       // Nice values are absolute; `normal` threads keep whatever their creating thread had
       // (0, or below 0 where the process may raise priorities and a pool thread did).
       XCTAssertEqual(compute, 5)
-      XCTAssertEqual(background, 10)
+      XCTAssertEqual(background, 15)
       XCTAssertLessThan(normal, compute)
     #endif
   }
