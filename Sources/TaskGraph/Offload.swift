@@ -14,8 +14,9 @@ import Foundation
 /// when every thread is busy, so a job never waits for another.
 ///
 /// `compute` work (a worker's kernel) runs on threads a little below the others (nice 5),
-/// so the threads that move its results on (the cooperative pool, the transport's event
-/// loops) take a core from it as soon as they wake. At nice 0, with both cores of a 2-core
+/// so the scheduler favours the threads that move its results on (the cooperative pool, the
+/// transport's event loops) when they wake, instead of sharing the cores with the kernels
+/// as equals (they still wait for a core at times). At nice 0, with both cores of a 2-core
 /// machine computing two workers' gradients, the blocks a kernel had finished waited for a
 /// core until a kernel thread's time slice ended, and went out in a burst after the last
 /// one: 2.2–2.7 ms from the end of the slowest kernel to the master holding its gradient
@@ -33,7 +34,7 @@ package enum Offload {
   package enum Priority: Sendable {
     /// As soon as possible (a result something waits for).
     case normal
-    /// As soon as possible, but after the work that moves results on (long computing whose
+    /// As soon as possible, but behind the work that moves results on (long computing whose
     /// results others wait for, sent while it runs or right after).
     case compute
     /// When the cores are otherwise idle (work nothing waits for).

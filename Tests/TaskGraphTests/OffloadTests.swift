@@ -4,9 +4,9 @@ import XCTest
 @testable import TaskGraph
 
 final class OffloadTests: XCTestCase {
-  /// Each priority runs on threads of its own nice value: the threads that move results on
-  /// take a core from a kernel (`compute`) as soon as they wake, and a checkpoint write
-  /// (`background`) yields to both.
+  /// Each priority runs on threads of its own nice value: the scheduler favours the threads
+  /// that move results on over a kernel (`compute`), and both over a checkpoint write
+  /// (`background`).
   func testPrioritiesRunAtTheirNiceValues() async throws {
     #if os(Linux)
       let normal = try await Offload.run { tg_thread_nice() }
