@@ -458,13 +458,13 @@ public actor ParameterServerMaster: MasterTask {
       }
       await finish(result, context: context)
     case .finalEvaluation(var result):
-      var total: GradientSums?
-      for w in workers {
-        guard case .sums(let s, _) = answers[w] else { continue }
-        if total == nil { total = s } else { total!.add(s) }
-      }
+      let total = GradientSums.sum(
+        workers.compactMap { w in
+          guard case .sums(let s, _) = answers[w] else { return nil }
+          return s
+        })
       let objective =
-        total!.loss / Double(max(1, total!.rows))
+        total.loss / Double(max(1, total.rows))
         + settings.configuration.regularization.penalty(result.model.coefficients)
       result.objectives.append(objective)
       result.metrics = finalMetrics(objective, model: result.model)

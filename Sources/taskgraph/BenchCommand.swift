@@ -150,13 +150,11 @@ struct BenchTrain: AsyncParsableCommand {
     try TrainingBenchmark.generate(rows: rows, cols: cols, seed: 1, path: path)
     let etcd = list(modes).contains("grpc") ? try await EtcdTestServer.start() : nil
     // The private etcd stops however the run ends: a failed run must not leave it behind.
-    do {
+    try await withCleanup {
       try await table(path: path, dir: dir, etcd: etcd)
-    } catch {
+    } cleanup: {
       await etcd?.shutdown()
-      throw error
     }
-    await etcd?.shutdown()
     let cores = ProcessInfo.processInfo.activeProcessorCount
     if !json, list(workers).compactMap({ Int($0) }).contains(where: { $0 > cores }) {
       print(
@@ -189,23 +187,13 @@ struct BenchTrain: AsyncParsableCommand {
               checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
               gradientBlockColumns: blocks)
           }
-          let coordinator = try await EtcdCoordinator.connect(
-            EtcdConfiguration(endpoint: etcd.endpoint))
-          let transport = GRPCTransport()
-          let result: Result<TrainingBenchmark.Row, any Error>
-          do {
-            result = .success(
-              try await TrainingBenchmark.run(
-                mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-                checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-                gradientBlockColumns: blocks, coordinator: coordinator, transport: transport,
-                jobName: "bench-\(getpid())-\(runs)"))
-          } catch {
-            result = .failure(error)
+          return try await withCluster(etcd: etcd.endpoint) { coordinator, transport in
+            try await TrainingBenchmark.run(
+              mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
+              checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
+              gradientBlockColumns: blocks, coordinator: coordinator, transport: transport,
+              jobName: "bench-\(getpid())-\(runs)")
           }
-          await transport.close()
-          await coordinator.close()
-          return try result.get()
         }
         var r = try await once(checkpoints: nil, epochs: epochs)
         let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)

@@ -100,18 +100,15 @@ struct BenchRuntime: AsyncParsableCommand {
     var inMemory: EtcdTestServer?
     // Every etcd started here stops however the run ends: a failed run must not leave one
     // behind.
-    do {
+    try await withCleanup {
       if parts.contains("epochs") && FileManager.default.fileExists(atPath: shm) {
         inMemory = try await EtcdTestServer.start(parent: shm)
       }
       try await measure(parts: parts, server: server, inMemory: inMemory)
-    } catch {
+    } cleanup: {
       await inMemory?.shutdown()
       await server.shutdown()
-      throw error
     }
-    await inMemory?.shutdown()
-    await server.shutdown()
   }
 
   /// Runs the benchmark's `parts` with `server` (and `inMemory`, etcd with its data in
@@ -153,15 +150,13 @@ struct BenchRuntime: AsyncParsableCommand {
     print("\netcd on loopback")
     let coordinator = try await EtcdCoordinator.connect(
       EtcdConfiguration(endpoint: server.endpoint))
-    do {
+    try await withCleanup {
       for f in try await EtcdCoordinatorBenchmark.run(coordinator, iterations: 100) {
         print("  \(f)")
       }
-    } catch {
+    } cleanup: {
       await coordinator.close()
-      throw error
     }
-    await coordinator.close()
   }
 
   /// Median milliseconds per empty epoch over gRPC, coordinated by `etcd`.

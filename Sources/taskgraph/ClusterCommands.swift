@@ -22,23 +22,33 @@ struct ClusterOptions: ParsableArguments {
   }
 }
 
-/// Runs `body` with an etcd coordinator and a gRPC transport, closing both afterwards.
+/// Runs `body` with a coordinator on the etcd at `endpoint` and a gRPC transport, closing
+/// both afterwards, however `body` ends.
 func withCluster<R: Sendable>(
-  _ options: ClusterOptions,
+  etcd endpoint: String,
   _ body: (EtcdCoordinator, GRPCTransport) async throws -> R
 ) async throws -> R {
-  let coordinator = try await EtcdCoordinator.connect(EtcdConfiguration(endpoint: options.etcd))
+  let coordinator = try await EtcdCoordinator.connect(EtcdConfiguration(endpoint: endpoint))
   let transport = GRPCTransport()
-  do {
-    let r = try await body(coordinator, transport)
+  return try await withCleanup {
+    try await body(coordinator, transport)
+  } cleanup: {
     await transport.close()
     await coordinator.close()
-    return r
-  } catch {
-    await transport.close()
-    await coordinator.close()
-    throw error
   }
+}
+
+/// Runs `body`, then `cleanup` however `body` ended (returned or threw): a `defer` that
+/// can await.
+func withCleanup<R>(_ body: () async throws -> R, cleanup: () async -> Void) async throws -> R {
+  let result: Result<R, any Error>
+  do {
+    result = .success(try await body())
+  } catch {
+    result = .failure(error)
+  }
+  await cleanup()
+  return try result.get()
 }
 
 struct MasterCommand: AsyncParsableCommand {
@@ -96,7 +106,7 @@ struct MasterCommand: AsyncParsableCommand {
       let box = ResultBox()
       let topology = StarTopology(taskCount: workers + 1)
       let frozen = settings
-      try await withCluster(cluster) { coordinator, transport in
+      try await withCluster(etcd: cluster.etcd) { coordinator, transport in
         let controller = Controller(
           coordinator: coordinator, job: cluster.job,
           spec: JobSpec(taskCount: topology.taskCount, topology: topology.description))
@@ -161,7 +171,7 @@ struct WorkerCommand: AsyncParsableCommand {
     let logger = Logger(label: "taskgraph.worker")
     try await CLIErrors.guarding {
       let refusal = Refusal()
-      try await withCluster(cluster) { coordinator, transport in
+      try await withCluster(etcd: cluster.etcd) { coordinator, transport in
         let layout = JobLayout(job: cluster.job)
         guard let specKV = try await coordinator.get(layout.spec) else {
           throw CoordinatorError(
