@@ -1,6 +1,7 @@
 #include "taskgraph_kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -293,14 +294,22 @@ static int usable_isa(int requested);
    rows stream past. */
 #define TG_SLICE 65536
 
-static void margins_f64_generic(const double *x, size_t m, size_t d, const double *w,
+/* The double at index j of w, which may have any alignment. */
+static inline double load_unaligned(const unsigned char *w, size_t j) {
+  double v;
+  memcpy(&v, w + 8 * j, sizeof v);
+  return v;
+}
+
+static void margins_f64_generic(const double *x, size_t m, size_t d, const void *wp,
                                 double *z) {
+  const unsigned char *w = wp;
   size_t i = 0;
   for (; i + 4 <= m; i += 4) {
     const double *x0 = x + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (size_t j = 0; j < d; j++) {
-      double wj = w[j];
+      double wj = load_unaligned(w, j);
       a0 += x0[j] * wj;
       a1 += x1[j] * wj;
       a2 += x2[j] * wj;
@@ -314,7 +323,7 @@ static void margins_f64_generic(const double *x, size_t m, size_t d, const doubl
   for (; i < m; i++) {
     const double *xi = x + i * d;
     double a = 0;
-    for (size_t j = 0; j < d; j++) a += xi[j] * w[j];
+    for (size_t j = 0; j < d; j++) a += xi[j] * load_unaligned(w, j);
     z[i] = a;
   }
 }
@@ -339,8 +348,10 @@ static void column_gradient_f64_generic(const double *x, size_t m, size_t n, siz
 }
 
 #if TG_X86
-TG_AVX512 static void margins_f64_avx512(const double *x, size_t m, size_t d, const double *w,
+TG_AVX512 static void margins_f64_avx512(const double *x, size_t m, size_t d, const void *wp,
                                          double *z) {
+  /* w is read only by unaligned loads (which take a void pointer), so any alignment does. */
+  const unsigned char *w = wp;
   size_t d8 = d & ~(size_t)7;
   __mmask8 tail = (__mmask8)((1u << (d - d8)) - 1);
   size_t i = 0;
@@ -349,14 +360,14 @@ TG_AVX512 static void margins_f64_avx512(const double *x, size_t m, size_t d, co
     __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     size_t j = 0;
     for (; j < d8; j += 8) {
-      __m512d wv = _mm512_loadu_pd(w + j);
+      __m512d wv = _mm512_loadu_pd(w + 8 * j);
       a0 = _mm512_fmadd_pd(_mm512_loadu_pd(x0 + j), wv, a0);
       a1 = _mm512_fmadd_pd(_mm512_loadu_pd(x1 + j), wv, a1);
       a2 = _mm512_fmadd_pd(_mm512_loadu_pd(x2 + j), wv, a2);
       a3 = _mm512_fmadd_pd(_mm512_loadu_pd(x3 + j), wv, a3);
     }
     if (tail) {
-      __m512d wv = _mm512_maskz_loadu_pd(tail, w + j);
+      __m512d wv = _mm512_maskz_loadu_pd(tail, w + 8 * j);
       a0 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, x0 + j), wv, a0);
       a1 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, x1 + j), wv, a1);
       a2 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, x2 + j), wv, a2);
@@ -372,14 +383,14 @@ TG_AVX512 static void margins_f64_avx512(const double *x, size_t m, size_t d, co
     __m512d a0 = _mm512_setzero_pd(), a1 = a0;
     size_t j = 0;
     for (; j + 16 <= d8; j += 16) {
-      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(xi + j), _mm512_loadu_pd(w + j), a0);
-      a1 = _mm512_fmadd_pd(_mm512_loadu_pd(xi + j + 8), _mm512_loadu_pd(w + j + 8), a1);
+      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(xi + j), _mm512_loadu_pd(w + 8 * j), a0);
+      a1 = _mm512_fmadd_pd(_mm512_loadu_pd(xi + j + 8), _mm512_loadu_pd(w + 8 * (j + 8)), a1);
     }
     for (; j < d8; j += 8)
-      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(xi + j), _mm512_loadu_pd(w + j), a0);
+      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(xi + j), _mm512_loadu_pd(w + 8 * j), a0);
     if (tail)
-      a1 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, xi + j), _mm512_maskz_loadu_pd(tail, w + j),
-                           a1);
+      a1 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, xi + j),
+                           _mm512_maskz_loadu_pd(tail, w + 8 * j), a1);
     z[i] = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
   }
 }
@@ -429,7 +440,7 @@ TG_AVX512 static void column_gradient_f64_avx512(const double *x, size_t m, size
 }
 #endif
 
-void tg_margins_f64(int isa, const double *x, size_t m, size_t d, const double *w, double *z) {
+void tg_margins_f64(int isa, const double *x, size_t m, size_t d, const void *w, double *z) {
 #if TG_X86
   if (usable_isa(isa) == TG_ISA_AVX512) {
     margins_f64_avx512(x, m, d, w, z);

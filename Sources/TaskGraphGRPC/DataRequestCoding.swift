@@ -91,7 +91,8 @@ struct DataRequestDeserializer: MessageDeserializer {
         if let field = ProtobufWire.trailingField(requestPayloadField, in: raw) {
           head = try Taskgraph_Transport_V1_DataRequestMessage(
             serializedBytes: ProtobufWire.array(raw, 0..<field.start))
-          payload = try ProtobufWire.payload(raw, field.content, layout: head.payloadParts)
+          payload = try ProtobufWire.payload(
+            raw, field.content, layout: head.payloadParts, shared: ReceivedBytes.holding(bytes))
         } else {
           head = try Taskgraph_Transport_V1_DataRequestMessage(
             serializedBytes: ProtobufWire.array(raw, 0..<raw.count))
@@ -145,7 +146,8 @@ struct DataReplyDeserializer: MessageDeserializer {
           // The payload comes last, so it is the oneof's value whatever precedes it.
           let head = try Taskgraph_Transport_V1_DataResponseMessage(
             serializedBytes: ProtobufWire.array(raw, 0..<field.start))
-          let payload = try ProtobufWire.payload(raw, field.content, layout: head.payloadParts)
+          let payload = try ProtobufWire.payload(
+            raw, field.content, layout: head.payloadParts, shared: ReceivedBytes.holding(bytes))
           return Numbered(call: head.call, message: .payload(payload))
         }
         let message = try Taskgraph_Transport_V1_DataResponseMessage(

@@ -1,4 +1,5 @@
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import TaskGraph
 
 /// The parts of protobuf's binary wire format that the transport writes and reads by hand:
@@ -69,17 +70,21 @@ enum ProtobufWire {
     if payload.parts.count == 1, case .bytes = payload.parts[0] { return [] }
     return payload.parts.map { part in
       var entry = Taskgraph_Transport_V1_PayloadPart()
-      if case .doubles = part { entry.kind = .doubles }
+      switch part {
+      case .doubles, .sharedDoubles: entry.kind = .doubles
+      case .bytes: break
+      }
       entry.length = UInt64(part.count)
       return entry
     }
   }
 
-  /// The payload in `range` of `buffer`, split as `layout` says: doubles are copied
-  /// straight into arrays of doubles, bytes into arrays of bytes.
+  /// The payload in `range` of `buffer`, split as `layout` says: bytes are copied into
+  /// arrays of bytes; doubles are read in place from `shared` when it is given (the
+  /// received message whose bytes `buffer` shows), else copied into arrays of doubles.
   static func payload(
     _ buffer: UnsafeRawBufferPointer, _ range: Range<Int>,
-    layout: [Taskgraph_Transport_V1_PayloadPart]
+    layout: [Taskgraph_Transport_V1_PayloadPart], shared: (any SharedBytes)? = nil
   ) throws -> Payload {
     if layout.isEmpty { return range.isEmpty ? Payload() : Payload(array(buffer, range)) }
     var total: UInt64 = 0
@@ -108,6 +113,9 @@ enum ProtobufWire {
       offset = part.upperBound
       guard entry.kind == .doubles else { return .bytes(array(buffer, part)) }
       let n = part.count / 8
+      if let shared {
+        return .sharedDoubles(SharedDoubles(shared, byteOffset: part.lowerBound, count: n))
+      }
       return .doubles(
         [Double](unsafeUninitializedCapacity: n) { out, count in
           if n > 0 {
@@ -166,6 +174,26 @@ enum ProtobufWire {
       }
       count = range.count
     }
+  }
+}
+
+/// A received message's bytes, held so that the vectors of doubles in it are read in
+/// place: gRPC hands a deserializer bytes that nothing changes afterwards (the NIO
+/// transport's are a `ByteBuffer`, copied on write), so holding them keeps them as they
+/// are.
+struct ReceivedBytes: SharedBytes {
+  let bytes: any GRPCContiguousBytes & Sendable
+
+  /// The message `bytes` as shared bytes, if they are of a type known to be a value that
+  /// can be held across threads: the NIO transport's, or an array.
+  static func holding<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) -> ReceivedBytes? {
+    if let received = bytes as? GRPCNIOTransportBytes { return ReceivedBytes(bytes: received) }
+    if let received = bytes as? [UInt8] { return ReceivedBytes(bytes: received) }
+    return nil
+  }
+
+  func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    try bytes.withUnsafeBytes(body)
   }
 }
 

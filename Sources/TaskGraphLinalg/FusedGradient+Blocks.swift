@@ -31,6 +31,21 @@ extension FusedGradient {
     blockColumns: Int, threads: Int = 1, instructionSet: InstructionSet = .best,
     onBlock: @Sendable (_ columns: Range<Int>, _ gradient: [Double]) -> Void
   ) -> GradientSums {
+    weights.withUnsafeBytes { w in
+      computeInColumnBlocks(
+        x: x, y: y, weights: UnalignedDoubles(w), intercept: intercept, loss: loss,
+        blockColumns: blockColumns, threads: threads, instructionSet: instructionSet,
+        onBlock: onBlock)
+    }
+  }
+
+  /// The same with the weights read in place at any alignment, such as from the buffer a
+  /// message was received into: the same sums, bit for bit, without copying them first.
+  public static func computeInColumnBlocks<T: BLASScalar>(
+    x: Matrix<T>, y: [Double], weights: UnalignedDoubles, intercept: Double, loss: RowLoss,
+    blockColumns: Int, threads: Int = 1, instructionSet: InstructionSet = .best,
+    onBlock: @Sendable (_ columns: Range<Int>, _ gradient: [Double]) -> Void
+  ) -> GradientSums {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(weights.count == x.cols, "weights: \(weights.count), columns: \(x.cols)")
     precondition(blockColumns >= 1 && threads >= 1, "blockColumns and threads must be ≥ 1")
@@ -38,7 +53,7 @@ extension FusedGradient {
     let m = x.rows
     let d = x.cols
     // Float storage multiplies by Float weights; Double storage uses `weights` as they are.
-    let w: [T] = T.self == Double.self ? [] : weights.map { T($0) }
+    let w: [T] = T.self == Double.self ? [] : (0..<d).map { T(weights[$0]) }
 
     // Pass 1: margins, in row ranges.
     let rowParts = splitEvenly(0..<m, parts: max(1, min(threads, m)))
@@ -48,12 +63,10 @@ extension FusedGradient {
         x.withUnsafeBufferPointer { xp in
           if T.self == Double.self {
             xp.withMemoryRebound(to: Double.self) { xd in
-              weights.withUnsafeBufferPointer { wd in
-                z.withMemoryRebound(to: Double.self) { zd in
-                  tg_margins_f64(
-                    instructionSet.rawValue, xd.baseAddress! + rows.lowerBound * d, rows.count,
-                    d, wd.baseAddress!, zd.baseAddress!)
-                }
+              z.withMemoryRebound(to: Double.self) { zd in
+                tg_margins_f64(
+                  instructionSet.rawValue, xd.baseAddress! + rows.lowerBound * d, rows.count,
+                  d, weights.base, zd.baseAddress!)
               }
             }
           } else {
@@ -133,5 +146,29 @@ extension FusedGradient {
       count = n
     }
     return block.map { Double($0) }
+  }
+}
+
+/// `count` doubles (little-endian IEEE 754) from `base`, at any alignment: weights read in
+/// place from bytes that are not an array of doubles, such as a received message's. The
+/// kernels read them with unaligned loads only. The caller keeps the bytes alive and
+/// unchanged while a kernel reads them.
+public struct UnalignedDoubles: @unchecked Sendable {
+  /// The first value's first byte; nil when there are none.
+  public let base: UnsafeRawPointer?
+  /// The number of values.
+  public let count: Int
+
+  /// The doubles in `bytes`, whose count is a multiple of 8.
+  public init(_ bytes: UnsafeRawBufferPointer) {
+    precondition(bytes.count % 8 == 0, "\(bytes.count) bytes are not whole doubles")
+    base = bytes.baseAddress
+    count = bytes.count / 8
+  }
+
+  /// The value at `index`.
+  public subscript(index: Int) -> Double {
+    precondition(index >= 0 && index < count, "index \(index) of \(count)")
+    return base!.loadUnaligned(fromByteOffset: 8 * index, as: Double.self)
   }
 }

@@ -9,11 +9,11 @@ enum MasterMessage: Equatable {
   /// Load your shard (if not loaded) and report its size: the first round of a job.
   case load(JobDescription)
   /// Sum loss and gradient over your shard at these parameters.
-  case evaluate(JobDescription, Parameters)
+  case evaluate(JobDescription, SentParameters)
   /// Compute your shard's least-squares statistics (the exact solver's one round).
   case gram(JobDescription)
   /// Score your held-out validation rows with the final parameters.
-  case validate(JobDescription, Parameters)
+  case validate(JobDescription, SentParameters)
 
   var job: JobDescription {
     switch self {
@@ -91,9 +91,9 @@ enum MasterMessage: Equatable {
     } else {
       job = try JobDescription.read(from: &r)
     }
-    func parameters() throws -> Parameters {
+    func parameters() throws -> SentParameters {
       let b = try r.f64()
-      return Parameters(weights: try r.doubles(), intercept: b)
+      return SentParameters(weights: try r.sharedDoubles(), intercept: b)
     }
     switch kind {
     case 1: return .load(job)
@@ -103,6 +103,26 @@ enum MasterMessage: Equatable {
     default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
     }
   }
+}
+
+/// Parameters as a message carries them: the weights are a received message's own bytes
+/// on a worker that got them over the network, read in place by the gradient kernel.
+struct SentParameters: Equatable, Sendable {
+  var weights: SharedDoubles
+  var intercept: Double
+
+  init(weights: SharedDoubles, intercept: Double) {
+    self.weights = weights
+    self.intercept = intercept
+  }
+
+  /// `p`, without a copy.
+  init(_ p: Parameters) {
+    self.init(weights: SharedDoubles(p.weights), intercept: p.intercept)
+  }
+
+  /// As ``Parameters``: the weights copied into an array unless they are one already.
+  var parameters: Parameters { Parameters(weights: weights.array, intercept: intercept) }
 }
 
 /// What a worker answers.
@@ -122,7 +142,7 @@ enum WorkerMessage: Equatable {
   case scored(predictions: [Double], labels: [Double])
   /// One block of columns of the gradient, sent while the worker computes the next: the
   /// gradient has `columns` entries, this block the `values` from `offset` on.
-  case gradientBlock(columns: Int, offset: Int, values: [Double])
+  case gradientBlock(columns: Int, offset: Int, values: SharedDoubles)
   /// The sums of a gradient sent in blocks: everything but the gradient (left empty), which
   /// the `gradientBlock` answers of the same round carry.
   case blockedSums(GradientSums, columns: Int, computeMilliseconds: Double)
@@ -243,7 +263,7 @@ enum WorkerMessage: Equatable {
     case 7:
       let columns = try r.i64()
       let offset = try r.i64()
-      let values = try r.doubles()
+      let values = try r.sharedDoubles()
       guard offset >= 0, columns >= 0, values.count <= columns - min(offset, columns) else {
         throw TrainingError(
           code: .mismatch,

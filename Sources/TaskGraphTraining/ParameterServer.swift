@@ -263,10 +263,10 @@ public actor ParameterServerMaster: MasterTask {
   private func currentMessage() -> MasterMessage? {
     switch phase {
     case .loading: .load(job)
-    case .evaluating(let request): .evaluate(job, request.parameters)
+    case .evaluating(let request): .evaluate(job, SentParameters(request.parameters))
     case .gram: .gram(job)
-    case .finalEvaluation(let r): .evaluate(job, r.model.parameters)
-    case .validating(let r): .validate(job, r.model.parameters)
+    case .finalEvaluation(let r): .evaluate(job, SentParameters(r.model.parameters))
+    case .validating(let r): .validate(job, SentParameters(r.model.parameters))
     case .starting, .done: nil
     }
   }
@@ -540,7 +540,7 @@ public actor ParameterServerMaster: MasterTask {
     if sentRound[worker] ?? 0 < round {
       busy.insert(worker)
       sentRound[worker] = round
-      let bytes = MasterMessage.evaluate(job, request.parameters).encoded(
+      let bytes = MasterMessage.evaluate(job, SentParameters(request.parameters)).encoded(
         RoundTag(incarnation: incarnation, round: round), light: true)
       await context.notifyWorker(worker, message: bytes)
     }
@@ -939,14 +939,17 @@ public actor ParameterServerWorker: WorkerTask {
       let (sums, ms) = try await Offload.run(priority: .compute) {
         let start = DispatchTime.now().uptimeNanoseconds
         let sums: GradientSums
+        // The whole-gradient kernels take an array: a received vector is copied (this
+        // path serves narrow problems; wide ones go by blocks, which read it in place).
+        let weights = p.weights.array
         switch x {
         case .double(let m):
           sums = FusedGradient.compute(
-            x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+            x: m, y: y, weights: weights, intercept: p.intercept, loss: job.loss,
             threads: job.threads)
         case .float(let m):
           sums = FusedGradient.compute(
-            x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
+            x: m, y: y, weights: weights, intercept: p.intercept, loss: job.loss,
             threads: job.threads)
         }
         return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
@@ -965,7 +968,8 @@ public actor ParameterServerWorker: WorkerTask {
       }
       await notifyMaster(WorkerMessage.gram(stats, computeMilliseconds: ms).encoded(tag))
     case .validate(let job, let p):
-      let model = LinearModel(kind: job.loss == .logistic ? .logistic : .linear, parameters: p)
+      let model = LinearModel(
+        kind: job.loss == .logistic ? .logistic : .linear, parameters: p.parameters)
       let validation = self.validation
       let predictions: [Double] = try await Offload.run(priority: .compute) {
         switch validation?.x {
@@ -983,7 +987,7 @@ public actor ParameterServerWorker: WorkerTask {
   /// then the other sums: the sending overlaps the computing, and all that is left after it
   /// is the last block's.
   private func evaluateInBlocks(
-    job: JobDescription, parameters p: Parameters, x: Loaded, y: [Double], blockColumns: Int,
+    job: JobDescription, parameters p: SentParameters, x: Loaded, y: [Double], blockColumns: Int,
     tag: RoundTag, notifyMaster: @escaping @Sendable (Payload) async -> Void
   ) async throws {
     let columns = p.weights.count
@@ -997,19 +1001,24 @@ public actor ParameterServerWorker: WorkerTask {
       let start = DispatchTime.now().uptimeNanoseconds
       let onBlock: @Sendable (Range<Int>, [Double]) -> Void = { range, values in
         send(
-          WorkerMessage.gradientBlock(columns: columns, offset: range.lowerBound, values: values)
-            .encoded(tag))
+          WorkerMessage.gradientBlock(
+            columns: columns, offset: range.lowerBound, values: SharedDoubles(values)
+          )
+          .encoded(tag))
       }
-      let sums: GradientSums
-      switch x {
-      case .double(let m):
-        sums = FusedGradient.computeInColumnBlocks(
-          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
-          blockColumns: blockColumns, threads: job.threads, onBlock: onBlock)
-      case .float(let m):
-        sums = FusedGradient.computeInColumnBlocks(
-          x: m, y: y, weights: p.weights, intercept: p.intercept, loss: job.loss,
-          blockColumns: blockColumns, threads: job.threads, onBlock: onBlock)
+      // The weights are read where they arrived (a received message's bytes), not copied.
+      let sums = p.weights.withUnsafeBytes { raw in
+        let weights = UnalignedDoubles(raw)
+        return switch x {
+        case .double(let m):
+          FusedGradient.computeInColumnBlocks(
+            x: m, y: y, weights: weights, intercept: p.intercept, loss: job.loss,
+            blockColumns: blockColumns, threads: job.threads, onBlock: onBlock)
+        case .float(let m):
+          FusedGradient.computeInColumnBlocks(
+            x: m, y: y, weights: weights, intercept: p.intercept, loss: job.loss,
+            blockColumns: blockColumns, threads: job.threads, onBlock: onBlock)
+        }
       }
       return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
@@ -1121,7 +1130,7 @@ struct GradientAssembly {
 
   /// Copies a block in; false if it does not fit: its columns differ from the other blocks'
   /// (or the sums'), it reaches past them, or it overlaps another block without being it.
-  mutating func add(columns: Int, offset: Int, values: [Double]) -> Bool {
+  mutating func add(columns: Int, offset: Int, values: SharedDoubles) -> Bool {
     if blocks.isEmpty && gradient.isEmpty { gradient = [Double](repeating: 0, count: columns) }
     let range = offset..<(offset + values.count)
     guard columns == gradient.count, columns == sums?.columns ?? columns, offset >= 0,
@@ -1130,10 +1139,11 @@ struct GradientAssembly {
     if blocks.contains(range) { return true }
     guard !blocks.contains(where: { $0.overlaps(range) }) else { return false }
     blocks.append(range)
-    gradient.withUnsafeMutableBufferPointer { g in
-      values.withUnsafeBufferPointer { v in
+    gradient.withUnsafeMutableBytes { g in
+      values.withUnsafeBytes { v in
         guard let base = v.baseAddress else { return }
-        (g.baseAddress! + offset).update(from: base, count: v.count)
+        // Byte by byte: a received block need not be aligned for Double.
+        (g.baseAddress! + 8 * offset).copyMemory(from: base, byteCount: v.count)
       }
     }
     covered += values.count

@@ -46,6 +46,18 @@ struct WireWriter {
     }
   }
 
+  /// Writes `v` as `doubles(_:)` writes an array, as a part of its own (itself, not a
+  /// copy) when it is long enough.
+  mutating func doubles(_ v: SharedDoubles) {
+    if let array = v.wholeArray { return doubles(array) }
+    guard v.count >= Self.partThreshold else { return doubles(v.array) }
+    u64(UInt64(v.count))
+    parts.append(.bytes(bytes))
+    parts.append(.sharedDoubles(v))
+    bytes = []
+    bytes.reserveCapacity(64)
+  }
+
   mutating func blob(_ v: [UInt8]) {
     u64(UInt64(v.count))
     bytes.append(contentsOf: v)
@@ -106,13 +118,37 @@ struct WireReader {
 
   mutating func doubles() throws -> [Double] {
     let count = try u64()
+    if let part = wholePart(count) { return part.array }
+    return try inlineDoubles(count)
+  }
+
+  /// A vector as `doubles()` reads it, except that one travelling as a part of its own is
+  /// returned as it is: an array, or doubles left in a received message's bytes.
+  mutating func sharedDoubles() throws -> SharedDoubles {
+    let count = try u64()
+    if let part = wholePart(count) { return part }
+    return SharedDoubles(try inlineDoubles(count))
+  }
+
+  /// The next part, taken, if it is a part of doubles holding the `count` doubles to read.
+  private mutating func wholePart(_ count: UInt64) -> SharedDoubles? {
     refill()
-    if offset == bytes.count, next < parts.count, case .doubles(let d) = parts[next],
-      UInt64(d.count) == count
-    {
+    guard offset == bytes.count, next < parts.count, count <= UInt64(Int.max / 8),
+      parts[next].count == Int(count) * 8
+    else { return nil }
+    switch parts[next] {
+    case .doubles(let d):
+      next += 1
+      return SharedDoubles(d)
+    case .sharedDoubles(let d):
       next += 1
       return d
+    case .bytes: return nil
     }
+  }
+
+  /// `count` doubles written inline in the bytes, copied out.
+  private mutating func inlineDoubles(_ count: UInt64) throws -> [Double] {
     guard count <= UInt64(Int.max / 8) else {
       throw TrainingError(code: .mismatch, message: "a vector of \(count) doubles")
     }

@@ -100,11 +100,13 @@ struct DataRequestCodingTests {
     ])
     var request = sample
     request.payload = payload
-    func expectParts(_ decoded: Payload) {
+    // Doubles read in place from the received bytes (`shared`), or copied into arrays.
+    func expectParts(_ decoded: Payload, shared: Bool) {
       guard decoded.parts.count == 5, case .bytes(let head) = decoded.parts[0],
-        case .doubles(let back) = decoded.parts[1], case .doubles(let last) = decoded.parts[4]
+        let back = doubles(decoded.parts[1], shared: shared),
+        let last = doubles(decoded.parts[4], shared: shared)
       else {
-        Issue.record("parts lost: \(decoded.parts.map(\.count))")
+        Issue.record("parts lost or not \(shared ? "shared" : "arrays"): \(decoded.parts)")
         return
       }
       #expect(head == [1, 2, 3])
@@ -114,7 +116,7 @@ struct DataRequestCodingTests {
     let bytes: [UInt8] = try DataRequestSerializer().serialize(Numbered(call: 5, message: request))
     let decoded = try DataRequestDeserializer().deserialize(bytes)
     #expect(decoded.call == 5 && decoded.message == request)
-    expectParts(decoded.message.payload)
+    expectParts(decoded.message.payload, shared: true)
     // A reader that knows no parts sees the same bytes; the layout is plain protobuf.
     let message = try Taskgraph_Transport_V1_DataRequestMessage(serializedBytes: bytes)
     #expect([UInt8](message.payload) == payload.bytes)
@@ -123,7 +125,7 @@ struct DataRequestCodingTests {
     // The general path (the payload not last) keeps the parts too.
     expectParts(
       try DataRequestDeserializer().deserialize(try generalEncoding(request, call: 6)).message
-        .payload)
+        .payload, shared: false)
     let replyBytes: [UInt8] = try DataReplySerializer().serialize(
       Numbered(call: 2, message: .payload(payload)))
     let reply = try DataReplyDeserializer().deserialize(replyBytes)
@@ -131,7 +133,36 @@ struct DataRequestCodingTests {
       Issue.record("no payload")
       return
     }
-    expectParts(replied)
+    expectParts(replied, shared: true)
+  }
+
+  @Test("doubles read in place keep their values at every alignment the bytes can have")
+  func sharedDoublesAtAnyAlignment() throws {
+    let values = (0..<700).map { Double($0) * -1.5 + 0.125 }
+    var request = sample
+    request.payload = Payload(parts: [.doubles(values)])
+    let bytes: [UInt8] = try DataRequestSerializer().serialize(Numbered(call: 1, message: request))
+    var layout = Taskgraph_Transport_V1_PayloadPart()
+    layout.kind = .doubles
+    layout.length = UInt64(values.count * 8)
+    // The same message at each of the eight offsets from an aligned start: a transport's
+    // framing puts a message's bytes wherever it likes.
+    for shift in 0..<8 {
+      let backing = [UInt8](repeating: 0xee, count: shift) + bytes
+      let shared = OffsetBytes(backing: backing, offset: shift)
+      let payload = try shared.withUnsafeBytes { raw in
+        try ProtobufWire.payload(
+          raw, ProtobufWire.trailingField(7, in: raw)!.content,
+          layout: [layout], shared: shared)
+      }
+      guard case .sharedDoubles(let read) = payload.parts.first else {
+        Issue.record("not read in place at shift \(shift)")
+        continue
+      }
+      #expect(read.array.map(\.bitPattern) == values.map(\.bitPattern))
+      #expect(read[699] == values[699] && read[0] == values[0])
+      #expect(read == SharedDoubles(values))
+    }
   }
 
   @Test("a message's bytes copy themselves in one pass, and iterate to the same bytes")
@@ -312,5 +343,24 @@ struct DataTransportCompatibilityTests {
         })
       #expect(replies == [1: Data([0, 1]), 2: Data([0, 2]), 3: Data([0, 3])])
     }
+  }
+}
+
+/// The doubles of `part` if it is doubles read in place (`shared`) or an array of them.
+private func doubles(_ part: Payload.Part, shared: Bool) -> [Double]? {
+  switch part {
+  case .sharedDoubles(let d) where shared: d.array
+  case .doubles(let d) where !shared: d
+  default: nil
+  }
+}
+
+/// The bytes of `backing` from `offset` on, as shared bytes.
+private struct OffsetBytes: SharedBytes {
+  let backing: [UInt8]
+  let offset: Int
+
+  func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    try backing.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
   }
 }

@@ -84,6 +84,31 @@ struct GRPCTransportTests {
     }
   }
 
+  @Test("vectors of doubles are read in place from the received message, both ways")
+  func doublesReadInPlace() async throws {
+    // 8 MB of doubles, as parameters and gradients travel, after a few bytes that leave
+    // them wherever the framing puts them.
+    let values = (0..<1_048_576).map { Double($0) * 0.375 - 1e5 }
+    @Sendable func shared(_ payload: Payload) -> SharedDoubles? {
+      guard payload.parts.count == 2, case .bytes([1, 2, 3]) = payload.parts[0],
+        case .sharedDoubles(let read) = payload.parts[1]
+      else { return nil }
+      return read
+    }
+    try await withServer(handler: { request in
+      let read = try #require(shared(request.payload), "request parts: \(request.payload.parts)")
+      #expect(read.wholeArray == nil && read.array == values)
+      // Sent on as received, without becoming an array first.
+      return Payload(parts: [.bytes([1, 2, 3]), .sharedDoubles(read)])
+    }) { transport, server in
+      var sent = request()
+      sent.payload = Payload(parts: [.bytes([1, 2, 3]), .doubles(values)])
+      let reply = try await transport.send(sent, to: server.address, timeout: .seconds(30))
+      let read = try #require(shared(reply), "reply parts: \(reply.parts)")
+      #expect(read.array.map(\.bitPattern) == values.map(\.bitPattern))
+    }
+  }
+
   @Test("many requests in flight on one stream each get their own reply, in any order")
   func concurrentRequests() async throws {
     try await withServer(handler: { request in

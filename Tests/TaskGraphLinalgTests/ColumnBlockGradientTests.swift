@@ -10,17 +10,30 @@ final class ColumnBlockGradientTests: XCTestCase {
   /// The blocks handed out, joined; fails if one is missing or comes twice.
   private func run<T: BLASScalar>(
     _ x: Matrix<T>, _ y: [Double], _ w: [Double], _ b: Double, _ loss: RowLoss, block: Int,
-    threads: Int = 1, isa: FusedGradient.InstructionSet = .best
+    threads: Int = 1, isa: FusedGradient.InstructionSet = .best, weightsAtByte shift: Int? = nil
   ) -> GradientSums {
     let blocks = Mutex<[Int: [Double]]>([:])
-    var sums = FusedGradient.computeInColumnBlocks(
-      x: x, y: y, weights: w, intercept: b, loss: loss, blockColumns: block, threads: threads,
-      instructionSet: isa
-    ) { columns, values in
+    let onBlock: @Sendable (Range<Int>, [Double]) -> Void = { columns, values in
       XCTAssertEqual(columns.count, values.count)
       XCTAssertEqual(columns.lowerBound % block, 0)
       let fresh = blocks.withLock { $0.updateValue(values, forKey: columns.lowerBound) == nil }
       XCTAssertTrue(fresh, "block at \(columns.lowerBound) twice")
+    }
+    var sums: GradientSums
+    if let shift {
+      // The weights' bytes `shift` bytes into a buffer, read in place (unaligned unless 0
+      // or 8).
+      let bytes = [UInt8](repeating: 0xa5, count: shift) + w.withUnsafeBytes { Array($0) }
+      sums = bytes.withUnsafeBytes { raw in
+        FusedGradient.computeInColumnBlocks(
+          x: x, y: y, weights: UnalignedDoubles(UnsafeRawBufferPointer(rebasing: raw[shift...])),
+          intercept: b, loss: loss, blockColumns: block, threads: threads, instructionSet: isa,
+          onBlock: onBlock)
+      }
+    } else {
+      sums = FusedGradient.computeInColumnBlocks(
+        x: x, y: y, weights: w, intercept: b, loss: loss, blockColumns: block, threads: threads,
+        instructionSet: isa, onBlock: onBlock)
     }
     XCTAssertTrue(sums.gradient.isEmpty, "the blocks carry the gradient")
     let all = blocks.withLock { $0 }
@@ -75,6 +88,28 @@ final class ColumnBlockGradientTests: XCTestCase {
     assertClose(
       run(xf, y, w, -0.5, .squared, block: 700), naiveSums(xr, y, wr, -0.5, .squared), 1e-4,
       "float")
+  }
+
+  func testWeightsAtAnyAlignmentGiveTheSameSumsBitForBit() {
+    // Weights read in place from a received message start at any byte; the sums must be
+    // those of an aligned array exactly, for every kernel and both storages.
+    let (x, y, w) = randomProblem(rows: 7, cols: 2053, seed: 21, logistic: true)
+    let xf = Matrix<Float>(rows: x.rows, cols: x.cols, storage: x.storage.map { Float($0) })
+    for isa in FusedGradient.InstructionSet.supported {
+      let aligned = run(x, y, w, 0.3, .logistic, block: 500, isa: isa)
+      let alignedFloat = run(xf, y, w, 0.3, .logistic, block: 500, isa: isa)
+      for shift in 1..<8 {
+        let what = "\(isa), weights at byte \(shift)"
+        for (a, b) in [
+          (run(x, y, w, 0.3, .logistic, block: 500, isa: isa, weightsAtByte: shift), aligned),
+          (run(xf, y, w, 0.3, .logistic, block: 500, isa: isa, weightsAtByte: shift), alignedFloat),
+        ] {
+          XCTAssertEqual(a.gradient.map(\.bitPattern), b.gradient.map(\.bitPattern), what)
+          XCTAssertEqual(a.loss.bitPattern, b.loss.bitPattern, what)
+          XCTAssertEqual(a.intercept.bitPattern, b.intercept.bitPattern, what)
+        }
+      }
+    }
   }
 
   func testRunsAreBitIdentical() {

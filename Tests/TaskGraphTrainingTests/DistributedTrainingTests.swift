@@ -306,7 +306,8 @@ final class DistributedTrainingTests: XCTestCase {
   func testLightRoundsNameTheJobAndAReplacementAsksForIt() async throws {
     let plan = try DistributedTraining.plan(cancerJob())
     let d = plan.pipeline.featureNames.count
-    let evaluate = MasterMessage.evaluate(plan.description, .zeros(features: d))
+    let evaluate = MasterMessage.evaluate(
+      plan.description, SentParameters(.zeros(features: d)))
     let light = evaluate.encoded(RoundTag(incarnation: 7, round: 3), light: true)
     XCTAssertLessThan(light.count, evaluate.encoded().count / 2)
     let worker = DistributedTraining.worker(

@@ -65,7 +65,7 @@ final class StreamedGradientTests: XCTestCase {
     try await worker.handle(MasterMessage.load(plan.description).encoded()) { sent.add($0) }
     let weights = (0..<d).map { Double($0) / 100 }
     let p = Parameters(weights: weights, intercept: 0.5)
-    try await worker.handle(MasterMessage.evaluate(plan.description, p).encoded()) {
+    try await worker.handle(MasterMessage.evaluate(plan.description, SentParameters(p)).encoded()) {
       sent.add($0)
     }
     let answers = try sent.all.dropFirst().map { try WorkerMessage.decode($0) }
@@ -92,7 +92,9 @@ final class StreamedGradientTests: XCTestCase {
       gradientBlockColumns: nil)
     let log = MessageLog()
     try await whole.handle(MasterMessage.load(plan.description).encoded()) { log.add($0) }
-    try await whole.handle(MasterMessage.evaluate(plan.description, p).encoded()) { log.add($0) }
+    try await whole.handle(MasterMessage.evaluate(plan.description, SentParameters(p)).encoded()) {
+      log.add($0)
+    }
     guard case .sums(let reference, _) = try WorkerMessage.decode(log.all[1]) else {
       return XCTFail("no sums")
     }

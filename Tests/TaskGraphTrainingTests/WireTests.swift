@@ -19,7 +19,8 @@ final class WireTests: XCTestCase {
   func testLargeVectorsTravelAsPartsAndSmallOnesInline() throws {
     let job = try DistributedTraining.plan(DistributedTrainingTests.cancerJob()).description
     let wide = (0..<3000).map { Double($0) * 0.5 - 11 }
-    let evaluate = MasterMessage.evaluate(job, Parameters(weights: wide, intercept: 0.25))
+    let evaluate = MasterMessage.evaluate(
+      job, SentParameters(Parameters(weights: wide, intercept: 0.25)))
     let payload = evaluate.encoded(RoundTag(incarnation: 2, round: 9), light: true)
     XCTAssertEqual(doubleParts(payload), [wide], "the weights are a part of their own")
     // Joined into bytes (as a reader that knows no parts would see it): the same message.
@@ -28,10 +29,39 @@ final class WireTests: XCTestCase {
       XCTAssertEqual(tag, RoundTag(incarnation: 2, round: 9))
       XCTAssertEqual(message, evaluate)
     }
-    let narrow = MasterMessage.evaluate(job, Parameters(weights: [1, 2, 3], intercept: 0))
+    let narrow = MasterMessage.evaluate(
+      job, SentParameters(Parameters(weights: [1, 2, 3], intercept: 0)))
     let small = narrow.encoded(light: true)
     XCTAssertEqual(small.parts.count, 1, "a short vector stays inline")
     XCTAssertEqual(try MasterMessage.decode(small, known: job), narrow)
+  }
+
+  func testReceivedVectorsAreReadInPlaceAtAnyAlignment() throws {
+    let job = try DistributedTraining.plan(DistributedTrainingTests.cancerJob()).description
+    let wide = (0..<3000).map { Double($0) * 0.5 - 11 }
+    let evaluate = MasterMessage.evaluate(
+      job, SentParameters(Parameters(weights: wide, intercept: 0.25)))
+    let values = (0..<600).map { Double($0) * 1.25 }
+    let block = WorkerMessage.gradientBlock(
+      columns: 1000, offset: 400, values: SharedDoubles(values))
+    for shift in [1, 3, 7] {
+      // As the gRPC transport hands a message on: each vector left in the received bytes,
+      // here `shift` bytes past an aligned start.
+      let (_, master) = try MasterMessage.decodeTagged(
+        received(evaluate.encoded(light: true), shift: shift), known: job)
+      XCTAssertEqual(master, evaluate)
+      guard case .evaluate(_, let p) = master else { return XCTFail("not an evaluation") }
+      XCTAssertNil(p.weights.wholeArray, "the weights are read in place, not copied")
+      XCTAssertEqual(p.parameters.weights, wide)
+      let worker = try WorkerMessage.decode(received(block.encoded(), shift: shift))
+      guard case .gradientBlock(let columns, let offset, let read) = worker else {
+        return XCTFail("not a block")
+      }
+      XCTAssertNil(read.wholeArray, "the block is read in place, not copied")
+      var assembly = GradientAssembly(tag: RoundTag())
+      XCTAssertTrue(assembly.add(columns: columns, offset: offset, values: read))
+      XCTAssertEqual(Array(assembly.gradient[400..<1000]), values)
+    }
   }
 
   func testGradientsAndScoresRoundTripInPartsAndJoined() throws {
@@ -81,7 +111,8 @@ final class WireTests: XCTestCase {
 
   func testGradientBlocksRoundTripAndAreChecked() throws {
     let values = (0..<600).map { Double($0) * 1.25 }
-    let block = WorkerMessage.gradientBlock(columns: 2000, offset: 1200, values: values)
+    let block = WorkerMessage.gradientBlock(
+      columns: 2000, offset: 1200, values: SharedDoubles(values))
     var sums = GradientSums(cols: 0)
     sums.loss = 3
     sums.intercept = -1
@@ -96,7 +127,8 @@ final class WireTests: XCTestCase {
       }
     }
     // A block reaching past its gradient's columns is refused when read.
-    let beyond = WorkerMessage.gradientBlock(columns: 1000, offset: 500, values: values)
+    let beyond = WorkerMessage.gradientBlock(
+      columns: 1000, offset: 500, values: SharedDoubles(values))
     XCTAssertThrowsError(try WorkerMessage.decode(beyond.encoded()))
   }
 
@@ -109,16 +141,20 @@ final class WireTests: XCTestCase {
     var assembly = GradientAssembly(tag: tag)
     XCTAssertTrue(assembly.close(closing, columns: 10, ms: 2))
     XCTAssertNil(assembly.whole, "no blocks yet")
-    XCTAssertTrue(assembly.add(columns: 10, offset: 8, values: Array(gradient[8...])))
-    XCTAssertTrue(assembly.add(columns: 10, offset: 0, values: Array(gradient[0..<4])))
+    XCTAssertTrue(
+      assembly.add(columns: 10, offset: 8, values: SharedDoubles(Array(gradient[8...]))))
+    XCTAssertTrue(
+      assembly.add(columns: 10, offset: 0, values: SharedDoubles(Array(gradient[0..<4]))))
     // The same block again (a replacement computed it again): counted once.
-    XCTAssertTrue(assembly.add(columns: 10, offset: 0, values: Array(gradient[0..<4])))
+    XCTAssertTrue(
+      assembly.add(columns: 10, offset: 0, values: SharedDoubles(Array(gradient[0..<4]))))
     XCTAssertNil(assembly.whole, "columns 4..<8 missing")
     // Overlapping a block, other columns, or past the end: refused, nothing changed.
-    XCTAssertFalse(assembly.add(columns: 10, offset: 2, values: [0, 0, 0]))
-    XCTAssertFalse(assembly.add(columns: 12, offset: 4, values: [0, 0, 0, 0]))
-    XCTAssertFalse(assembly.add(columns: 10, offset: 7, values: [0, 0, 0, 0]))
-    XCTAssertTrue(assembly.add(columns: 10, offset: 4, values: Array(gradient[4..<8])))
+    XCTAssertFalse(assembly.add(columns: 10, offset: 2, values: SharedDoubles([0, 0, 0])))
+    XCTAssertFalse(assembly.add(columns: 12, offset: 4, values: SharedDoubles([0, 0, 0, 0])))
+    XCTAssertFalse(assembly.add(columns: 10, offset: 7, values: SharedDoubles([0, 0, 0, 0])))
+    XCTAssertTrue(
+      assembly.add(columns: 10, offset: 4, values: SharedDoubles(Array(gradient[4..<8]))))
     guard case .sums(let whole, let ms) = try XCTUnwrap(assembly.whole) else {
       return XCTFail("not the sums")
     }
@@ -128,9 +164,29 @@ final class WireTests: XCTestCase {
     XCTAssertEqual(ms, 2)
     // Closing sums that disagree with the blocks' columns are refused.
     var other = GradientAssembly(tag: tag)
-    XCTAssertTrue(other.add(columns: 10, offset: 0, values: gradient))
+    XCTAssertTrue(other.add(columns: 10, offset: 0, values: SharedDoubles(gradient)))
     XCTAssertFalse(other.close(closing, columns: 11, ms: 1))
     XCTAssertTrue(other.close(closing, columns: 10, ms: 1))
     XCTAssertNotNil(other.whole)
+  }
+}
+
+/// `payload` as a transport that leaves vectors in the bytes it received hands it on: every
+/// part of doubles becomes doubles read in place, `shift` bytes into a buffer.
+private func received(_ payload: Payload, shift: Int) -> Payload {
+  Payload(
+    parts: payload.parts.map { part in
+      guard case .doubles(let d) = part else { return part }
+      let bytes = [UInt8](repeating: 0x5a, count: shift) + d.withUnsafeBytes { Array($0) }
+      return .sharedDoubles(
+        SharedDoubles(HeldBytes(bytes: bytes), byteOffset: shift, count: d.count))
+    })
+}
+
+private struct HeldBytes: SharedBytes {
+  let bytes: [UInt8]
+
+  func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    try bytes.withUnsafeBytes(body)
   }
 }

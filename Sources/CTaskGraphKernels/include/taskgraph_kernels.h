@@ -36,8 +36,9 @@ void tg_fused_f32(int isa, const float *x, size_t m, size_t d, const double *y, 
 /// w serves four rows. `tg_column_gradient_f64`: g[j] = Σ_i r[i] x[i][j] for the `n`
 /// columns starting at x (row stride `ld`), overwriting g; columns are taken in slices that
 /// stay in cache while the rows stream past, so x is read once. The summation order
-/// depends on `isa` (see TG_ISA_*).
-void tg_margins_f64(int isa, const double *x, size_t m, size_t d, const double *w, double *z);
+/// depends on `isa` (see TG_ISA_*). `w` may have any alignment (it may be a received
+/// message's bytes): it is read with unaligned loads.
+void tg_margins_f64(int isa, const double *x, size_t m, size_t d, const void *w, double *z);
 void tg_column_gradient_f64(int isa, const double *x, size_t m, size_t n, size_t ld,
                             const double *r, double *g);
 
