@@ -153,6 +153,8 @@ public actor ParameterServerMaster: MasterTask {
   var answers: [Int: WorkerMessage] = [:]
   /// Gradients arriving in blocks, per worker: the newest round's, until complete.
   var assemblies: [Int: GradientAssembly] = [:]
+  /// The current round's blocks summed over the workers as they arrive (BSP).
+  var blockTotal: BlockTotal?
   var answerTimes: [Int: Double] = [:]
   var epochStart = Date()
   var epoch: UInt64 = 0
@@ -275,7 +277,9 @@ public actor ParameterServerMaster: MasterTask {
   /// answer once it is complete. Only this master's rounds count, and only a worker's newest
   /// one; a block that arrives twice (from a replacement that computed it again, the same
   /// values) counts once.
-  private func assemble(_ part: WorkerMessage, from worker: Int, tag: RoundTag) -> WorkerMessage? {
+  private func assemble(
+    _ part: WorkerMessage, from worker: Int, tag: RoundTag, workers: [Int]
+  ) -> WorkerMessage? {
     guard tag.incarnation == incarnation, tag.round <= round else { return nil }
     if let held = assemblies[worker], held.tag.round > tag.round { return nil }
     // Taken out of the dictionary while it changes: a copy left there would share the
@@ -288,6 +292,15 @@ public actor ParameterServerMaster: MasterTask {
       if !assembly.add(columns: columns, offset: offset, values: values) {
         logger.error(
           "worker \(worker): a gradient block at \(offset) of \(columns) columns does not fit")
+      } else if staleness == 0, workers.count > 1,
+        tag == RoundTag(incarnation: incarnation, round: round)
+      {
+        // Summed over the workers now, block by block, rather than all at once after the
+        // last block: only the last block's sum is left when the round completes.
+        if blockTotal?.tag != tag || blockTotal?.columns != columns {
+          blockTotal = BlockTotal(tag: tag, workers: workers.sorted(), columns: columns)
+        }
+        blockTotal?.add(worker: worker, offset: offset, values: values)
       }
     case .blockedSums(let sums, let columns, let ms):
       if !assembly.close(sums, columns: columns, ms: ms) {
@@ -355,7 +368,8 @@ public actor ParameterServerMaster: MasterTask {
     switch answer {
     case .gradientBlock, .blockedSums:
       // A gradient in blocks counts as one answer once every block and the sums are in.
-      guard let whole = assemble(answer, from: worker, tag: tag) else { return }
+      guard let whole = assemble(answer, from: worker, tag: tag, workers: context.workers)
+      else { return }
       answer = whole
     default: break
     }
@@ -426,8 +440,25 @@ public actor ParameterServerMaster: MasterTask {
         (total, perWorker) = try combine(workers, what: "an evaluation") { answer in
           guard case .sums(let s, let ms) = answer else { return nil }
           return (s, ms)
-        } sum: {
-          GradientSums.sum($0)
+        } sum: { parts in
+          // The blocks' total when every column was summed as the blocks came (the same
+          // adds in the same order as `sum`'s); else the sum of the whole gradients.
+          let tag = RoundTag(incarnation: incarnation, round: round)
+          guard workers.count > 1, var total = blockTotal, total.tag == tag,
+            total.workers == workers, total.isComplete,
+            parts.allSatisfy({ $0.gradient.count == total.columns })
+          else { return GradientSums.sum(parts) }
+          // Let go of it, so the gradient handed on is not shared (the optimizer may write
+          // to it, which would copy it first).
+          blockTotal = nil
+          var sums = GradientSums.sum(
+            parts.map { part in
+              var scalars = part
+              scalars.gradient = []
+              return scalars
+            })
+          sums.gradient = total.takeGradient()
+          return sums
         }
       } catch {
         return fail(context: context, error.message)
@@ -1163,6 +1194,81 @@ struct GradientAssembly {
     var total = closing
     total.gradient = columns == 0 ? [] : gradient
     return .sums(total, computeMilliseconds: ms)
+  }
+}
+
+/// The workers' gradient blocks of one round summed over the workers as they arrive: once
+/// every worker has sent the block at the same columns, those columns of the total are
+/// `((g₁ + g₂) + g₃) + …` in task-id order, the adds ``GradientSums/sum(_:)`` makes, so the
+/// total is bit for bit the sum of the whole gradients. Blocks that do not line up across
+/// workers (workers splitting the columns differently) are left out, and the total stays
+/// incomplete: the master then sums the whole gradients.
+struct BlockTotal {
+  let tag: RoundTag
+  /// The workers, in task-id order.
+  let workers: [Int]
+  let columns: Int
+  private(set) var gradient: [Double] = []
+  /// Columns summed so far.
+  private(set) var covered = 0
+  /// Blocks waiting for the other workers' at the same offset: offset → worker → values.
+  private var waiting: [Int: [Int: SharedDoubles]] = [:]
+  /// Offsets whose block has been summed.
+  private var summed: Set<Int> = []
+
+  init(tag: RoundTag, workers: [Int], columns: Int) {
+    precondition(workers.count > 1, "a total of one worker's blocks is its gradient")
+    self.tag = tag
+    self.workers = workers
+    self.columns = columns
+  }
+
+  /// Whether every column has been summed.
+  var isComplete: Bool { covered == columns }
+
+  /// The total, left to the caller alone.
+  mutating func takeGradient() -> [Double] {
+    defer { gradient = [] }
+    return gradient
+  }
+
+  /// Takes worker `worker`'s block at `offset` (one its assembly accepted: inside the
+  /// columns, overlapping none of its other blocks); sums that block's columns once every
+  /// worker's is in. A block that arrives again counts once.
+  mutating func add(worker: Int, offset: Int, values: SharedDoubles) {
+    guard workers.contains(worker), !summed.contains(offset),
+      offset >= 0, offset + values.count <= columns
+    else { return }
+    var group = waiting[offset, default: [:]]
+    if group[worker] == nil { group[worker] = values }
+    guard group.count == workers.count else {
+      waiting[offset] = group
+      return
+    }
+    waiting[offset] = nil
+    let blocks = workers.map { group[$0]! }
+    let n = values.count
+    guard blocks.allSatisfy({ $0.count == n }) else { return }
+    if gradient.isEmpty { gradient = [Double](repeating: 0, count: columns) }
+    gradient.withUnsafeMutableBufferPointer { g in
+      let out = g.baseAddress! + offset
+      blocks[0].withUnsafeBytes { first in
+        blocks[1].withUnsafeBytes { second in
+          for j in 0..<n {
+            out[j] =
+              first.loadUnaligned(fromByteOffset: 8 * j, as: Double.self)
+              + second.loadUnaligned(fromByteOffset: 8 * j, as: Double.self)
+          }
+        }
+      }
+      for block in blocks.dropFirst(2) {
+        block.withUnsafeBytes { next in
+          for j in 0..<n { out[j] += next.loadUnaligned(fromByteOffset: 8 * j, as: Double.self) }
+        }
+      }
+    }
+    summed.insert(offset)
+    covered += n
   }
 }
 

@@ -64,6 +64,52 @@ final class WireTests: XCTestCase {
     }
   }
 
+  func testBlocksSummedAsTheyArriveEqualTheSumOfTheWholeGradientsBitForBit() {
+    let tag = RoundTag(incarnation: 4, round: 6)
+    let columns = 1003
+    var rng = SplitMix64(seed: 11)
+    // Three workers' gradients, whose sums round differently when added in another order.
+    let gradients = (0..<3).map { _ in
+      (0..<columns).map { _ in Double.random(in: -1...1, using: &rng) * 1e3 }
+    }
+    let parts = gradients.map { GradientSums(loss: 0, gradient: $0, intercept: 0, rows: 1) }
+    let reference = GradientSums.sum(parts).gradient
+    let reordered = GradientSums.sum([parts[2], parts[0], parts[1]]).gradient
+    XCTAssertNotEqual(
+      reordered.map(\.bitPattern), reference.map(\.bitPattern), "the order shows in the bits")
+    // Blocks of 100 columns (the last shorter), in a shuffled order, some twice, each read
+    // in place at an odd byte as a received block is.
+    var arrivals: [(worker: Int, offset: Int)] = []
+    for worker in [3, 5, 9] {
+      for offset in stride(from: 0, to: columns, by: 100) { arrivals.append((worker, offset)) }
+    }
+    arrivals += arrivals.prefix(7)
+    arrivals.shuffle(using: &rng)
+    var total = BlockTotal(tag: tag, workers: [3, 5, 9], columns: columns)
+    for (k, arrival) in arrivals.enumerated() {
+      XCTAssertFalse(total.isComplete, "complete before its last block (arrival \(k))")
+      let values = gradients[[3, 5, 9].firstIndex(of: arrival.worker)!][
+        arrival.offset..<min(columns, arrival.offset + 100)]
+      total.add(worker: arrival.worker, offset: arrival.offset, values: odd(Array(values)))
+      if total.isComplete { break }
+    }
+    XCTAssertTrue(total.isComplete)
+    XCTAssertEqual(total.gradient.map(\.bitPattern), reference.map(\.bitPattern))
+    // Blocks that do not line up across workers leave the total incomplete.
+    var uneven = BlockTotal(tag: tag, workers: [1, 2], columns: 10)
+    uneven.add(worker: 1, offset: 0, values: SharedDoubles(Array(repeating: 1, count: 10)))
+    uneven.add(worker: 2, offset: 0, values: SharedDoubles(Array(repeating: 2, count: 5)))
+    uneven.add(worker: 2, offset: 5, values: SharedDoubles(Array(repeating: 2, count: 5)))
+    XCTAssertFalse(uneven.isComplete)
+    // Nor do blocks from a worker outside the round, or past the columns, count.
+    var strange = BlockTotal(tag: tag, workers: [1, 2], columns: 4)
+    strange.add(worker: 7, offset: 0, values: SharedDoubles([1, 2, 3, 4]))
+    strange.add(worker: 1, offset: 2, values: SharedDoubles([1, 2, 3, 4]))
+    strange.add(worker: 2, offset: 2, values: SharedDoubles([1, 2, 3, 4]))
+    XCTAssertFalse(strange.isComplete)
+    XCTAssertEqual(strange.gradient, [])
+  }
+
   func testGradientsAndScoresRoundTripInPartsAndJoined() throws {
     var sums = GradientSums(cols: WireWriter.partThreshold)
     sums.gradient = (0..<sums.gradient.count).map { -Double($0) / 3 }
@@ -181,6 +227,12 @@ private func received(_ payload: Payload, shift: Int) -> Payload {
       return .sharedDoubles(
         SharedDoubles(HeldBytes(bytes: bytes), byteOffset: shift, count: d.count))
     })
+}
+
+/// `values` read in place 3 bytes into a buffer, as a received block is.
+private func odd(_ values: [Double]) -> SharedDoubles {
+  let bytes = [UInt8](repeating: 0, count: 3) + values.withUnsafeBytes { Array($0) }
+  return SharedDoubles(HeldBytes(bytes: bytes), byteOffset: 3, count: values.count)
 }
 
 private struct HeldBytes: SharedBytes {
