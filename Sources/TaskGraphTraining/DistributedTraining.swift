@@ -27,6 +27,9 @@ public struct DistributedOptions: Sendable {
   var workerDelays: [Int: Duration] = [:]
   /// Testing: the workers' gradient blocks (see `ParameterServerWorker.gradientBlockColumns`).
   var gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns
+  /// Testing: the listed workers' own block sizes instead (workers of separate processes
+  /// may be started with different ones).
+  var workerGradientBlockColumns: [Int: Int] = [:]
 
   public init(workers: Int) {
     precondition(workers >= 1, "at least one worker")
@@ -177,7 +180,8 @@ public enum DistributedTraining {
           taskID: id, workerCount: n, localDataPath: nil,
           shardCacheDirectory: options.checkpointDirectory.map(shardDirectory), logger: logger,
           chaos: chaos, delay: options.workerDelays[id],
-          gradientBlockColumns: options.gradientBlockColumns)
+          gradientBlockColumns: options.workerGradientBlockColumns[id]
+            ?? options.gradientBlockColumns)
       })
     // Every node may wait as a hot standby: the nodes of a slot start together, and
     // whichever claims it first serves it while the others wait for it to free up. (A node

@@ -234,6 +234,9 @@ public actor ParameterServerMaster: MasterTask {
     }
     answers = [:]
     answerTimes = [:]
+    // An earlier round's total is of no more use (it holds received messages' bytes).
+    // (Assemblies stay: with bounded staleness an earlier round's answer still counts.)
+    if let total = blockTotal, total.tag.round < round { blockTotal = nil }
     epochStart = Date()
     guard let message = currentMessage() else { return }
     let bytes = message.encoded(RoundTag(incarnation: incarnation, round: round), light: true)
@@ -309,11 +312,44 @@ public actor ParameterServerMaster: MasterTask {
     default:
       break
     }
-    guard let whole = assembly.whole else {
+    guard let (closing, columns, ms) = assembly.closed else {
       assemblies[worker] = assembly
       return nil
     }
-    return whole
+    if staleness > 0 {
+      var whole = closing
+      whole.gradient = assembly.gradient()
+      return .sums(whole, computeMilliseconds: ms)
+    }
+    // The blocks are kept, not joined: the master sums them over the workers as they come
+    // (`BlockTotal`) and joins a worker's only if that total cannot be used.
+    assemblies[worker] = assembly
+    return .blockedSums(closing, columns: columns, computeMilliseconds: ms)
+  }
+
+  /// The current round's total of the workers' blocks, taken, if it can stand for the sum of
+  /// their gradients: every worker answered in blocks that lined up and every column is in.
+  private func takeBlockTotal(_ workers: [Int]) -> BlockTotal? {
+    let tag = RoundTag(incarnation: incarnation, round: round)
+    guard let total = blockTotal, total.tag == tag, total.workers == workers, total.isComplete,
+      workers.allSatisfy({ w in
+        if case .blockedSums(_, total.columns, _) = answers[w] { true } else { false }
+      })
+    else { return nil }
+    // Let go of it, so the gradient handed on is not shared (the optimizer may write to it,
+    // which would copy it first).
+    blockTotal = nil
+    return total
+  }
+
+  /// Replaces each answer in blocks by the whole gradient, its blocks joined.
+  private func joinBlocks(of workers: [Int]) {
+    for w in workers {
+      guard case .blockedSums(var sums, _, let ms) = answers[w], let assembly = assemblies[w]
+      else { continue }
+      sums.gradient = assembly.gradient()
+      answers[w] = .sums(sums, computeMilliseconds: ms)
+    }
   }
 
   /// Sends the current round's request in full to a worker that did not hold the job (a
@@ -437,27 +473,21 @@ public actor ParameterServerMaster: MasterTask {
       let total: GradientSums
       let perWorker: [Int: Double]
       do {
+        // The blocks' total when every column was summed as the blocks came (the same adds
+        // in the same order as `sum`'s); else the sum of the whole gradients, a worker's
+        // blocks joined first.
+        let blocks = takeBlockTotal(workers)
+        if blocks == nil { joinBlocks(of: workers) }
         (total, perWorker) = try combine(workers, what: "an evaluation") { answer in
-          guard case .sums(let s, let ms) = answer else { return nil }
-          return (s, ms)
+          switch answer {
+          case .sums(let s, let ms): (s, ms)
+          case .blockedSums(let s, _, let ms) where blocks != nil: (s, ms)
+          default: nil
+          }
         } sum: { parts in
-          // The blocks' total when every column was summed as the blocks came (the same
-          // adds in the same order as `sum`'s); else the sum of the whole gradients.
-          let tag = RoundTag(incarnation: incarnation, round: round)
-          guard workers.count > 1, var total = blockTotal, total.tag == tag,
-            total.workers == workers, total.isComplete,
-            parts.allSatisfy({ $0.gradient.count == total.columns })
-          else { return GradientSums.sum(parts) }
-          // Let go of it, so the gradient handed on is not shared (the optimizer may write
-          // to it, which would copy it first).
-          blockTotal = nil
-          var sums = GradientSums.sum(
-            parts.map { part in
-              var scalars = part
-              scalars.gradient = []
-              return scalars
-            })
-          sums.gradient = total.takeGradient()
+          guard var blocks else { return GradientSums.sum(parts) }
+          var sums = GradientSums.sum(parts)
+          sums.gradient = blocks.takeGradient()
           return sums
         }
       } catch {
@@ -491,8 +521,11 @@ public actor ParameterServerMaster: MasterTask {
     case .finalEvaluation(var result):
       let total = GradientSums.sum(
         workers.compactMap { w in
-          guard case .sums(let s, _) = answers[w] else { return nil }
-          return s
+          // Only the loss and the row count are used: a gradient in blocks needs no joining.
+          switch answers[w] {
+          case .sums(let s, _), .blockedSums(let s, _, _): return s
+          default: return nil
+          }
         })
       let objective =
         total.loss / Double(max(1, total.rows))
@@ -1148,51 +1181,73 @@ public actor ParameterServerWorker: WorkerTask {
 }
 
 /// A worker's gradient arriving in blocks (`WorkerMessage.gradientBlock`) and its closing
-/// sums (`blockedSums`), in any order.
+/// sums (`blockedSums`), in any order. The blocks are kept as they arrived (read in place
+/// from the received messages) and joined into one gradient only when asked.
 struct GradientAssembly {
   let tag: RoundTag
-  var gradient: [Double] = []
-  /// The blocks in, as column ranges.
-  var blocks: [Range<Int>] = []
+  /// The gradient's length, once a block or the sums said it.
+  var columns: Int?
+  /// The blocks in, by offset.
+  var blocks: [Int: SharedDoubles] = [:]
   var covered = 0
   var sums: (sums: GradientSums, columns: Int, ms: Double)?
 
   init(tag: RoundTag) { self.tag = tag }
 
-  /// Copies a block in; false if it does not fit: its columns differ from the other blocks'
+  /// Takes a block; false if it does not fit: its columns differ from the other blocks'
   /// (or the sums'), it reaches past them, or it overlaps another block without being it.
   mutating func add(columns: Int, offset: Int, values: SharedDoubles) -> Bool {
-    if blocks.isEmpty && gradient.isEmpty { gradient = [Double](repeating: 0, count: columns) }
     let range = offset..<(offset + values.count)
-    guard columns == gradient.count, columns == sums?.columns ?? columns, offset >= 0,
+    guard columns == self.columns ?? columns, columns == sums?.columns ?? columns, offset >= 0,
       range.upperBound <= columns
     else { return false }
-    if blocks.contains(range) { return true }
-    guard !blocks.contains(where: { $0.overlaps(range) }) else { return false }
-    blocks.append(range)
-    gradient.withUnsafeMutableBytes { g in
-      values.withUnsafeBytes { v in
-        guard let base = v.baseAddress else { return }
-        // Byte by byte: a received block need not be aligned for Double.
-        (g.baseAddress! + 8 * offset).copyMemory(from: base, byteCount: v.count)
-      }
-    }
+    self.columns = columns
+    if let held = blocks[offset], held.count == values.count { return true }
+    guard
+      !blocks.contains(where: { (start, block) in
+        (start..<(start + block.count)).overlaps(range)
+      })
+    else { return false }
+    blocks[offset] = values
     covered += values.count
     return true
   }
 
   /// Records the closing sums; false if their columns differ from the blocks'.
   mutating func close(_ closing: GradientSums, columns: Int, ms: Double) -> Bool {
-    guard blocks.isEmpty || columns == gradient.count else { return false }
+    guard blocks.isEmpty || columns == self.columns else { return false }
     sums = (closing, columns, ms)
     return true
   }
 
-  /// The whole answer, once the sums and every column are in.
+  /// The closing sums (their gradient empty) once they and every column are in.
+  var closed: (sums: GradientSums, columns: Int, ms: Double)? {
+    guard let sums, covered == sums.columns else { return nil }
+    return sums
+  }
+
+  /// The gradient, its blocks joined (zeros where none has arrived).
+  func gradient() -> [Double] {
+    let n = sums?.columns ?? columns ?? 0
+    var gradient = [Double](repeating: 0, count: n)
+    gradient.withUnsafeMutableBytes { g in
+      for (offset, block) in blocks {
+        block.withUnsafeBytes { v in
+          guard let base = v.baseAddress else { return }
+          // Byte by byte: a received block need not be aligned for Double.
+          (g.baseAddress! + 8 * offset).copyMemory(from: base, byteCount: v.count)
+        }
+      }
+    }
+    return gradient
+  }
+
+  /// The whole answer, once the sums and every column are in: the sums with the gradient
+  /// joined.
   var whole: WorkerMessage? {
-    guard let (closing, columns, ms) = sums, covered == columns else { return nil }
+    guard let (closing, _, ms) = closed else { return nil }
     var total = closing
-    total.gradient = columns == 0 ? [] : gradient
+    total.gradient = gradient()
     return .sums(total, computeMilliseconds: ms)
   }
 }

@@ -55,6 +55,21 @@ final class StreamedGradientTests: XCTestCase {
     XCTAssertEqual(streamed.training.iterations, whole.training.iterations)
   }
 
+  func testWorkersWhoseBlocksDoNotLineUpGiveTheSameModelBitForBit() async throws {
+    // Blocks of 7 columns from every worker are summed over the workers as they come; with
+    // worker 2 in blocks of 5 they do not line up, and the master joins each worker's blocks
+    // and sums the whole gradients instead. A column's value does not depend on the blocks,
+    // and the two sums make the same adds: the same model, bit for bit.
+    let lined = try await DistributedTraining.runEmbedded(
+      cancerJob(), options: options(workers: 3))
+    var mixed = options(workers: 3)
+    mixed.workerGradientBlockColumns = [2: 5]
+    let uneven = try await DistributedTraining.runEmbedded(cancerJob(), options: mixed)
+    XCTAssertEqual(lined.standardizedCoefficients, uneven.standardizedCoefficients)
+    XCTAssertEqual(lined.standardizedIntercept, uneven.standardizedIntercept)
+    XCTAssertEqual(lined.training.iterations, uneven.training.iterations)
+  }
+
   func testAWorkerSendsItsBlocksThenTheSums() async throws {
     let plan = try DistributedTraining.plan(cancerJob())
     let d = plan.pipeline.featureNames.count

@@ -60,7 +60,7 @@ final class WireTests: XCTestCase {
       XCTAssertNil(read.wholeArray, "the block is read in place, not copied")
       var assembly = GradientAssembly(tag: RoundTag())
       XCTAssertTrue(assembly.add(columns: columns, offset: offset, values: read))
-      XCTAssertEqual(Array(assembly.gradient[400..<1000]), values)
+      XCTAssertEqual(Array(assembly.gradient()[400..<1000]), values)
     }
   }
 
