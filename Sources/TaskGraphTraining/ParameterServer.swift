@@ -151,7 +151,8 @@ public actor ParameterServerMaster: MasterTask {
   var driver: OptimizerDriver?
   var events: AsyncStream<OptimizerDriver.Event>.Iterator?
   var answers: [Int: WorkerMessage] = [:]
-  /// Gradients arriving in blocks, per worker: the newest round's, until complete.
+  /// Gradients arriving in blocks, per worker: the newest round's, kept until the next
+  /// round's first block (the round's sum may need them joined).
   var assemblies: [Int: GradientAssembly] = [:]
   /// The current round's blocks summed over the workers as they arrive (BSP).
   var blockTotal: BlockTotal?
@@ -276,8 +277,9 @@ public actor ParameterServerMaster: MasterTask {
     }
   }
 
-  /// Adds a block (or the closing sums) of a worker's gradient in blocks; returns the whole
-  /// answer once it is complete. Only this master's rounds count, and only a worker's newest
+  /// Adds a block (or the closing sums) of a worker's gradient in blocks; returns the
+  /// worker's answer once it is complete: its closing sums, the blocks kept (BSP), or the
+  /// sums with the blocks joined (bounded staleness). Only this master's rounds count, and only a worker's newest
   /// one; a block that arrives twice (from a replacement that computed it again, the same
   /// values) counts once.
   private func assemble(
@@ -1242,14 +1244,6 @@ struct GradientAssembly {
     return gradient
   }
 
-  /// The whole answer, once the sums and every column are in: the sums with the gradient
-  /// joined.
-  var whole: WorkerMessage? {
-    guard let (closing, _, ms) = closed else { return nil }
-    var total = closing
-    total.gradient = gradient()
-    return .sums(total, computeMilliseconds: ms)
-  }
 }
 
 /// The workers' gradient blocks of one round summed over the workers as they arrive: once

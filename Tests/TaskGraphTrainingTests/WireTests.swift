@@ -186,7 +186,7 @@ final class WireTests: XCTestCase {
     closing.rows = 3
     var assembly = GradientAssembly(tag: tag)
     XCTAssertTrue(assembly.close(closing, columns: 10, ms: 2))
-    XCTAssertNil(assembly.whole, "no blocks yet")
+    XCTAssertNil(assembly.closed, "no blocks yet")
     XCTAssertTrue(
       assembly.add(columns: 10, offset: 8, values: SharedDoubles(Array(gradient[8...]))))
     XCTAssertTrue(
@@ -194,26 +194,25 @@ final class WireTests: XCTestCase {
     // The same block again (a replacement computed it again): counted once.
     XCTAssertTrue(
       assembly.add(columns: 10, offset: 0, values: SharedDoubles(Array(gradient[0..<4]))))
-    XCTAssertNil(assembly.whole, "columns 4..<8 missing")
+    XCTAssertNil(assembly.closed, "columns 4..<8 missing")
     // Overlapping a block, other columns, or past the end: refused, nothing changed.
     XCTAssertFalse(assembly.add(columns: 10, offset: 2, values: SharedDoubles([0, 0, 0])))
     XCTAssertFalse(assembly.add(columns: 12, offset: 4, values: SharedDoubles([0, 0, 0, 0])))
     XCTAssertFalse(assembly.add(columns: 10, offset: 7, values: SharedDoubles([0, 0, 0, 0])))
     XCTAssertTrue(
       assembly.add(columns: 10, offset: 4, values: SharedDoubles(Array(gradient[4..<8]))))
-    guard case .sums(let whole, let ms) = try XCTUnwrap(assembly.whole) else {
-      return XCTFail("not the sums")
-    }
-    XCTAssertEqual(whole.gradient, gradient)
+    let (whole, columns, ms) = try XCTUnwrap(assembly.closed)
+    XCTAssertEqual(assembly.gradient(), gradient)
     XCTAssertEqual(whole.loss, 7)
     XCTAssertEqual(whole.rows, 3)
+    XCTAssertEqual(columns, 10)
     XCTAssertEqual(ms, 2)
     // Closing sums that disagree with the blocks' columns are refused.
     var other = GradientAssembly(tag: tag)
     XCTAssertTrue(other.add(columns: 10, offset: 0, values: SharedDoubles(gradient)))
     XCTAssertFalse(other.close(closing, columns: 11, ms: 1))
     XCTAssertTrue(other.close(closing, columns: 10, ms: 1))
-    XCTAssertNotNil(other.whole)
+    XCTAssertNotNil(other.closed)
   }
 }
 
