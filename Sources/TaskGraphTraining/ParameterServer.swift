@@ -279,9 +279,9 @@ public actor ParameterServerMaster: MasterTask {
 
   /// Adds a block (or the closing sums) of a worker's gradient in blocks; returns the
   /// worker's answer once it is complete: its closing sums, the blocks kept (BSP), or the
-  /// sums with the blocks joined (bounded staleness). Only this master's rounds count, and only a worker's newest
-  /// one; a block that arrives twice (from a replacement that computed it again, the same
-  /// values) counts once.
+  /// sums with the blocks joined (bounded staleness). Only this master's rounds count, and
+  /// only a worker's newest one; a block that arrives twice (from a replacement that
+  /// computed it again, the same values) counts once.
   private func assemble(
     _ part: WorkerMessage, from worker: Int, tag: RoundTag, workers: [Int]
   ) -> WorkerMessage? {

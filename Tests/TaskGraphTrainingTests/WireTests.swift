@@ -90,7 +90,8 @@ final class WireTests: XCTestCase {
       XCTAssertFalse(total.isComplete, "complete before its last block (arrival \(k))")
       let values = gradients[[3, 5, 9].firstIndex(of: arrival.worker)!][
         arrival.offset..<min(columns, arrival.offset + 100)]
-      total.add(worker: arrival.worker, offset: arrival.offset, values: odd(Array(values)))
+      total.add(
+        worker: arrival.worker, offset: arrival.offset, values: shifted(Array(values), by: 3))
       if total.isComplete { break }
     }
     XCTAssertTrue(total.isComplete)
@@ -222,16 +223,14 @@ private func received(_ payload: Payload, shift: Int) -> Payload {
   Payload(
     parts: payload.parts.map { part in
       guard case .doubles(let d) = part else { return part }
-      let bytes = [UInt8](repeating: 0x5a, count: shift) + d.withUnsafeBytes { Array($0) }
-      return .sharedDoubles(
-        SharedDoubles(HeldBytes(bytes: bytes), byteOffset: shift, count: d.count))
+      return .sharedDoubles(shifted(d, by: shift))
     })
 }
 
-/// `values` read in place 3 bytes into a buffer, as a received block is.
-private func odd(_ values: [Double]) -> SharedDoubles {
-  let bytes = [UInt8](repeating: 0, count: 3) + values.withUnsafeBytes { Array($0) }
-  return SharedDoubles(HeldBytes(bytes: bytes), byteOffset: 3, count: values.count)
+/// `values` read in place `shift` bytes into a buffer, as a received vector is.
+private func shifted(_ values: [Double], by shift: Int) -> SharedDoubles {
+  let bytes = [UInt8](repeating: 0x5a, count: shift) + values.withUnsafeBytes { Array($0) }
+  return SharedDoubles(HeldBytes(bytes: bytes), byteOffset: shift, count: values.count)
 }
 
 private struct HeldBytes: SharedBytes {
