@@ -159,6 +159,12 @@ public struct SharedDoubles: Sendable, Equatable {
     }
   }
 
+  /// The values in `range`, in the same bytes (no copy).
+  public func slice(_ range: Range<Int>) -> SharedDoubles {
+    precondition(range.lowerBound >= 0 && range.upperBound <= count, "\(range) of \(count)")
+    return SharedDoubles(storage, byteOffset: byteOffset + 8 * range.lowerBound, count: range.count)
+  }
+
   /// The value at `index`.
   public subscript(index: Int) -> Double {
     precondition(index >= 0 && index < count, "index \(index) of \(count)")

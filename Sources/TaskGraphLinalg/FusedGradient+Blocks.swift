@@ -47,68 +47,92 @@ extension FusedGradient {
     onBlock: @Sendable (_ columns: Range<Int>, _ gradient: [Double]) -> Void
   ) -> GradientSums {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
+    let z = margins(x: x, weights: weights, threads: threads, instructionSet: instructionSet)
+    var sums = GradientSums(cols: 0)
+    sums.rows = x.rows
+    var r = [Double](repeating: 0, count: x.rows)
+    for i in 0..<x.rows {
+      let (l, derivative) = loss.lossAndDerivative(margin: z[i] + intercept, label: y[i])
+      sums.loss += l
+      sums.intercept += derivative
+      r[i] = derivative
+    }
+    gradientInColumnBlocks(
+      x: x, residuals: r, blockColumns: blockColumns, threads: threads,
+      instructionSet: instructionSet, onBlock: onBlock)
+    return sums
+  }
+
+  /// The margins `X w` (no intercept), the first pass of
+  /// ``computeInColumnBlocks(x:y:weights:intercept:loss:blockColumns:threads:instructionSet:onBlock:)``:
+  /// rows split into `threads` ranges, four rows at a time. With `Float` storage the
+  /// product runs in single precision (BLAS) and its values are widened.
+  public static func margins<T: BLASScalar>(
+    x: Matrix<T>, weights: UnalignedDoubles, threads: Int = 1,
+    instructionSet: InstructionSet = .best
+  ) -> [Double] {
     precondition(weights.count == x.cols, "weights: \(weights.count), columns: \(x.cols)")
-    precondition(blockColumns >= 1 && threads >= 1, "blockColumns and threads must be ≥ 1")
+    precondition(threads >= 1, "threads must be ≥ 1")
     if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
     let m = x.rows
     let d = x.cols
     // Float storage multiplies by Float weights; Double storage uses `weights` as they are.
     let w: [T] = T.self == Double.self ? [] : (0..<d).map { T(weights[$0]) }
-
-    // Pass 1: margins, in row ranges.
     let rowParts = splitEvenly(0..<m, parts: max(1, min(threads, m)))
-    let margins: [[T]] = concurrentMap(rowParts) { rows in
-      guard !rows.isEmpty, d > 0 else { return [T](repeating: 0, count: rows.count) }
-      return [T](unsafeUninitializedCapacity: rows.count) { z, count in
+    let parts: [[Double]] = concurrentMap(rowParts) { rows in
+      guard !rows.isEmpty, d > 0 else { return [Double](repeating: 0, count: rows.count) }
+      return [Double](unsafeUninitializedCapacity: rows.count) { z, count in
         x.withUnsafeBufferPointer { xp in
           if T.self == Double.self {
             xp.withMemoryRebound(to: Double.self) { xd in
-              z.withMemoryRebound(to: Double.self) { zd in
-                tg_margins_f64(
-                  instructionSet.rawValue, xd.baseAddress! + rows.lowerBound * d, rows.count,
-                  d, weights.base, zd.baseAddress!)
-              }
+              tg_margins_f64(
+                instructionSet.rawValue, xd.baseAddress! + rows.lowerBound * d, rows.count,
+                d, weights.base, z.baseAddress!)
             }
           } else {
-            w.withUnsafeBufferPointer { wp in
-              T.gemv(
-                trans: false, m: rows.count, n: d, alpha: 1,
-                a: xp.baseAddress! + rows.lowerBound * d, lda: d, x: wp.baseAddress!, beta: 0,
-                y: z.baseAddress!)
+            let single = [T](unsafeUninitializedCapacity: rows.count) { zt, n in
+              w.withUnsafeBufferPointer { wp in
+                T.gemv(
+                  trans: false, m: rows.count, n: d, alpha: 1,
+                  a: xp.baseAddress! + rows.lowerBound * d, lda: d, x: wp.baseAddress!,
+                  beta: 0, y: zt.baseAddress!)
+              }
+              n = rows.count
             }
+            for i in 0..<rows.count { z[i] = Double(single[i]) }
           }
         }
         count = rows.count
       }
     }
-    var sums = GradientSums(cols: 0)
-    sums.rows = m
-    var r = [T](repeating: 0, count: m)
-    var i = 0
-    for part in margins {
-      for z in part {
-        let (l, derivative) = loss.lossAndDerivative(margin: Double(z) + intercept, label: y[i])
-        sums.loss += l
-        sums.intercept += derivative
-        r[i] = T(derivative)
-        i += 1
-      }
-    }
+    return parts.count == 1 ? parts[0] : Array(parts.joined())
+  }
 
-    // Pass 2: the gradient, block by block; each thread takes a contiguous run of blocks.
+  /// The gradient `Xᵀ r` block of `blockColumns` columns by block, the second pass of
+  /// ``computeInColumnBlocks(x:y:weights:intercept:loss:blockColumns:threads:instructionSet:onBlock:)``:
+  /// each block handed to `onBlock` as soon as it is done, from the thread that computed
+  /// it; each thread takes a contiguous run of blocks. With `Float` storage the residuals
+  /// are narrowed to `Float` and the products run in single precision (BLAS).
+  public static func gradientInColumnBlocks<T: BLASScalar>(
+    x: Matrix<T>, residuals: [Double], blockColumns: Int, threads: Int = 1,
+    instructionSet: InstructionSet = .best,
+    onBlock: @Sendable (_ columns: Range<Int>, _ gradient: [Double]) -> Void
+  ) {
+    precondition(residuals.count == x.rows, "residuals: \(residuals.count), rows: \(x.rows)")
+    precondition(blockColumns >= 1 && threads >= 1, "blockColumns and threads must be ≥ 1")
+    if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
+    let d = x.cols
+    let r: [T] = T.self == Double.self ? residuals as! [T] : residuals.map { T($0) }
     let blocks = (d + blockColumns - 1) / blockColumns
-    let residuals = r
     _ = concurrentMap(splitEvenly(0..<blocks, parts: max(1, min(threads, blocks)))) { run in
       for b in run {
         let columns = (b * blockColumns)..<min(d, (b + 1) * blockColumns)
         onBlock(
           columns,
-          blockGradient(
-            x: x, residuals: residuals, columns: columns, instructionSet: instructionSet))
+          blockGradient(x: x, residuals: r, columns: columns, instructionSet: instructionSet))
       }
       return 0
     }
-    return sums
   }
 
   /// `X[:, columns]ᵀ r` as doubles.

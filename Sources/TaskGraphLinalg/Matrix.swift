@@ -135,6 +135,20 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
     }
   }
 
+  /// The columns in `range`, as a new matrix.
+  public func columns(_ range: Range<Int>) -> Matrix {
+    precondition(range.lowerBound >= 0 && range.upperBound <= cols, "columns out of range")
+    return withUnsafeBufferPointer { all in
+      Matrix.uninitialized(rows: rows, cols: range.count) { out in
+        guard !range.isEmpty else { return }
+        for i in 0..<rows {
+          let from = all.baseAddress! + i * cols + range.lowerBound
+          (out.baseAddress! + i * range.count).initialize(from: from, count: range.count)
+        }
+      }
+    }
+  }
+
   /// The rows at `indices`, in that order, as a new matrix.
   public func rows<S: Sequence>(at indices: S) -> Matrix where S.Element == Int {
     var out = Matrix(rows: 0, cols: cols)

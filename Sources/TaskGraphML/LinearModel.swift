@@ -53,7 +53,12 @@ public struct LinearModel: Sendable, Codable, Hashable {
 
   /// Predictions: the margins for regression, probabilities `σ(z)` for logistic.
   public func predict<T: BLASScalar>(_ x: Matrix<T>) -> [Double] {
-    let z = margins(x)
+    response(margins: margins(x))
+  }
+
+  /// Predictions from margins `z` (intercept included): `z` itself for a linear model, the
+  /// probabilities `σ(z)` for a logistic one.
+  public func response(margins z: [Double]) -> [Double] {
     guard kind == .logistic else { return z }
     return z.map { v in v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)) }
   }

@@ -5,6 +5,28 @@ import TaskGraphData
 import TaskGraphLinalg
 import TaskGraphML
 
+/// How a parameter-server job splits its data between the workers.
+public enum Partition: String, Sendable, Codable, CaseIterable {
+  /// Worker *i* of *N* holds a contiguous *N*-th of the rows and every column (the
+  /// default). It needs all the parameters and sends a whole gradient every evaluation:
+  /// the master sends and receives *N·d* values per evaluation.
+  case rows
+  /// Worker *i* of *N* holds every row and a contiguous *N*-th of the columns. It gets only
+  /// its columns' weights and sends only their gradient, so the master sends and receives
+  /// *d* values per evaluation whatever *N*; in exchange an evaluation takes two round
+  /// trips: each worker's part of the margins (one value per row) up, their sum down. For
+  /// wide data, many more features than rows. Every worker reads every row of the source.
+  /// Iterative solvers with BSP only: the exact solver's statistics would need products
+  /// across the workers' columns, and a step from sums of several rounds would mix margins
+  /// of different parameters.
+  case columns
+
+  /// The columns worker `index` (from 0) of `count` holds, of `total`.
+  public static func columns(of index: Int, count: Int, total: Int) -> Range<Int> {
+    (total * index / count)..<(total * (index + 1) / count)
+  }
+}
+
 /// Settings of a parameter-server run beyond the single-machine `TrainingJob`.
 public struct DistributedOptions: Sendable {
   /// Number of worker tasks.
@@ -23,6 +45,8 @@ public struct DistributedOptions: Sendable {
   public var metrics: TrainingMetrics?
   /// Bounded staleness in rounds (0: BSP; `.max`: asynchronous); see `MasterSettings`.
   public var staleness: UInt64 = 0
+  /// How the data is split between the workers.
+  public var partition: Partition = .rows
   /// Testing: extra delay of each listed worker's evaluations (a straggler).
   var workerDelays: [Int: Duration] = [:]
   /// Testing: the workers' gradient blocks (see `ParameterServerWorker.gradientBlockColumns`).
@@ -50,7 +74,7 @@ public enum DistributedTraining {
   }
 
   /// Fits the preprocessing on the whole file (one pass) and computes the fingerprints.
-  public static func plan(_ job: TrainingJob) throws -> Plan {
+  public static func plan(_ job: TrainingJob, partition: Partition = .rows) throws -> Plan {
     guard job.validationSplit >= 0, job.validationSplit < 1 else {
       throw TrainingError(
         code: .invalidConfiguration, message: "validation split must be in [0, 1)")
@@ -59,13 +83,14 @@ public enum DistributedTraining {
     let pipeline = try DataPipeline.fitPipeline(path: job.dataPath, options: job.pipeline)
     let fingerprintInput = ConfigFingerprintInput(
       configuration: job.configuration, pipeline: pipeline, precision: job.precision,
-      validationSplit: job.validationSplit, seed: job.seed)
+      validationSplit: job.validationSplit, seed: job.seed,
+      partition: partition == .rows ? nil : partition)
     let description = JobDescription(
       dataPath: job.dataPath, pipeline: pipeline, precision: job.precision,
       loss: job.configuration.kind.loss, threads: job.configuration.threads,
       dataFingerprint: try Fingerprint.ofFile(job.dataPath),
       configFingerprint: Fingerprint.of(fingerprintInput), validationSplit: job.validationSplit,
-      seed: job.seed)
+      seed: job.seed, partition: partition)
     return Plan(description: description, preprocessSeconds: Date().timeIntervalSince(start))
   }
 
@@ -75,6 +100,8 @@ public enum DistributedTraining {
     var precision: Precision
     var validationSplit: Double
     var seed: UInt64
+    /// Nil for rows (the fingerprints of jobs before partitions existed stay the same).
+    var partition: Partition?
   }
 
   /// The master task of `plan`.
@@ -112,6 +139,26 @@ public enum DistributedTraining {
       message:
         "--staleness needs --solver sgd (a learning-rate schedule): line searches need sums of one round"
     )
+  }
+
+  /// Columns partitioned need an iterative solver and BSP (see ``Partition/columns``).
+  public static func checkPartition(
+    _ partition: Partition, staleness: UInt64, configuration: TrainingConfiguration
+  ) throws {
+    guard partition == .columns else { return }
+    if iterative(configuration).resolvedSolver == .exact {
+      throw TrainingError(
+        code: .invalidConfiguration,
+        message:
+          "--partition columns needs an iterative solver (--solver lbfgs, gd, owlqn or sgd): the exact solver needs the products of every pair of columns"
+      )
+    }
+    if staleness > 0 {
+      throw TrainingError(
+        code: .invalidConfiguration,
+        message: "--partition columns needs BSP (--staleness 0): margins of one round only add up"
+      )
+    }
   }
 
   /// The shard cache's directory under a checkpoint directory.
@@ -153,7 +200,9 @@ public enum DistributedTraining {
   ) async throws -> ModelFile {
     var job = job
     job.configuration = iterative(job.configuration)
-    let plan = try plan(job)
+    try checkPartition(
+      options.partition, staleness: options.staleness, configuration: job.configuration)
+    let plan = try plan(job, partition: options.partition)
     var settings = MasterSettings(configuration: job.configuration)
     settings.checkpointEvery = options.checkpointEvery
     settings.resume = options.resume

@@ -12,12 +12,21 @@ enum MasterMessage: Equatable {
   case evaluate(JobDescription, SentParameters)
   /// Compute your shard's least-squares statistics (the exact solver's one round).
   case gram(JobDescription)
-  /// Score your held-out validation rows with the final parameters.
+  /// Score your held-out validation rows with the final parameters (with columns
+  /// partitioned: the weights of your columns, and you answer your part of the margins).
   case validate(JobDescription, SentParameters)
+  /// Columns partitioned, an evaluation's first half: your part of every row's margin at
+  /// the weights of your columns.
+  case margins(JobDescription, SentParameters)
+  /// Columns partitioned, an evaluation's second half: loss and gradient sums of your
+  /// columns at these whole margins (intercept included).
+  case gradientAt(JobDescription, margins: SharedDoubles)
 
   var job: JobDescription {
     switch self {
-    case .load(let j), .evaluate(let j, _), .gram(let j), .validate(let j, _): j
+    case .load(let j), .evaluate(let j, _), .gram(let j), .validate(let j, _), .margins(let j, _),
+      .gradientAt(let j, _):
+      j
     }
   }
 
@@ -35,20 +44,35 @@ enum MasterMessage: Equatable {
     case .gram(let job):
       w.u8(3)
       job.write(to: &w)
-    case .evaluate(let job, let p), .validate(let job, let p):
-      let kind: UInt8 = if case .evaluate = self { 2 } else { 4 }
-      if light {
-        w.u8(kind | 0x80)
-        w.string(job.dataFingerprint)
-        w.string(job.configFingerprint)
-      } else {
-        w.u8(kind)
-        job.write(to: &w)
-      }
+    case .evaluate(let job, let p), .validate(let job, let p), .margins(let job, let p):
+      let kind: UInt8 =
+        switch self {
+        case .evaluate: 2
+        case .validate: 4
+        default: 5
+        }
+      Self.writeJob(job, kind: kind, light: light, to: &w)
       w.f64(p.intercept)
       w.doubles(p.weights)
+    case .gradientAt(let job, let z):
+      Self.writeJob(job, kind: 6, light: light, to: &w)
+      w.doubles(z)
     }
     return w.payload
+  }
+
+  /// The message's kind, then its job in full, or named by its fingerprints if `light`.
+  private static func writeJob(
+    _ job: JobDescription, kind: UInt8, light: Bool, to w: inout WireWriter
+  ) {
+    if light {
+      w.u8(kind | 0x80)
+      w.string(job.dataFingerprint)
+      w.string(job.configFingerprint)
+    } else {
+      w.u8(kind)
+      job.write(to: &w)
+    }
   }
 
   /// Whether `message` carries the job's description in full (not a light message naming it):
@@ -100,6 +124,8 @@ enum MasterMessage: Equatable {
     case 3: return .gram(job)
     case 2, 0x82: return .evaluate(job, try parameters())
     case 4, 0x84: return .validate(job, try parameters())
+    case 5, 0x85: return .margins(job, try parameters())
+    case 6, 0x86: return .gradientAt(job, margins: try r.sharedDoubles())
     default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
     }
   }
@@ -146,6 +172,8 @@ enum WorkerMessage: Equatable {
   /// The sums of a gradient sent in blocks: everything but the gradient (left empty), which
   /// the `gradientBlock` answers of the same round carry.
   case blockedSums(GradientSums, columns: Int, computeMilliseconds: Double)
+  /// Columns partitioned: the worker's part of every row's margin (`X w` over its columns).
+  case margins(SharedDoubles, computeMilliseconds: Double)
 
   func encoded(_ tag: RoundTag = RoundTag()) -> Payload {
     var w = WireWriter()
@@ -192,6 +220,10 @@ enum WorkerMessage: Equatable {
       w.u8(8)
       w.i64(columns)
       Self.writeScalars(of: s, ms: ms, to: &w)
+    case .margins(let z, let ms):
+      w.u8(9)
+      w.f64(ms)
+      w.doubles(z)
     }
     return w.payload
   }
@@ -274,6 +306,9 @@ enum WorkerMessage: Equatable {
       let columns = try r.i64()
       let (sums, ms) = try readScalars(&r)
       return .blockedSums(sums, columns: columns, computeMilliseconds: ms)
+    case 9:
+      let ms = try r.f64()
+      return .margins(try r.sharedDoubles(), computeMilliseconds: ms)
     case let k: throw TrainingError(code: .mismatch, message: "unknown worker message \(k)")
     }
   }
@@ -325,13 +360,16 @@ struct JobDescription: Equatable, Sendable {
   var validationSplit: Double = 0
   /// Seed of the held-out rows' choice.
   var seed: UInt64 = 0
+  /// How the data is split between the workers.
+  var partition: Partition = .rows
   /// `pipeline` as JSON, encoded once: every round's message carries it.
   let pipelineJSON: [UInt8]
 
   init(
     dataPath: String, pipeline: FittedPipeline, precision: Precision, loss: RowLoss,
     threads: Int, dataFingerprint: String, configFingerprint: String,
-    validationSplit: Double = 0, seed: UInt64 = 0, pipelineJSON: [UInt8]? = nil
+    validationSplit: Double = 0, seed: UInt64 = 0, partition: Partition = .rows,
+    pipelineJSON: [UInt8]? = nil
   ) {
     self.dataPath = dataPath
     self.pipeline = pipeline
@@ -342,6 +380,7 @@ struct JobDescription: Equatable, Sendable {
     self.configFingerprint = configFingerprint
     self.validationSplit = validationSplit
     self.seed = seed
+    self.partition = partition
     self.pipelineJSON = pipelineJSON ?? Self.encode(pipeline)
   }
 
@@ -363,6 +402,7 @@ struct JobDescription: Equatable, Sendable {
     w.string(configFingerprint)
     w.f64(validationSplit)
     w.u64(seed)
+    w.string(partition.rawValue)
   }
 
   static func read(from r: inout WireReader) throws -> JobDescription {
@@ -372,10 +412,18 @@ struct JobDescription: Equatable, Sendable {
     guard let precision = Precision(rawValue: try r.string()),
       let loss = RowLoss(rawValue: try r.string())
     else { throw TrainingError(code: .mismatch, message: "bad job description") }
+    let threads = try r.i64()
+    let data = try r.string()
+    let config = try r.string()
+    let split = try r.f64()
+    let seed = try r.u64()
+    guard let partition = Partition(rawValue: try r.string()) else {
+      throw TrainingError(code: .mismatch, message: "bad job description: unknown partition")
+    }
     return JobDescription(
-      dataPath: path, pipeline: pipeline, precision: precision, loss: loss, threads: try r.i64(),
-      dataFingerprint: try r.string(), configFingerprint: try r.string(),
-      validationSplit: try r.f64(), seed: try r.u64(), pipelineJSON: pipelineBytes)
+      dataPath: path, pipeline: pipeline, precision: precision, loss: loss, threads: threads,
+      dataFingerprint: data, configFingerprint: config, validationSplit: split, seed: seed,
+      partition: partition, pipelineJSON: pipelineBytes)
   }
 }
 

@@ -156,6 +156,15 @@ public actor ParameterServerMaster: MasterTask {
   var assemblies: [Int: GradientAssembly] = [:]
   /// The current round's blocks summed over the workers as they arrive (BSP).
   var blockTotal: BlockTotal?
+  /// Columns partitioned: the current evaluation's margins (the workers' parts summed, the
+  /// intercept added) once its first half is in; nil before, and between evaluations.
+  var margins: [Double]?
+  /// Columns partitioned: each worker's time on the current evaluation's first half.
+  var marginsMilliseconds: [Int: Double] = [:]
+  /// Columns partitioned: the current round's gradient, each block written to its columns
+  /// as it arrives.
+  var columnGradient: (tag: RoundTag, values: [Double])?
+  var byColumns: Bool { job.partition == .columns }
   var answerTimes: [Int: Double] = [:]
   var epochStart = Date()
   var epoch: UInt64 = 0
@@ -238,9 +247,12 @@ public actor ParameterServerMaster: MasterTask {
     // An earlier round's total is of no more use (it holds received messages' bytes).
     // (Assemblies stay: with bounded staleness an earlier round's answer still counts.)
     if let total = blockTotal, total.tag.round < round { blockTotal = nil }
-    epochStart = Date()
-    guard let message = currentMessage() else { return }
-    let bytes = message.encoded(RoundTag(incarnation: incarnation, round: round), light: true)
+    if let total = columnGradient, total.tag.round < round { columnGradient = nil }
+    // An evaluation of columns partitioned is timed from its first half's request.
+    if margins == nil { epochStart = Date() }
+    let tag = RoundTag(incarnation: incarnation, round: round)
+    let n = context.workers.count
+    guard currentMessage(for: 1, of: n) != nil else { return }
     var ssp = false
     if staleness > 0, case .evaluating = phase { ssp = true }
     // Outside SSP rounds every worker gets the request (answers to older ones are ignored).
@@ -251,7 +263,10 @@ public actor ParameterServerMaster: MasterTask {
         busy.insert(w)
         sentRound[w] = round
       }
-      await context.notifyWorker(w, message: bytes)
+      // The same message for every worker, but with columns partitioned: each then gets
+      // its own columns' weights (a view of the parameters, not a copy).
+      guard let message = currentMessage(for: w, of: n) else { return }
+      await context.notifyWorker(w, message: message.encoded(tag, light: true))
     }
     if settings.publishRounds && !publishing {
       publishing = true
@@ -265,15 +280,51 @@ public actor ParameterServerMaster: MasterTask {
 
   private func published() { publishing = false }
 
-  /// The request of the current round, if the phase has one.
-  private func currentMessage() -> MasterMessage? {
+  /// The request of the current round to worker `worker` of `count`, if the phase has one.
+  private func currentMessage(for worker: Int, of count: Int) -> MasterMessage? {
     switch phase {
     case .loading: .load(job)
+    case .evaluating(let request) where byColumns:
+      if let margins {
+        .gradientAt(job, margins: SharedDoubles(margins))
+      } else {
+        .margins(job, columns(of: request.parameters, worker: worker, of: count))
+      }
     case .evaluating(let request): .evaluate(job, SentParameters(request.parameters))
     case .gram: .gram(job)
     case .finalEvaluation(let r): .evaluate(job, SentParameters(r.model.parameters))
+    case .validating(let r) where byColumns:
+      .validate(job, columns(of: r.model.parameters, worker: worker, of: count))
     case .validating(let r): .validate(job, SentParameters(r.model.parameters))
     case .starting, .done: nil
+    }
+  }
+
+  /// Worker `worker`'s columns of `p`'s weights, without a copy (the master adds the
+  /// intercept to the margins).
+  private func columns(of p: Parameters, worker: Int, of count: Int) -> SentParameters {
+    let range = Partition.columns(of: worker - 1, count: count, total: p.weights.count)
+    return SentParameters(weights: SharedDoubles(p.weights).slice(range), intercept: 0)
+  }
+
+  /// Columns partitioned: writes a block of worker `worker`'s gradient (at `offset` of its
+  /// columns) to its place in the current round's gradient.
+  private func place(
+    _ values: SharedDoubles, at offset: Int, of worker: Int, workers: Int, tag: RoundTag
+  ) {
+    guard case .evaluating(let request) = phase else { return }
+    let d = request.parameters.weights.count
+    let range = Partition.columns(of: worker - 1, count: workers, total: d)
+    guard offset >= 0, offset + values.count <= range.count else { return }
+    if columnGradient?.tag != tag {
+      columnGradient = (tag, [Double](repeating: 0, count: d))
+    }
+    columnGradient!.values.withUnsafeMutableBytes { g in
+      values.withUnsafeBytes { v in
+        guard let base = v.baseAddress else { return }
+        (g.baseAddress! + 8 * (range.lowerBound + offset)).copyMemory(
+          from: base, byteCount: v.count)
+      }
     }
   }
 
@@ -297,6 +348,10 @@ public actor ParameterServerMaster: MasterTask {
       if !assembly.add(columns: columns, offset: offset, values: values) {
         logger.error(
           "worker \(worker): a gradient block at \(offset) of \(columns) columns does not fit")
+      } else if byColumns {
+        if tag == RoundTag(incarnation: incarnation, round: round) {
+          place(values, at: offset, of: worker, workers: workers.count, tag: tag)
+        }
       } else if staleness == 0, workers.count > 1,
         tag == RoundTag(incarnation: incarnation, round: round)
       {
@@ -357,7 +412,9 @@ public actor ParameterServerMaster: MasterTask {
   /// Sends the current round's request in full to a worker that did not hold the job (a
   /// replacement): it asked with `needJob` in answer to the light one.
   private func sendFull(to worker: Int, tag: RoundTag, context: MasterContext) async {
-    guard tag.incarnation == incarnation, let message = currentMessage() else { return }
+    guard tag.incarnation == incarnation,
+      let message = currentMessage(for: worker, of: context.workers.count)
+    else { return }
     if staleness > 0, case .evaluating = phase {
       busy.insert(worker)
       sentRound[worker] = round
@@ -373,7 +430,7 @@ public actor ParameterServerMaster: MasterTask {
   /// (it may have died after acknowledging the request, before its answer got out), the
   /// new node gets the request. A duplicate is harmless: answers to a round count once.
   public func workerReplaced(_ worker: Int, context: MasterContext) async {
-    guard let message = currentMessage() else { return }
+    guard let message = currentMessage(for: worker, of: context.workers.count) else { return }
     if staleness > 0, case .evaluating = phase {
       guard busy.contains(worker) else { return }
     } else if answers[worker] != nil {
@@ -432,31 +489,40 @@ public actor ParameterServerMaster: MasterTask {
     answers[worker] = answer
     answerTimes[worker] = Date().timeIntervalSince(epochStart) * 1000
     guard answers.count == context.workers.count else { return }
-    answeredAt = Date()
     let workers = context.workers.sorted()
+    if case .evaluating(let request) = phase, byColumns, margins == nil {
+      return await sumMargins(workers, intercept: request.parameters.intercept, context: context)
+    }
+    answeredAt = Date()
     switch phase {
     case .loading:
-      var cols: Int?
-      for w in workers {
-        guard case .loaded(let info) = answers[w] else { continue }
-        if let c = cols, c != info.cols {
-          fail(
-            context: context, "workers disagree on the number of features (\(c) vs \(info.cols))")
-          return
+      let shards = workers.compactMap { w -> ShardInfo? in
+        guard case .loaded(let info) = answers[w] else { return nil }
+        return info
+      }
+      let cols: Int?
+      if let problem = byColumns ? addColumns(shards) : addRows(shards) {
+        return fail(context: context, problem)
+      }
+      if byColumns {
+        cols = shards.isEmpty ? nil : shards.reduce(0) { $0 + $1.cols }
+        for (i, info) in shards.enumerated()
+        where info.cols != Partition.columns(of: i, count: shards.count, total: cols!).count {
+          return fail(
+            context: context,
+            "worker \(i + 1) holds \(info.cols) columns, not its share of the \(cols!) columns")
         }
-        cols = info.cols
-        rows += info.rows
-        labelSum += info.labelSum
-        labelSquares += info.labelSquares
-        dropped += info.dropped
-        validationRows += info.validationRows
-        loadSeconds = max(loadSeconds, info.loadSeconds)
+      } else {
+        cols = shards.first?.cols
       }
       guard rows > 0, let d = cols else {
         fail(context: context, "the shards hold no rows")
         return
       }
       if settings.configuration.resolvedSolver == .exact {
+        if byColumns {
+          return fail(context: context, "columns partitioned need an iterative solver")
+        }
         phase = .gram
         report()
         await nextRound(context: context, newEpoch: true)
@@ -468,6 +534,34 @@ public actor ParameterServerMaster: MasterTask {
         initial: .zeros(features: d), rowCount: rows)
       startDriver(optimizer, history: [])
       report()
+      await advance(context: context, increment: true)
+    case .evaluating(let request) where byColumns:
+      // Every worker summed the loss over the same margins and labels: the first's sums
+      // stand for all. The gradient is the workers' columns side by side.
+      let d = request.parameters.weights.count
+      var total: GradientSums
+      var perWorker: [Int: Double]
+      do {
+        (total, perWorker) = try combine(workers, what: "an evaluation's second half") {
+          answer in
+          switch answer {
+          case .sums(let s, let ms): (s, ms)
+          case .blockedSums(let s, _, let ms): (s, ms)
+          default: nil
+          }
+        } sum: {
+          $0[0]
+        }
+        total.gradient = try joinColumns(of: workers, total: d)
+      } catch {
+        return fail(context: context, error.message)
+      }
+      // The slowest worker of each half: the second starts when the first has ended.
+      computeMilliseconds += marginsMilliseconds.values.max() ?? 0
+      for (w, ms) in marginsMilliseconds { perWorker[w, default: 0] += ms }
+      margins = nil
+      report(workerMilliseconds: perWorker)
+      driver?.deliver(total)
       await advance(context: context, increment: true)
     case .evaluating:
       // Sum in task-id order, whatever order the answers came in: the result does not
@@ -536,6 +630,38 @@ public actor ParameterServerMaster: MasterTask {
       result.metrics = finalMetrics(objective, model: result.model)
       result.epochs = round
       await finish(result, context: context)
+    case .validating(var result) where byColumns:
+      // Every worker scored the same held-out rows with its columns: their parts of the
+      // margins add up (in task-id order) to the margins.
+      var scored: (predictions: [Double], labels: [Double])
+      do {
+        (scored, _) = try combine(workers, what: "the validation") { answer in
+          guard case .scored(let p, let y) = answer else { return nil }
+          return ((p, y), 0)
+        } sum: { parts in
+          let n = parts[0].labels.count
+          guard parts.allSatisfy({ $0.predictions.count == n }) else { return ([], []) }
+          var z = parts[0].predictions
+          for part in parts.dropFirst() {
+            for i in 0..<n { z[i] += part.predictions[i] }
+          }
+          for i in 0..<n { z[i] += result.model.intercept }
+          return (result.model.response(margins: z), parts[0].labels)
+        }
+      } catch {
+        return fail(context: context, error.message)
+      }
+      result.validationRows = scored.labels.count
+      if !scored.labels.isEmpty {
+        result.validationMetrics = LocalTraining.metrics(
+          kind: settings.configuration.kind, predictions: scored.predictions,
+          labels: scored.labels)
+      }
+      result.epochs = round
+      phase = .done
+      await addCheckpointFigures(to: &result)
+      onResult(.success(result))
+      try? await context.shutdownJob()
     case .validating(var result):
       // Concatenate the held-out rows' scores in task-id order, as one machine would.
       let scored: (predictions: [Double], labels: [Double])
@@ -566,6 +692,104 @@ public actor ParameterServerMaster: MasterTask {
     case .starting, .done:
       return
     }
+  }
+
+  /// Rows partitioned: the shards' rows and label statistics add up. A problem's description
+  /// if the workers disagree on the number of features.
+  private func addRows(_ shards: [ShardInfo]) -> String? {
+    for info in shards {
+      if let c = shards.first?.cols, c != info.cols {
+        return "workers disagree on the number of features (\(c) vs \(info.cols))"
+      }
+      rows += info.rows
+      labelSum += info.labelSum
+      labelSquares += info.labelSquares
+      dropped += info.dropped
+      validationRows += info.validationRows
+      loadSeconds = max(loadSeconds, info.loadSeconds)
+    }
+    return nil
+  }
+
+  /// Columns partitioned: every shard holds the same rows, so any one's row count and label
+  /// statistics are the job's. A problem's description if the workers disagree on them.
+  private func addColumns(_ shards: [ShardInfo]) -> String? {
+    guard let first = shards.first else { return nil }
+    for info in shards {
+      if info.rows != first.rows || info.validationRows != first.validationRows
+        || info.dropped != first.dropped
+      {
+        return
+          "workers disagree on the rows (\(first.rows) vs \(info.rows) for training, \(first.validationRows) vs \(info.validationRows) held out)"
+      }
+      loadSeconds = max(loadSeconds, info.loadSeconds)
+    }
+    rows = first.rows
+    labelSum = first.labelSum
+    labelSquares = first.labelSquares
+    dropped = first.dropped
+    validationRows = first.validationRows
+    return nil
+  }
+
+  /// Columns partitioned, an evaluation's first half in: adds the workers' parts of the
+  /// margins in task-id order, `((z₁ + z₂) + …) + b`, and sends the sum to every worker for
+  /// the second half.
+  private func sumMargins(_ workers: [Int], intercept: Double, context: MasterContext) async {
+    let expected = rows
+    let total: [Double]
+    do {
+      (total, marginsMilliseconds) = try combine(workers, what: "the margins") { answer in
+        guard case .margins(let z, let ms) = answer, z.count == expected else { return nil }
+        return (z.array, ms)
+      } sum: { parts in
+        var z = parts[0]
+        z.withUnsafeMutableBufferPointer { z in
+          for part in parts.dropFirst() {
+            part.withUnsafeBufferPointer { p in
+              for i in 0..<z.count { z[i] += p[i] }
+            }
+          }
+          for i in 0..<z.count { z[i] += intercept }
+        }
+        return z
+      }
+    } catch {
+      return fail(context: context, "\(error.message) (or margins of other than \(expected) rows)")
+    }
+    margins = total
+    await nextRound(context: context, newEpoch: false)
+  }
+
+  /// Columns partitioned: the gradient of `total` columns, each worker's columns in their
+  /// place (written as its blocks arrived, or from its whole answer now).
+  private func joinColumns(of workers: [Int], total d: Int) throws(TrainingError) -> [Double] {
+    let tag = RoundTag(incarnation: incarnation, round: round)
+    var gradient =
+      columnGradient?.tag == tag
+      ? columnGradient!.values : [Double](repeating: 0, count: d)
+    columnGradient = nil
+    for w in workers {
+      let range = Partition.columns(of: w - 1, count: workers.count, total: d)
+      let width: Int
+      switch answers[w] {
+      case .sums(let s, _):
+        width = s.gradient.count
+        if width == range.count {
+          gradient.replaceSubrange(range, with: s.gradient)
+        }
+      case .blockedSums(_, let columns, _):
+        width = columns
+      default:
+        width = -1
+      }
+      guard width == range.count else {
+        throw TrainingError(
+          code: .mismatch,
+          message: "worker \(w) sent a gradient of \(width) columns, its share is \(range.count)")
+      }
+    }
+    return gradient
   }
 
   /// Adds up the workers' answers in task-id order (`sum` gets them in that order), whatever
@@ -738,6 +962,7 @@ public actor ParameterServerMaster: MasterTask {
       case .evaluate(let request):
         stepMilliseconds = answeredAt.map { Date().timeIntervalSince($0) * 1000 } ?? 0
         phase = .evaluating(request)
+        margins = nil
         // The first evaluation after loading, and the first after a checkpoint, start a
         // new epoch; a restored master goes on in the epoch it entered.
         let newEpoch = increment && (epochDue || round == 0)
@@ -992,6 +1217,7 @@ public actor ParameterServerWorker: WorkerTask {
     case .load:
       await notifyMaster(WorkerMessage.loaded(info!).encoded(tag))
     case .evaluate(let job, let p):
+      try checkWidth(p.weights.count, partition: .rows)
       if let delay { try await Task.sleep(for: delay) }
       let (x, y) = (self.x!, self.y)
       if let block = gradientBlockColumns,
@@ -1033,6 +1259,60 @@ public actor ParameterServerWorker: WorkerTask {
         return (stats, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       }
       await notifyMaster(WorkerMessage.gram(stats, computeMilliseconds: ms).encoded(tag))
+    case .margins(let job, let p):
+      try checkWidth(p.weights.count, partition: .columns)
+      let x = self.x!
+      let (z, ms) = try await Offload.run(priority: .compute) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let z = Self.margins(of: x, at: p.weights, threads: job.threads)
+        return (z, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+      }
+      await notifyMaster(
+        WorkerMessage.margins(SharedDoubles(z), computeMilliseconds: ms).encoded(tag))
+    case .gradientAt(let job, let z):
+      let (x, y) = (self.x!, self.y)
+      guard job.partition == .columns, z.count == y.count else {
+        throw TrainingError(
+          code: .mismatch, message: "\(z.count) margins for a shard of \(y.count) rows")
+      }
+      if let delay { try await Task.sleep(for: delay) }
+      let columns = info!.cols
+      // Any gradient of more than one block goes in blocks: unlike rows partitioned, where
+      // narrow shards have the faster fused kernel, this pass is the block kernel anyway.
+      if let block = gradientBlockColumns, columns > block {
+        try await sendInBlocks(columns: columns, tag: tag, notifyMaster: notifyMaster) { onBlock in
+          let (sums, r) = Self.residuals(margins: z, labels: y, loss: job.loss)
+          Self.gradient(of: x, residuals: r, blockColumns: block, threads: job.threads, onBlock)
+          return sums
+        }
+        return
+      }
+      let (sums, ms) = try await Offload.run(priority: .compute) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var (sums, r) = Self.residuals(margins: z, labels: y, loss: job.loss)
+        let gradient = Mutex([Double](repeating: 0, count: columns))
+        let threads = max(1, min(job.threads, columns))
+        Self.gradient(
+          of: x, residuals: r, blockColumns: max(1, (columns + threads - 1) / threads),
+          threads: threads
+        ) { range, values in
+          gradient.withLock { g in
+            for (j, v) in zip(range, values) { g[j] = v }
+          }
+        }
+        sums.gradient = gradient.withLock { $0 }
+        return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+      }
+      await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded(tag))
+    case .validate(let job, let p) where job.partition == .columns:
+      // This worker's part of the held-out rows' margins: the master adds them up.
+      try checkWidth(p.weights.count, partition: .columns)
+      let validation = self.validation
+      let z: [Double] = try await Offload.run(priority: .compute) {
+        validation.map { Self.margins(of: $0.x, at: p.weights, threads: job.threads) } ?? []
+      }
+      await notifyMaster(
+        WorkerMessage.scored(predictions: z, labels: validation?.y ?? []).encoded(tag))
     case .validate(let job, let p):
       let model = LinearModel(
         kind: job.loss == .logistic ? .logistic : .linear, parameters: p.parameters)
@@ -1056,24 +1336,10 @@ public actor ParameterServerWorker: WorkerTask {
     job: JobDescription, parameters p: SentParameters, x: Loaded, y: [Double], blockColumns: Int,
     tag: RoundTag, notifyMaster: @escaping @Sendable (Payload) async -> Void
   ) async throws {
-    let columns = p.weights.count
-    let sends = BlockSends()
-    // `notifyMaster` only starts a request, so the computing thread hands each block to a
-    // task of its own and goes on.
-    let send: @Sendable (Payload) -> Void = { payload in
-      sends.add(Task { await notifyMaster(payload) })
-    }
-    let (sums, ms) = try await Offload.run(priority: .compute) {
-      let start = DispatchTime.now().uptimeNanoseconds
-      let onBlock: @Sendable (Range<Int>, [Double]) -> Void = { range, values in
-        send(
-          WorkerMessage.gradientBlock(
-            columns: columns, offset: range.lowerBound, values: SharedDoubles(values)
-          )
-          .encoded(tag))
-      }
+    try await sendInBlocks(columns: p.weights.count, tag: tag, notifyMaster: notifyMaster) {
+      onBlock in
       // The weights are read where they arrived (a received message's bytes), not copied.
-      let sums = p.weights.withUnsafeBytes { raw in
+      p.weights.withUnsafeBytes { raw in
         let weights = UnalignedDoubles(raw)
         return switch x {
         case .double(let m):
@@ -1086,11 +1352,98 @@ public actor ParameterServerWorker: WorkerTask {
             blockColumns: blockColumns, threads: job.threads, onBlock: onBlock)
         }
       }
+    }
+  }
+
+  /// Runs `compute` off the pool, sending each gradient block it hands to its `onBlock` as
+  /// a `gradientBlock` of a gradient of `columns` entries, then the sums it returns and its
+  /// time as `blockedSums`.
+  private func sendInBlocks(
+    columns: Int, tag: RoundTag, notifyMaster: @escaping @Sendable (Payload) async -> Void,
+    compute:
+      @escaping @Sendable (_ onBlock: @Sendable (Range<Int>, [Double]) -> Void) ->
+      GradientSums
+  ) async throws {
+    let sends = BlockSends()
+    // `notifyMaster` only starts a request, so the computing thread hands each block to a
+    // task of its own and goes on.
+    let send: @Sendable (Payload) -> Void = { payload in
+      sends.add(Task { await notifyMaster(payload) })
+    }
+    let (sums, ms) = try await Offload.run(priority: .compute) {
+      let start = DispatchTime.now().uptimeNanoseconds
+      let sums = compute { range, values in
+        send(
+          WorkerMessage.gradientBlock(
+            columns: columns, offset: range.lowerBound, values: SharedDoubles(values)
+          )
+          .encoded(tag))
+      }
       return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
     for task in sends.all { await task.value }
     await notifyMaster(
       WorkerMessage.blockedSums(sums, columns: columns, computeMilliseconds: ms).encoded(tag))
+  }
+
+  /// Throws unless the job's partition is `partition` and `count` weights fit the shard.
+  private func checkWidth(_ count: Int, partition: Partition) throws {
+    guard job?.partition == partition, count == info?.cols else {
+      throw TrainingError(
+        code: .mismatch,
+        message:
+          "a request for \(partition) partitioned data with \(count) weights, for a shard of \(info?.cols ?? 0) columns"
+      )
+    }
+  }
+
+  /// `x w` over the shard's columns (no intercept), the weights read in place.
+  static func margins(of x: Loaded, at weights: SharedDoubles, threads: Int) -> [Double] {
+    weights.withUnsafeBytes { raw in
+      switch x {
+      case .double(let m):
+        FusedGradient.margins(x: m, weights: UnalignedDoubles(raw), threads: threads)
+      case .float(let m):
+        FusedGradient.margins(x: m, weights: UnalignedDoubles(raw), threads: threads)
+      }
+    }
+  }
+
+  /// The loss, intercept and row sums at whole margins `z` (intercept included), and each
+  /// row's derivative: what every worker of a column partition computes alike.
+  static func residuals(margins z: SharedDoubles, labels y: [Double], loss: RowLoss) -> (
+    GradientSums, [Double]
+  ) {
+    var sums = GradientSums(cols: 0)
+    sums.rows = y.count
+    let r = z.withUnsafeBytes { raw in
+      [Double](unsafeUninitializedCapacity: y.count) { r, count in
+        for i in 0..<y.count {
+          let (l, derivative) = loss.lossAndDerivative(
+            margin: raw.loadUnaligned(fromByteOffset: 8 * i, as: Double.self), label: y[i])
+          sums.loss += l
+          sums.intercept += derivative
+          r[i] = derivative
+        }
+        count = y.count
+      }
+    }
+    return (sums, r)
+  }
+
+  /// `xᵀ r` in blocks of `blockColumns` columns, each handed to `onBlock`.
+  static func gradient(
+    of x: Loaded, residuals r: [Double], blockColumns: Int, threads: Int,
+    _ onBlock: @Sendable (Range<Int>, [Double]) -> Void
+  ) {
+    switch x {
+    case .double(let m):
+      FusedGradient.gradientInColumnBlocks(
+        x: m, residuals: r, blockColumns: blockColumns, threads: threads, onBlock: onBlock)
+    case .float(let m):
+      FusedGradient.gradientInColumnBlocks(
+        x: m, residuals: r, blockColumns: blockColumns, threads: threads, onBlock: onBlock)
+    }
   }
 
   /// A shard as loaded: the matrix, the labels and what the master is told.
@@ -1120,6 +1473,9 @@ public actor ParameterServerWorker: WorkerTask {
     let start = DispatchTime.now().uptimeNanoseconds
     func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
     let key = shardCache.map { _ in ShardCache.key(job: job, path: path, shard: shard) }
+    // Columns partitioned: every worker parses every row and keeps its own columns.
+    let byColumns = job.partition == .columns
+    let rowShard = byColumns ? Shard(index: 0, count: 1) : shard
     var parseSeconds: Double?
     if let cache = shardCache, let key {
       switch cache.load(shard: shard, key: key, as: T.self) {
@@ -1138,15 +1494,18 @@ public actor ParameterServerWorker: WorkerTask {
     let fromCache = parseSeconds != nil
     if !fromCache {
       let d = try DataPipeline.apply(
-        job.pipeline, path: path, requireLabel: true, shard: shard, as: T.self)
-      x = d.x
+        job.pipeline, path: path, requireLabel: true, shard: rowShard, as: T.self)
+      x =
+        byColumns
+        ? d.x.columns(Partition.columns(of: shard.index, count: shard.count, total: d.x.cols))
+        : d.x
       y = d.y ?? []
       dropped = d.droppedRows
       parseSeconds = elapsed()
       if let cache = shardCache, let key {
         do {
           try cache.store(
-            ShardCache.Entry(x: d.x, y: y, parseSeconds: parseSeconds!, dropped: dropped),
+            ShardCache.Entry(x: x!, y: y, parseSeconds: parseSeconds!, dropped: dropped),
             shard: shard, key: key)
         } catch {
           logger.warning("shard cache: cannot store shard \(shard.index + 1): \(error)")
@@ -1157,14 +1516,16 @@ public actor ParameterServerWorker: WorkerTask {
     let cols = x!.cols
     // Hold out the shard's validation rows: a seeded shuffle per shard, as one machine
     // shuffles its rows (the held-out rows depend on the seed and the number of workers).
+    // With columns partitioned every worker holds out the rows one machine would.
     let (train, held) = LocalTraining.split(
-      x: x.take()!, y: y, fraction: job.validationSplit, seed: Self.validationSeed(job.seed, shard))
+      x: x.take()!, y: y, fraction: job.validationSplit,
+      seed: byColumns ? job.seed : Self.validationSeed(job.seed, shard))
     let info = ShardInfo(
       rows: train.y.count, cols: cols, labelSum: train.y.reduce(0, +),
       labelSquares: train.y.reduce(0) { $0 + $1 * $1 }, loadSeconds: seconds,
       fromCache: fromCache, dropped: dropped, validationRows: held?.y.count ?? 0)
     let what =
-      "worker \(taskID): shard \(shard.index + 1)/\(shard.count), \(y.count) rows (\(info.validationRows) held out)"
+      "worker \(taskID): shard \(shard.index + 1)/\(shard.count)\(byColumns ? " of the columns (\(cols))" : ""), \(y.count) rows (\(info.validationRows) held out)"
     if fromCache {
       logger.notice(
         "\(what), reloaded from the shard cache in \(String(format: "%.3f", seconds)) s (parsing took \(String(format: "%.3f", parseSeconds!)) s)"

@@ -50,6 +50,8 @@ struct ShardCache {
       var pipeline: UInt64
       var precision: Precision
       var shard: Shard
+      /// Nil for rows (keys from before partitions existed stay the same).
+      var partition: Partition?
     }
     let attributes = try? FileManager.default.attributesOfItem(atPath: path)
     var f = FNV1a64()
@@ -58,7 +60,8 @@ struct ShardCache {
     let input = Input(
       data: job.dataFingerprint, size: (attributes?[.size] as? NSNumber)?.int64Value ?? -1,
       modified: (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
-      pipeline: pipelineHash, precision: job.precision, shard: shard)
+      pipeline: pipelineHash, precision: job.precision, shard: shard,
+      partition: job.partition == .rows ? nil : job.partition)
     return UInt64(Fingerprint.of(input), radix: 16) ?? 0
   }
 

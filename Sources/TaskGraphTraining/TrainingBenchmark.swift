@@ -77,12 +77,13 @@ public enum TrainingBenchmark {
   public static func embedded(
     path: String, rows: Int, cols: Int, workers: Int, epochs: Int, checkpointDirectory: String?,
     checkpointEvery: Int = 1,
-    gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns
+    gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns,
+    partition: Partition = .rows
   ) async throws -> Row {
     try await run(
       mode: "embedded", path: path, rows: rows, cols: cols, workers: workers, epochs: epochs,
       checkpointDirectory: checkpointDirectory, checkpointEvery: checkpointEvery,
-      gradientBlockColumns: gradientBlockColumns,
+      gradientBlockColumns: gradientBlockColumns, partition: partition,
       coordinator: InMemoryCoordinator(),
       transport: InProcessTransport(), jobName: "bench")
   }
@@ -93,6 +94,7 @@ public enum TrainingBenchmark {
     mode: String, path: String, rows: Int, cols: Int, workers: Int, epochs: Int,
     checkpointDirectory: String?, checkpointEvery: Int = 1,
     gradientBlockColumns: Int? = ParameterServerWorker.defaultGradientBlockColumns,
+    partition: Partition = .rows,
     coordinator: any Coordinator, transport: any Transport, jobName: String
   ) async throws -> Row {
     var options = PipelineOptions(label: "")
@@ -106,6 +108,7 @@ public enum TrainingBenchmark {
     dist.checkpointDirectory = checkpointDirectory
     dist.checkpointEvery = checkpointEvery
     dist.gradientBlockColumns = gradientBlockColumns
+    dist.partition = partition
     let reports = ReportLog()
     let model = try await DistributedTraining.runInProcess(
       job, options: dist, coordinator: coordinator, transport: transport, jobName: jobName,

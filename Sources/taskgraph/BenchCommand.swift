@@ -127,6 +127,11 @@ struct BenchTrain: AsyncParsableCommand {
   @Option(help: "Checkpoint every this many steps in the run with checkpoints.")
   var checkpointEvery = 1
   @OptionGroup var gradientBlocks: GradientBlockFlags
+  @Option(
+    help:
+      "How the data is split between the workers: rows, or columns (each worker gets only its columns' weights and sends only their gradient; one more round trip per evaluation)."
+  )
+  var partition: Partition = .rows
   @Flag(help: "Print JSON lines instead of a table.") var json = false
 
   func validate() throws {
@@ -167,7 +172,9 @@ struct BenchTrain: AsyncParsableCommand {
   /// gRPC mode).
   private func table(path: String, dir: URL, etcd: EtcdTestServer?) async throws {
     if !json {
-      print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
+      print(
+        "\(rows)×\(cols) float64, L-BFGS ridge, \(partition) partitioned, medians over \(epochs - 2) epochs"
+      )
       print(
         "mode      workers  epoch ms  compute ms  step ms  overhead ms  ckpt cost %  ckpt write ms  written  parse s  reload s"
       )
@@ -185,13 +192,14 @@ struct BenchTrain: AsyncParsableCommand {
             return try await TrainingBenchmark.embedded(
               path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
               checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-              gradientBlockColumns: blocks)
+              gradientBlockColumns: blocks, partition: partition)
           }
           return try await withCluster(etcd: etcd.endpoint) { coordinator, transport in
             try await TrainingBenchmark.run(
               mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
               checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-              gradientBlockColumns: blocks, coordinator: coordinator, transport: transport,
+              gradientBlockColumns: blocks, partition: partition, coordinator: coordinator,
+              transport: transport,
               jobName: "bench-\(getpid())-\(runs)")
           }
         }

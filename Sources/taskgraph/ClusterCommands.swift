@@ -78,6 +78,11 @@ struct MasterCommand: AsyncParsableCommand {
       "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
   )
   var staleness: Staleness = Staleness(rounds: 0)
+  @Option(
+    help:
+      "How the data is split between the workers: rows (the default), or columns (every worker reads every row and keeps its share of the columns: for wide data, many more features than rows; iterative solvers, BSP)."
+  )
+  var partition: Partition = .rows
 
   func run() async throws {
     Log.setup(verbose: flags.verbose)
@@ -85,7 +90,9 @@ struct MasterCommand: AsyncParsableCommand {
     try await CLIErrors.guarding {
       var job = try flags.job()
       job.configuration = DistributedTraining.iterative(job.configuration)
-      let plan = try DistributedTraining.plan(job)
+      try DistributedTraining.checkPartition(
+        partition, staleness: staleness.rounds, configuration: job.configuration)
+      let plan = try DistributedTraining.plan(job, partition: partition)
       var settings = MasterSettings(configuration: job.configuration)
       settings.checkpointEvery = checkpointEvery
       settings.resume = resume

@@ -36,6 +36,11 @@ struct LaunchCommand: AsyncParsableCommand {
       "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
   )
   var staleness: Staleness = Staleness(rounds: 0)
+  @Option(
+    help:
+      "How the data is split between the workers: rows (the default), or columns (every worker reads every row and keeps its share of the columns: for wide data, many more features than rows; iterative solvers, BSP)."
+  )
+  var partition: Partition = .rows
 
   func validate() throws {
     guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -45,6 +50,9 @@ struct LaunchCommand: AsyncParsableCommand {
     Log.setup(verbose: flags.verbose)
     let logger = Logger(label: "taskgraph.launch")
     try await CLIErrors.guarding {
+      // Refused here rather than by every master process the supervisor would restart.
+      try DistributedTraining.checkPartition(
+        partition, staleness: staleness.rounds, configuration: try flags.job().configuration)
       let plan = try ChaosPlan.parse(
         chaos ?? "", workers: workers, seed: flags.seed, epochs: 2...max(2, chaosLastEpoch))
       var server: EtcdTestServer?
@@ -61,7 +69,7 @@ struct LaunchCommand: AsyncParsableCommand {
       if resume { masterArgs.append("--resume") }
       if let metricsPort { masterArgs += ["--metrics-port", "\(metricsPort)"] }
       if !plan.kills.isEmpty { masterArgs.append("--publish-rounds") }
-      masterArgs += ["--staleness", staleness.argument]
+      masterArgs += ["--staleness", staleness.argument, "--partition", partition.rawValue]
       masterArgs += flags.arguments
       var workerArgs = ["worker"] + common + ["--checkpoint-dir", dir]
       workerArgs += gradientBlocks.arguments

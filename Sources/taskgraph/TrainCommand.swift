@@ -206,6 +206,11 @@ struct DistributedFlags: ParsableArguments {
       "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
   )
   var staleness: Staleness = Staleness(rounds: 0)
+  @Option(
+    help:
+      "How the data is split between the workers: rows (the default), or columns (every worker reads every row and keeps its share of the columns: for wide data, many more features than rows; iterative solvers, BSP)."
+  )
+  var partition: Partition = .rows
 
   func validate() throws {
     if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -229,6 +234,7 @@ struct DistributedFlags: ParsableArguments {
     options.resume = resume
     options.chaos = try chaosPlan(workers: workers, seed: seed)
     options.staleness = staleness.rounds
+    options.partition = partition
     if chaos != nil {
       if options.checkpointDirectory == nil {
         options.checkpointDirectory =
@@ -272,6 +278,7 @@ enum SolverName: String, ExpressibleByArgument, CaseIterable {
 
 extension MissingPolicy: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension Partition: ExpressibleByArgument {}
 
 func list(_ s: String?) -> [String] {
   guard let s else { return [] }
