@@ -630,51 +630,10 @@ public actor ParameterServerMaster: MasterTask {
       result.metrics = finalMetrics(objective, model: result.model)
       result.epochs = round
       await finish(result, context: context)
-    case .validating(var result) where byColumns:
-      // Every worker scored the same held-out rows with its columns: their parts of the
-      // margins add up (in task-id order) to the margins.
-      var scored: (predictions: [Double], labels: [Double])
-      do {
-        (scored, _) = try combine(workers, what: "the validation") { answer in
-          guard case .scored(let p, let y) = answer else { return nil }
-          return ((p, y), 0)
-        } sum: { parts in
-          let n = parts[0].labels.count
-          guard parts.allSatisfy({ $0.predictions.count == n }) else { return ([], []) }
-          var z = parts[0].predictions
-          for part in parts.dropFirst() {
-            for i in 0..<n { z[i] += part.predictions[i] }
-          }
-          for i in 0..<n { z[i] += result.model.intercept }
-          return (result.model.response(margins: z), parts[0].labels)
-        }
-      } catch {
-        return fail(context: context, error.message)
-      }
-      result.validationRows = scored.labels.count
-      if !scored.labels.isEmpty {
-        result.validationMetrics = LocalTraining.metrics(
-          kind: settings.configuration.kind, predictions: scored.predictions,
-          labels: scored.labels)
-      }
-      result.epochs = round
-      phase = .done
-      await addCheckpointFigures(to: &result)
-      onResult(.success(result))
-      try? await context.shutdownJob()
     case .validating(var result):
-      // Concatenate the held-out rows' scores in task-id order, as one machine would.
       let scored: (predictions: [Double], labels: [Double])
       do {
-        (scored, _) = try combine(workers, what: "the validation") { answer in
-          guard case .scored(let p, let y) = answer else { return nil }
-          return ((p, y), 0)
-        } sum: { parts in
-          parts.dropFirst().reduce(into: parts[0]) {
-            $0.predictions += $1.predictions
-            $0.labels += $1.labels
-          }
-        }
+        scored = try score(workers, model: result.model)
       } catch {
         return fail(context: context, error.message)
       }
@@ -692,6 +651,36 @@ public actor ParameterServerMaster: MasterTask {
     case .starting, .done:
       return
     }
+  }
+
+  /// The held-out rows' predictions and labels from the workers' `scored` answers. Rows
+  /// partitioned, each worker scored its own rows: they are concatenated in task-id order,
+  /// as one machine orders them. Columns partitioned, every worker scored the same rows
+  /// with its columns: their parts of the margins are added in task-id order, then the
+  /// intercept, and turned into predictions.
+  private func score(_ workers: [Int], model: LinearModel) throws(TrainingError) -> (
+    predictions: [Double], labels: [Double]
+  ) {
+    let (expected, byColumns) = (validationRows, byColumns)
+    return try combine(workers, what: "the validation") { answer in
+      guard case .scored(let p, let y) = answer, !byColumns || y.count == expected else {
+        return nil
+      }
+      return ((p, y), 0)
+    } sum: { parts in
+      guard byColumns else {
+        return parts.dropFirst().reduce(into: parts[0]) {
+          $0.predictions += $1.predictions
+          $0.labels += $1.labels
+        }
+      }
+      var z = parts[0].predictions
+      for part in parts.dropFirst() {
+        for i in z.indices { z[i] += part.predictions[i] }
+      }
+      for i in z.indices { z[i] += model.intercept }
+      return (model.response(margins: z), parts[0].labels)
+    }.0
   }
 
   /// Rows partitioned: the shards' rows and label statistics add up. A problem's description
@@ -737,10 +726,15 @@ public actor ParameterServerMaster: MasterTask {
   /// the second half.
   private func sumMargins(_ workers: [Int], intercept: Double, context: MasterContext) async {
     let expected = rows
+    for w in workers {
+      if case .margins(let z, _) = answers[w], z.count != expected {
+        return fail(context: context, "worker \(w) sent \(z.count) margins for \(expected) rows")
+      }
+    }
     let total: [Double]
     do {
       (total, marginsMilliseconds) = try combine(workers, what: "the margins") { answer in
-        guard case .margins(let z, let ms) = answer, z.count == expected else { return nil }
+        guard case .margins(let z, let ms) = answer else { return nil }
         return (z.array, ms)
       } sum: { parts in
         var z = parts[0]
@@ -755,7 +749,7 @@ public actor ParameterServerMaster: MasterTask {
         return z
       }
     } catch {
-      return fail(context: context, "\(error.message) (or margins of other than \(expected) rows)")
+      return fail(context: context, error.message)
     }
     margins = total
     await nextRound(context: context, newEpoch: false)

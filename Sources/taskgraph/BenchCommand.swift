@@ -115,7 +115,9 @@ struct BenchTrain: AsyncParsableCommand {
       Workers of more than 393,216 columns send their gradients in blocks while they \
       compute them, so the sending of all blocks but the last overlaps the compute column \
       instead of adding to the overhead; --gradient-blocks 0 sends them whole, for \
-      comparison.
+      comparison. --partition rows,columns runs every configuration with the rows and \
+      with the columns partitioned (wide problems: the master then moves d values per \
+      evaluation instead of workers × d, for one more round trip).
       """
   )
 
@@ -129,9 +131,9 @@ struct BenchTrain: AsyncParsableCommand {
   @OptionGroup var gradientBlocks: GradientBlockFlags
   @Option(
     help:
-      "How the data is split between the workers: rows, or columns (each worker gets only its columns' weights and sends only their gradient; one more round trip per evaluation)."
+      "Comma-separated partitions to run: rows, columns (each worker gets only its columns' weights and sends only their gradient; one more round trip per evaluation)."
   )
-  var partition: Partition = .rows
+  var partition = "rows"
   @Flag(help: "Print JSON lines instead of a table.") var json = false
 
   func validate() throws {
@@ -142,6 +144,9 @@ struct BenchTrain: AsyncParsableCommand {
     }
     for m in list(modes) where m != "embedded" && m != "grpc" {
       throw ValidationError("unknown mode '\(m)' (embedded, grpc)")
+    }
+    for p in list(partition) where Partition(rawValue: p) == nil {
+      throw ValidationError("unknown partition '\(p)' (rows, columns)")
     }
   }
 
@@ -172,61 +177,63 @@ struct BenchTrain: AsyncParsableCommand {
   /// gRPC mode).
   private func table(path: String, dir: URL, etcd: EtcdTestServer?) async throws {
     if !json {
+      print("\(rows)×\(cols) float64, L-BFGS ridge, medians over \(epochs - 2) epochs")
       print(
-        "\(rows)×\(cols) float64, L-BFGS ridge, \(partition) partitioned, medians over \(epochs - 2) epochs"
-      )
-      print(
-        "mode      workers  epoch ms  compute ms  step ms  overhead ms  ckpt cost %  ckpt write ms  written  parse s  reload s"
+        "mode      split    workers  epoch ms  compute ms  step ms  overhead ms  ckpt cost %  ckpt write ms  written  parse s  reload s"
       )
     }
     var runs = 0
     let blocks = gradientBlocks.columns
     for mode in list(modes) {
-      for n in list(workers).compactMap({ Int($0) }) {
-        // One configuration, three runs: plain; a checkpoint every epoch (fresh directory,
-        // so workers parse and cache their shards); again on that directory (reloads).
-        let ck = dir.appendingPathComponent("ck-\(mode)-\(n)").path
-        func once(checkpoints: String?, epochs: Int) async throws -> TrainingBenchmark.Row {
-          runs += 1
-          guard mode == "grpc", let etcd else {
-            return try await TrainingBenchmark.embedded(
-              path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-              checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-              gradientBlockColumns: blocks, partition: partition)
+      for partition in list(partition).compactMap(Partition.init(rawValue:)) {
+        for n in list(workers).compactMap({ Int($0) }) {
+          // One configuration, three runs: plain; a checkpoint every epoch (fresh directory,
+          // so workers parse and cache their shards); again on that directory (reloads).
+          let ck = dir.appendingPathComponent("ck-\(mode)-\(partition)-\(n)").path
+          func once(checkpoints: String?, epochs: Int) async throws -> TrainingBenchmark.Row {
+            runs += 1
+            guard mode == "grpc", let etcd else {
+              return try await TrainingBenchmark.embedded(
+                path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
+                checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
+                gradientBlockColumns: blocks, partition: partition)
+            }
+            return try await withCluster(etcd: etcd.endpoint) { coordinator, transport in
+              try await TrainingBenchmark.run(
+                mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
+                checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
+                gradientBlockColumns: blocks, partition: partition, coordinator: coordinator,
+                transport: transport,
+                jobName: "bench-\(getpid())-\(runs)")
+            }
           }
-          return try await withCluster(etcd: etcd.endpoint) { coordinator, transport in
-            try await TrainingBenchmark.run(
-              mode: "grpc+etcd", path: path, rows: rows, cols: cols, workers: n, epochs: epochs,
-              checkpointDirectory: checkpoints, checkpointEvery: checkpointEvery,
-              gradientBlockColumns: blocks, partition: partition, coordinator: coordinator,
-              transport: transport,
-              jobName: "bench-\(getpid())-\(runs)")
+          var r = try await once(checkpoints: nil, epochs: epochs)
+          let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
+          let reload = try await once(checkpoints: ck, epochs: 3)
+          r.setCheckpointCost(from: withCheckpoints)
+          if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            var object =
+              try JSONSerialization.jsonObject(with: enc.encode(r)) as! [String: Any]
+            object["partition"] = partition.rawValue
+            object["parse_s"] = withCheckpoints.load_s
+            object["reload_s"] = reload.load_s
+            let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: line, as: UTF8.self))
+          } else {
+            print(
+              r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
+                + partition.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+                + String(
+                  format: "%6d %9.2f %11.2f %8.2f %12.2f %12.1f %14.2f %@ %8.3f %9.3f", n,
+                  r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms,
+                  r.checkpoint_cost_percent,
+                  r.checkpoint_write_ms,
+                  "\(r.checkpoints_written)/\(r.checkpoints_written + r.checkpoints_superseded)"
+                    .leftPad(8),
+                  withCheckpoints.load_s, reload.load_s))
           }
-        }
-        var r = try await once(checkpoints: nil, epochs: epochs)
-        let withCheckpoints = try await once(checkpoints: ck, epochs: epochs)
-        let reload = try await once(checkpoints: ck, epochs: 3)
-        r.setCheckpointCost(from: withCheckpoints)
-        if json {
-          let enc = JSONEncoder()
-          enc.outputFormatting = [.sortedKeys]
-          var object =
-            try JSONSerialization.jsonObject(with: enc.encode(r)) as! [String: Any]
-          object["parse_s"] = withCheckpoints.load_s
-          object["reload_s"] = reload.load_s
-          let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-          print(String(decoding: line, as: UTF8.self))
-        } else {
-          print(
-            r.mode.padding(toLength: 10, withPad: " ", startingAt: 0)
-              + String(
-                format: "%6d %9.2f %11.2f %8.2f %12.2f %12.1f %14.2f %@ %8.3f %9.3f", n,
-                r.epoch_ms, r.compute_ms, r.step_ms, r.overhead_ms,
-                r.checkpoint_cost_percent,
-                r.checkpoint_write_ms,
-                "\(r.checkpoints_written)/\(r.checkpoints_written + r.checkpoints_superseded)"
-                  .leftPad(8),
-                withCheckpoints.load_s, reload.load_s))
         }
       }
     }
