@@ -9,6 +9,26 @@ final class LaunchTests: XCTestCase {
       as! [String: Any]
   }
 
+  /// The model files at `clean` and `chaotic` hold the same model bit for bit, and its
+  /// coefficients are `reference`'s within 1e-12 of the largest.
+  func assertModels(
+    reference: String, clean: String, chaotic: String, file: StaticString = #filePath,
+    line: UInt = #line
+  ) throws {
+    let a = try json(reference)["standardized_coefficients"] as! [Double]
+    let b = try json(clean)["standardized_coefficients"] as! [Double]
+    let c = try json(chaotic)["standardized_coefficients"] as! [Double]
+    let scale = a.map(abs).max()!
+    XCTAssertEqual(a.count, b.count, file: file, line: line)
+    for (x, y) in zip(a, b) {
+      XCTAssertEqual(x, y, accuracy: 1e-12 * scale, file: file, line: line)
+    }
+    XCTAssertEqual(b, c, file: file, line: line)
+    XCTAssertEqual(
+      try json(clean)["standardized_intercept"] as! Double,
+      try json(chaotic)["standardized_intercept"] as! Double, file: file, line: line)
+  }
+
   func cancerArgs(_ out: String) -> [String] {
     [
       "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
@@ -125,16 +145,7 @@ final class LaunchTests: XCTestCase {
       ] + args)
     XCTAssertEqual(r2.status, 0, r2.stderr)
     XCTAssertEqual(r2.stderr.components(separatedBy: "with SIGKILL").count - 1, 3, r2.stderr)
-    let a = try json(whole)["standardized_coefficients"] as! [Double]
-    let b = try json(clean)["standardized_coefficients"] as! [Double]
-    let c = try json(chaotic)["standardized_coefficients"] as! [Double]
-    let scale = a.map(abs).max()!
-    XCTAssertEqual(a.count, b.count)
-    for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-12 * scale) }
-    XCTAssertEqual(b, c)
-    XCTAssertEqual(
-      try json(clean)["standardized_intercept"] as! Double,
-      try json(chaotic)["standardized_intercept"] as! Double)
+    try assertModels(reference: whole, clean: clean, chaotic: chaotic)
   }
 
   /// Columns partitioned across processes (`--partition columns`: each of 3 workers holds
@@ -163,16 +174,7 @@ final class LaunchTests: XCTestCase {
       ] + args)
     XCTAssertEqual(r2.status, 0, r2.stderr)
     XCTAssertEqual(r2.stderr.components(separatedBy: "with SIGKILL").count - 1, 3, r2.stderr)
-    let a = try json(single)["standardized_coefficients"] as! [Double]
-    let b = try json(clean)["standardized_coefficients"] as! [Double]
-    let c = try json(chaotic)["standardized_coefficients"] as! [Double]
-    let scale = a.map(abs).max()!
-    XCTAssertEqual(a.count, b.count)
-    for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-12 * scale) }
-    XCTAssertEqual(b, c)
-    XCTAssertEqual(
-      try json(clean)["standardized_intercept"] as! Double,
-      try json(chaotic)["standardized_intercept"] as! Double)
+    try assertModels(reference: single, clean: clean, chaotic: chaotic)
     let exact = try CLI.run(
       launch + ["--output", dir.path("exact.json")] + [
         "--data", CLI.dataset("diabetes.csv"), "--label", "progression", "--model", "ridge",
