@@ -218,6 +218,9 @@ struct DistributedFlags: ParsableArguments {
       throw ValidationError("--metrics-port needs --workers")
     }
     if chaos != nil && workers == nil { throw ValidationError("--chaos needs --workers") }
+    if partition != .rows && workers == nil {
+      throw ValidationError("--partition needs --workers")
+    }
     guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be ≥ 1") }
   }
 

@@ -164,4 +164,24 @@ final class BadInputTests: XCTestCase {
     XCTAssertTrue(r.stderr.contains("p.csv:3"), r.stderr)
     XCTAssertFalse(FileManager.default.fileExists(atPath: out))
   }
+
+  /// `--partition columns` without workers, or with the exact solver (ridge's default), is
+  /// refused before any training: a non-zero exit, the reason, and the old model untouched.
+  func testColumnsPartitionIsCheckedUpFront() throws {
+    let dir = try TempDir()
+    let model = dir.path("model.json")
+    try Data("previous model".utf8).write(to: URL(fileURLWithPath: model))
+    let train = [
+      "train", "--data", CLI.dataset("diabetes.csv"), "--label", "progression", "--model",
+      "ridge", "--l2", "0.01", "--output", model, "--quiet", "--partition", "columns",
+    ]
+    for (extra, reason) in [
+      ([], "--partition needs --workers"), (["--workers", "2"], "needs an iterative solver"),
+    ] {
+      let r = try CLI.run(train + extra)
+      XCTAssertNotEqual(r.status, 0, r.stderr)
+      XCTAssertTrue(r.stderr.contains(reason), r.stderr)
+      XCTAssertEqual(try String(contentsOfFile: model, encoding: .utf8), "previous model")
+    }
+  }
 }
