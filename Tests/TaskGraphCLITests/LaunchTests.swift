@@ -29,6 +29,16 @@ final class LaunchTests: XCTestCase {
       try json(chaotic)["standardized_intercept"] as! Double, file: file, line: line)
   }
 
+  /// Logistic regression on breast cancer by gradient descent for exactly `iterations`
+  /// steps (one epoch each, so chaos kills land inside the run), seeded with `seed`.
+  func descentArgs(iterations: Int, seed: Int) -> [String] {
+    [
+      "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
+      "--l2", "0.001", "--standardize", "--solver", "gd", "--max-iterations", "\(iterations)",
+      "--tolerance", "0", "--quiet", "--seed", "\(seed)",
+    ]
+  }
+
   func cancerArgs(_ out: String) -> [String] {
     [
       "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
@@ -89,11 +99,7 @@ final class LaunchTests: XCTestCase {
   func testChaosKillsGiveTheFaultFreeModel() throws {
     let dir = try TempDir()
     // Gradient descent for 200 iterations: at least 200 epochs.
-    let args = [
-      "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
-      "--l2", "0.001", "--standardize", "--solver", "gd", "--max-iterations", "200",
-      "--tolerance", "0", "--quiet", "--seed", "7",
-    ]
+    let args = descentArgs(iterations: 200, seed: 7)
     let clean = dir.path("clean.json")
     let r0 = try CLI.run(["launch", "--workers", "4", "--output", clean] + args)
     XCTAssertEqual(r0.status, 0, r0.stderr)
@@ -125,11 +131,7 @@ final class LaunchTests: XCTestCase {
   /// and with workers and the master killed by SIGKILL it is the fault-free one bit for bit.
   func testGradientBlocksAcrossProcessesSurviveChaos() throws {
     let dir = try TempDir()
-    let args = [
-      "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
-      "--l2", "0.001", "--standardize", "--solver", "gd", "--max-iterations", "80",
-      "--tolerance", "0", "--quiet", "--seed", "3", "--workers", "3",
-    ]
+    let args = descentArgs(iterations: 80, seed: 3) + ["--workers", "3"]
     let whole = dir.path("whole.json")
     let r0 = try CLI.run(["launch", "--gradient-blocks", "0", "--output", whole] + args)
     XCTAssertEqual(r0.status, 0, r0.stderr)
@@ -154,11 +156,7 @@ final class LaunchTests: XCTestCase {
   /// SIGKILL it is the fault-free one bit for bit. The exact solver is refused up front.
   func testColumnsPartitionedAcrossProcessesSurviveChaos() throws {
     let dir = try TempDir()
-    let args = [
-      "--data", CLI.dataset("breast_cancer.csv"), "--label", "malignant", "--model", "logistic",
-      "--l2", "0.001", "--standardize", "--solver", "gd", "--max-iterations", "80",
-      "--tolerance", "0", "--quiet", "--seed", "3",
-    ]
+    let args = descentArgs(iterations: 80, seed: 3)
     let single = dir.path("single.json")
     let r0 = try CLI.run(["train", "--output", single] + args)
     XCTAssertEqual(r0.status, 0, r0.stderr)
