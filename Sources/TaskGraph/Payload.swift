@@ -152,10 +152,17 @@ public struct SharedDoubles: Sendable, Equatable {
   public var array: [Double] {
     if let held = wholeArray { return held }
     return [Double](unsafeUninitializedCapacity: count) { out, n in
-      withUnsafeBytes { raw in
-        if count > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: raw) }
-      }
+      if count > 0 { copyBytes(to: UnsafeMutableRawPointer(out.baseAddress!)) }
       n = count
+    }
+  }
+
+  /// Copies the values' `8 * count` bytes to `destination`, byte by byte (neither side need
+  /// be aligned for `Double`).
+  public func copyBytes(to destination: UnsafeMutableRawPointer) {
+    withUnsafeBytes { raw in
+      guard let base = raw.baseAddress else { return }
+      destination.copyMemory(from: base, byteCount: raw.count)
     }
   }
 

@@ -48,19 +48,35 @@ extension FusedGradient {
   ) -> GradientSums {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     let z = margins(x: x, weights: weights, threads: threads, instructionSet: instructionSet)
-    var sums = GradientSums(cols: 0)
-    sums.rows = x.rows
-    var r = [Double](repeating: 0, count: x.rows)
-    for i in 0..<x.rows {
-      let (l, derivative) = loss.lossAndDerivative(margin: z[i] + intercept, label: y[i])
-      sums.loss += l
-      sums.intercept += derivative
-      r[i] = derivative
+    let (sums, r) = z.withUnsafeBytes { z in
+      residuals(margins: UnalignedDoubles(z), intercept: intercept, labels: y, loss: loss)
     }
     gradientInColumnBlocks(
       x: x, residuals: r, blockColumns: blockColumns, threads: threads,
       instructionSet: instructionSet, onBlock: onBlock)
     return sums
+  }
+
+  /// The loss, intercept and row sums at margins `z + b`, row by row in order, and each
+  /// row's derivative `r`: what lies between the two passes of
+  /// ``computeInColumnBlocks(x:y:weights:intercept:loss:blockColumns:threads:instructionSet:onBlock:)``.
+  /// The margins may be read in place at any alignment (a received message's bytes).
+  public static func residuals(
+    margins z: UnalignedDoubles, intercept b: Double, labels y: [Double], loss: RowLoss
+  ) -> (sums: GradientSums, residuals: [Double]) {
+    precondition(z.count == y.count, "margins: \(z.count), labels: \(y.count)")
+    var sums = GradientSums(cols: 0)
+    sums.rows = y.count
+    let r = [Double](unsafeUninitializedCapacity: y.count) { r, count in
+      for i in 0..<y.count {
+        let (l, derivative) = loss.lossAndDerivative(margin: z[i] + b, label: y[i])
+        sums.loss += l
+        sums.intercept += derivative
+        r[i] = derivative
+      }
+      count = y.count
+    }
+    return (sums, r)
   }
 
   /// The margins `X w` (no intercept), the first pass of

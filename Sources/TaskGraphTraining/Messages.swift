@@ -19,13 +19,13 @@ enum MasterMessage: Equatable {
   /// the weights of your columns.
   case margins(JobDescription, SentParameters)
   /// Columns partitioned, an evaluation's second half: loss and gradient sums of your
-  /// columns at these whole margins (intercept included).
-  case gradientAt(JobDescription, margins: SharedDoubles)
+  /// columns at margins `margins + intercept` (the workers' parts of `X w` added up).
+  case gradientAt(JobDescription, margins: SharedDoubles, intercept: Double)
 
   var job: JobDescription {
     switch self {
     case .load(let j), .evaluate(let j, _), .gram(let j), .validate(let j, _), .margins(let j, _),
-      .gradientAt(let j, _):
+      .gradientAt(let j, _, _):
       j
     }
   }
@@ -54,8 +54,9 @@ enum MasterMessage: Equatable {
       Self.writeJob(job, kind: kind, light: light, to: &w)
       w.f64(p.intercept)
       w.doubles(p.weights)
-    case .gradientAt(let job, let z):
+    case .gradientAt(let job, let z, let b):
       Self.writeJob(job, kind: 6, light: light, to: &w)
+      w.f64(b)
       w.doubles(z)
     }
     return w.payload
@@ -125,7 +126,9 @@ enum MasterMessage: Equatable {
     case 2, 0x82: return .evaluate(job, try parameters())
     case 4, 0x84: return .validate(job, try parameters())
     case 5, 0x85: return .margins(job, try parameters())
-    case 6, 0x86: return .gradientAt(job, margins: try r.sharedDoubles())
+    case 6, 0x86:
+      let b = try r.f64()
+      return .gradientAt(job, margins: try r.sharedDoubles(), intercept: b)
     default: throw TrainingError(code: .mismatch, message: "unknown master message \(kind)")
     }
   }

@@ -156,8 +156,8 @@ public actor ParameterServerMaster: MasterTask {
   var assemblies: [Int: GradientAssembly] = [:]
   /// The current round's blocks summed over the workers as they arrive (BSP).
   var blockTotal: BlockTotal?
-  /// Columns partitioned: the current evaluation's margins (the workers' parts summed, the
-  /// intercept added) once its first half is in; nil before, and between evaluations.
+  /// Columns partitioned: the current evaluation's margins without the intercept (the
+  /// workers' parts summed) once its first half is in; nil before, and between evaluations.
   var margins: [Double]?
   /// Columns partitioned: each worker's time on the current evaluation's first half.
   var marginsMilliseconds: [Int: Double] = [:]
@@ -286,7 +286,8 @@ public actor ParameterServerMaster: MasterTask {
     case .loading: .load(job)
     case .evaluating(let request) where byColumns:
       if let margins {
-        .gradientAt(job, margins: SharedDoubles(margins))
+        .gradientAt(
+          job, margins: SharedDoubles(margins), intercept: request.parameters.intercept)
       } else {
         .margins(job, columns(of: request.parameters, worker: worker, of: count))
       }
@@ -315,16 +316,12 @@ public actor ParameterServerMaster: MasterTask {
     guard case .evaluating(let request) = phase else { return }
     let d = request.parameters.weights.count
     let range = Partition.columns(of: worker - 1, count: workers, total: d)
-    guard offset >= 0, offset + values.count <= range.count else { return }
+    guard offset >= 0, values.count > 0, offset + values.count <= range.count else { return }
     if columnGradient?.tag != tag {
       columnGradient = (tag, [Double](repeating: 0, count: d))
     }
     columnGradient!.values.withUnsafeMutableBytes { g in
-      values.withUnsafeBytes { v in
-        guard let base = v.baseAddress else { return }
-        (g.baseAddress! + 8 * (range.lowerBound + offset)).copyMemory(
-          from: base, byteCount: v.count)
-      }
+      values.copyBytes(to: g.baseAddress! + 8 * (range.lowerBound + offset))
     }
   }
 
@@ -490,8 +487,8 @@ public actor ParameterServerMaster: MasterTask {
     answerTimes[worker] = Date().timeIntervalSince(epochStart) * 1000
     guard answers.count == context.workers.count else { return }
     let workers = context.workers.sorted()
-    if case .evaluating(let request) = phase, byColumns, margins == nil {
-      return await sumMargins(workers, intercept: request.parameters.intercept, context: context)
+    if case .evaluating = phase, byColumns, margins == nil {
+      return await sumMargins(workers, context: context)
     }
     answeredAt = Date()
     switch phase {
@@ -722,9 +719,9 @@ public actor ParameterServerMaster: MasterTask {
   }
 
   /// Columns partitioned, an evaluation's first half in: adds the workers' parts of the
-  /// margins in task-id order, `((z₁ + z₂) + …) + b`, and sends the sum to every worker for
-  /// the second half.
-  private func sumMargins(_ workers: [Int], intercept: Double, context: MasterContext) async {
+  /// margins in task-id order, `(z₁ + z₂) + …`, and sends the sum to every worker for the
+  /// second half (each adds the intercept, as one machine's kernel does).
+  private func sumMargins(_ workers: [Int], context: MasterContext) async {
     let expected = rows
     for w in workers {
       if case .margins(let z, _) = answers[w], z.count != expected {
@@ -744,7 +741,6 @@ public actor ParameterServerMaster: MasterTask {
               for i in 0..<z.count { z[i] += p[i] }
             }
           }
-          for i in 0..<z.count { z[i] += intercept }
         }
         return z
       }
@@ -1263,7 +1259,7 @@ public actor ParameterServerWorker: WorkerTask {
       }
       await notifyMaster(
         WorkerMessage.margins(SharedDoubles(z), computeMilliseconds: ms).encoded(tag))
-    case .gradientAt(let job, let z):
+    case .gradientAt(let job, let z, let b):
       let (x, y) = (self.x!, self.y)
       guard job.partition == .columns, z.count == y.count else {
         throw TrainingError(
@@ -1275,7 +1271,7 @@ public actor ParameterServerWorker: WorkerTask {
       // narrow shards have the faster fused kernel, this pass is the block kernel anyway.
       if let block = gradientBlockColumns, columns > block {
         try await sendInBlocks(columns: columns, tag: tag, notifyMaster: notifyMaster) { onBlock in
-          let (sums, r) = Self.residuals(margins: z, labels: y, loss: job.loss)
+          let (sums, r) = Self.residuals(margins: z, intercept: b, labels: y, loss: job.loss)
           Self.gradient(of: x, residuals: r, blockColumns: block, threads: job.threads, onBlock)
           return sums
         }
@@ -1283,16 +1279,14 @@ public actor ParameterServerWorker: WorkerTask {
       }
       let (sums, ms) = try await Offload.run(priority: .compute) {
         let start = DispatchTime.now().uptimeNanoseconds
-        var (sums, r) = Self.residuals(margins: z, labels: y, loss: job.loss)
+        var (sums, r) = Self.residuals(margins: z, intercept: b, labels: y, loss: job.loss)
         let gradient = Mutex([Double](repeating: 0, count: columns))
         let threads = max(1, min(job.threads, columns))
         Self.gradient(
           of: x, residuals: r, blockColumns: max(1, (columns + threads - 1) / threads),
           threads: threads
         ) { range, values in
-          gradient.withLock { g in
-            for (j, v) in zip(range, values) { g[j] = v }
-          }
+          gradient.withLock { $0.replaceSubrange(range, with: values) }
         }
         sums.gradient = gradient.withLock { $0 }
         return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
@@ -1403,26 +1397,15 @@ public actor ParameterServerWorker: WorkerTask {
     }
   }
 
-  /// The loss, intercept and row sums at whole margins `z` (intercept included), and each
-  /// row's derivative: what every worker of a column partition computes alike.
-  static func residuals(margins z: SharedDoubles, labels y: [Double], loss: RowLoss) -> (
-    GradientSums, [Double]
-  ) {
-    var sums = GradientSums(cols: 0)
-    sums.rows = y.count
-    let r = z.withUnsafeBytes { raw in
-      [Double](unsafeUninitializedCapacity: y.count) { r, count in
-        for i in 0..<y.count {
-          let (l, derivative) = loss.lossAndDerivative(
-            margin: raw.loadUnaligned(fromByteOffset: 8 * i, as: Double.self), label: y[i])
-          sums.loss += l
-          sums.intercept += derivative
-          r[i] = derivative
-        }
-        count = y.count
-      }
+  /// The loss, intercept and row sums at margins `z + b`, and each row's derivative
+  /// (``FusedGradient/residuals(margins:intercept:labels:loss:)``, the margins read in
+  /// place): what every worker of a column partition computes alike.
+  static func residuals(
+    margins z: SharedDoubles, intercept b: Double, labels y: [Double], loss: RowLoss
+  ) -> (sums: GradientSums, residuals: [Double]) {
+    z.withUnsafeBytes { raw in
+      FusedGradient.residuals(margins: UnalignedDoubles(raw), intercept: b, labels: y, loss: loss)
     }
-    return (sums, r)
   }
 
   /// `xᵀ r` in blocks of `blockColumns` columns, each handed to `onBlock`.
@@ -1588,12 +1571,8 @@ struct GradientAssembly {
     let n = sums?.columns ?? columns ?? 0
     var gradient = [Double](repeating: 0, count: n)
     gradient.withUnsafeMutableBytes { g in
-      for (offset, block) in blocks {
-        block.withUnsafeBytes { v in
-          guard let base = v.baseAddress else { return }
-          // Byte by byte: a received block need not be aligned for Double.
-          (g.baseAddress! + 8 * offset).copyMemory(from: base, byteCount: v.count)
-        }
+      for (offset, block) in blocks where block.count > 0 {
+        block.copyBytes(to: g.baseAddress! + 8 * offset)
       }
     }
     return gradient
