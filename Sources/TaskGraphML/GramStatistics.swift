@@ -88,26 +88,124 @@ public struct GramStatistics: Sendable, Equatable {
   }
 
   /// Ridge (least squares with `l2 == 0`) parameters: `(C + n·l2·I) w = c`, `b = ȳ − μ·w`.
+  /// Aliased columns (see `solveReportingAliased`) get coefficient 0.
   ///
   /// - Throws: `MLError.Code.singularSystem` if the system is not positive definite.
   public func solve(l2: Double) throws -> Parameters {
+    try solveReportingAliased(l2: l2).parameters
+  }
+
+  /// The fraction of a column's centred variance that the columns before it must leave
+  /// unexplained (`1 − R²` of the column on them) for the column to count as estimable;
+  /// below it the column is aliased. Rounding in a Gram matrix of doubles leaves about
+  /// 1e-16 relative, so 1e-9 separates exact collinearity (one-hot levels beside the
+  /// intercept, duplicated or constant columns) from near-collinearity with room to spare.
+  public static let aliasingTolerance = 1e-9
+
+  /// Parameters as `solve`, and the columns found aliased.
+  ///
+  /// Without a penalty, a column that the columns before it (and the intercept) explain to
+  /// within `aliasingTolerance` of its variance is aliased, as R's `lm` reports it: it
+  /// gets coefficient 0 and the others are the least-squares solution without it (the
+  /// fitted values are those of the full design). Columns are taken in order, so of a set
+  /// of collinear columns the last is the one dropped. A positive `l2` makes the system
+  /// definite: no column is aliased then.
+  ///
+  /// - Throws: `MLError.Code.singularSystem` if the penalised system is not positive
+  ///   definite (only rounding can do that).
+  public func solveReportingAliased(l2: Double) throws -> (parameters: Parameters, aliased: [Int]) {
     precondition(count > 0, "no rows")
     let d = means.count
-    if d == 0 { return Parameters(weights: [], intercept: labelMean) }
+    if d == 0 { return (Parameters(weights: [], intercept: labelMean), []) }
     var a = gram
     for i in 0..<d { a[i, i] += Double(count) * l2 }
-    let w: [Double]
-    do {
-      w = try LAPACK.solvePositiveDefinite(a, cross)
-    } catch let error as LinalgError {
+    var w = cross
+    let info = a.withUnsafeMutableBufferPointer { ap in
+      w.withUnsafeMutableBufferPointer { wp in
+        Double.posv(n: d, nrhs: 1, a: ap.baseAddress!, lda: d, b: wp.baseAddress!, ldb: 1)
+      }
+    }
+    // posv leaves the factor U (A = UᵀU) in the upper triangle: U_jj² / A_jj is the share of
+    // column j's variance the columns before it leave unexplained.
+    var fullRank = info == 0
+    if fullRank && l2 == 0 {
+      for j in 0..<d where a[j, j] * a[j, j] < Self.aliasingTolerance * gram[j, j] {
+        fullRank = false
+        break
+      }
+    }
+    if fullRank { return (intercepted(w), []) }
+    if l2 > 0 {
       throw MLError(
         code: .singularSystem,
-        message: "XᵀX + n·l2·I is not positive definite (collinear features? try l2 > 0)",
-        cause: error)
+        message: "XᵀX + n·l2·I is not positive definite (l2 too small for the data's scale?)")
     }
+    let aliased = aliasedColumns()
+    let kept = (0..<d).filter { !aliased.contains($0) }
+    var weights = [Double](repeating: 0, count: d)
+    if !kept.isEmpty {
+      var reduced = Matrix<Double>(rows: kept.count, cols: kept.count)
+      for (r, i) in kept.enumerated() {
+        for (c, j) in kept.enumerated() { reduced[r, c] = gram[i, j] }
+      }
+      let solved: [Double]
+      do {
+        solved = try LAPACK.solvePositiveDefinite(reduced, kept.map { cross[$0] })
+      } catch {
+        throw MLError(
+          code: .singularSystem,
+          message: "the columns left after removing aliased ones are still singular",
+          cause: error as? LinalgError)
+      }
+      for (r, j) in kept.enumerated() { weights[j] = solved[r] }
+    }
+    return (intercepted(weights), aliased.sorted())
+  }
+
+  private func intercepted(_ w: [Double]) -> Parameters {
     var b = labelMean
-    for j in 0..<d { b -= means[j] * w[j] }
+    for j in 0..<means.count { b -= means[j] * w[j] }
     return Parameters(weights: w, intercept: b)
+  }
+
+  /// The aliased columns: an in-order Cholesky factorisation of the correlation matrix
+  /// that skips every column whose remaining pivot falls below `aliasingTolerance`.
+  /// O(d³/3), run only when the fast factorisation found the design rank-deficient.
+  func aliasedColumns() -> Set<Int> {
+    let d = means.count
+    var scale = [Double](repeating: 0, count: d)
+    var aliased = Set<Int>()
+    for j in 0..<d {
+      let v = gram[j, j]
+      // A constant column: no variance, or only the rounding of its mean.
+      if !(v > 1e-24 * Double(count) * max(means[j] * means[j], 1e-300)) {
+        aliased.insert(j)
+      } else {
+        scale[j] = 1 / v.squareRoot()
+      }
+    }
+    // Row-major lower factor of the kept columns; rows of aliased columns stay unused.
+    var l = [Double](repeating: 0, count: d * d)
+    var kept: [Int] = []
+    l.withUnsafeMutableBufferPointer { lp in
+      for j in 0..<d where !aliased.contains(j) {
+        var pivot = 1.0
+        for k in kept { pivot -= lp[j * d + k] * lp[j * d + k] }
+        if pivot < Self.aliasingTolerance {
+          aliased.insert(j)
+          continue
+        }
+        let ljj = pivot.squareRoot()
+        lp[j * d + j] = ljj
+        for i in (j + 1)..<d where !aliased.contains(i) {
+          var v = gram[min(i, j), max(i, j)] * scale[i] * scale[j]
+          for k in kept { v -= lp[i * d + k] * lp[j * d + k] }
+          lp[i * d + j] = v / ljj
+        }
+        kept.append(j)
+      }
+    }
+    return aliased
   }
 
   /// The mean squared-loss term `(1/n) Σ ½ rᵢ²` at `p`, from the statistics alone (exact for

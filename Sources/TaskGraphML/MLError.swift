@@ -9,6 +9,7 @@ public struct MLError: Error, CustomStringConvertible, Sendable {
       case singularSystem
       case invalidModelFile
       case fileAccess
+      case invalidConfiguration
     }
     private let value: Value
     private init(_ value: Value) { self.value = value }
@@ -19,6 +20,8 @@ public struct MLError: Error, CustomStringConvertible, Sendable {
     public static let invalidModelFile = Code(.invalidModelFile)
     /// A file could not be read or written.
     public static let fileAccess = Code(.fileAccess)
+    /// A training configuration combines settings no solver can honour.
+    public static let invalidConfiguration = Code(.invalidConfiguration)
 
     /// The code's name, e.g. `singularSystem`.
     public var description: String { String(describing: value) }

@@ -62,47 +62,83 @@ extension Optimizer {
       failed: true)
   }
 
-  /// One mini-batch SGD update: `θ ← θ − η(t)·ĝ` with `ĝ` the batch gradient (mean loss
-  /// gradient plus `l2·w`), then soft-thresholding by `η(t)·l1` when `l1 > 0`.
+  /// One pass (epoch) of mini-batch SGD over every row: the rows in an order shuffled by
+  /// the seeded RNG (or in order, for `.sequentialRanges`), `batchSize` at a time, each
+  /// batch an update `θ ← θ − η·ĝ` (`ĝ` the batch's mean loss gradient plus `l2·w`, then
+  /// soft-thresholding by `η·l1`). The pass ends with the objective over all rows, which is
+  /// what the outcome reports. Under `.halvingOnStall` a pass that does not lower it is
+  /// undone and the rate halved. A pass that does not improve the best objective by the
+  /// tolerance counts towards `patience`; the outcome is `stalled` once that many passes in
+  /// a row did not.
   mutating func sgdStep(
     _ sgd: SGDConfiguration, _ evaluate: (EvaluationRequest) throws -> GradientSums
   ) throws -> StepOutcome {
     let before = evaluations
-    let batch = nextBatch(sgd)
-    let point = try evaluatePoint(theta, batch: batch, evaluate)
-    let eta = sgd.schedule.rate(at: iteration)
+    let start = try ensureCurrent(evaluate)
+    let eta: Double
+    if case .halvingOnStall = sgd.schedule {
+      eta = stepSize
+    } else {
+      eta = sgd.schedule.rate(at: iteration)
+    }
     let l1 = configuration.regularization.l1
     let d = penalisedCount
     var next = theta
-    for i in next.indices { next[i] -= eta * point.gradient[i] }
-    if l1 > 0 {
-      for j in 0..<d { next[j] = softThreshold(next[j], eta * l1) }
+    for batch in passBatches(sgd) {
+      let point = try evaluatePoint(next, batch: batch, evaluate)
+      for i in next.indices { next[i] -= eta * point.gradient[i] }
+      if l1 > 0 {
+        for j in 0..<d { next[j] = softThreshold(next[j], eta * l1) }
+      }
     }
-    let gradientNorm = norm(pseudoGradient(theta, point.gradient, l1: l1))
-    theta = next
-    // The full-data evaluation is stale after an update.
-    current = nil
-    stepSize = eta
+    let end = try evaluatePoint(next, batch: .all, evaluate)
+    let lowered = end.objective.isFinite && end.objective < start.objective
+    if case .halvingOnStall = sgd.schedule, !lowered {
+      stepSize = eta / 2
+    } else {
+      theta = next
+      current = end
+      stepSize = eta
+    }
+    let objective = current!.objective
+    let best = bestObjective ?? start.objective
+    if objective < best - sgd.tolerance * max(abs(best), 1) {
+      passesWithoutImprovement = 0
+    } else {
+      passesWithoutImprovement += 1
+    }
+    bestObjective = min(best, objective)
     iteration += 1
-    return outcome(
-      previous: point.objective, objective: point.objective, gradientNorm: gradientNorm,
-      evaluationsBefore: before, failed: false)
+    var out = outcome(
+      previous: start.objective, objective: objective,
+      gradientNorm: norm(stationarity(theta, current!.gradient)), evaluationsBefore: before,
+      failed: false)
+    out.stalled = passesWithoutImprovement >= sgd.patience
+    return out
   }
 
-  mutating func nextBatch(_ sgd: SGDConfiguration) -> Batch {
+  /// The mini-batches of one pass over the rows.
+  mutating func passBatches(_ sgd: SGDConfiguration) -> [Batch] {
     let size = min(sgd.batchSize, rowCount)
     switch sgd.sampling {
     case .sequentialRanges:
-      let start = batchCursor
-      let end = min(start + size, rowCount)
-      batchCursor = end == rowCount ? 0 : end
-      return .rows(start..<end)
+      return stride(from: 0, to: rowCount, by: size).map {
+        .rows($0..<min($0 + size, rowCount))
+      }
     case .randomIndices:
-      var indices = [Int](repeating: 0, count: size)
-      for k in 0..<size { indices[k] = Int(rng.next() % UInt64(rowCount)) }
-      // Sorted for memory locality; the sum does not depend on the order.
-      indices.sort()
-      return .indices(indices)
+      var order = Array(0..<rowCount)
+      // Fisher–Yates with the optimizer's own generator, so a pass is the same on every
+      // run and after a resume from a checkpoint.
+      if rowCount > 1 {
+        for i in stride(from: rowCount - 1, to: 0, by: -1) {
+          let j = Int(rng.next() % UInt64(i + 1))
+          order.swapAt(i, j)
+        }
+      }
+      return stride(from: 0, to: rowCount, by: size).map {
+        // Sorted for memory locality; the sum does not depend on the order.
+        .indices(order[$0..<min($0 + size, rowCount)].sorted())
+      }
     }
   }
 }

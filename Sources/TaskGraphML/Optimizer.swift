@@ -18,6 +18,9 @@ public struct StepOutcome: Sendable, Hashable {
   public var evaluations: Int
   /// `true` if the line search found no acceptable step; the parameters did not move.
   public var lineSearchFailed: Bool
+  /// SGD: the objective over all rows has not improved by the tolerance for `patience`
+  /// passes in a row, so more passes are not expected to help.
+  public var stalled = false
 }
 
 /// The cached evaluation at the optimizer's current parameters.
@@ -253,10 +256,14 @@ public struct Optimizer: Sendable, Codable {
   var current: EvaluatedPoint?
   var history: [CurvaturePair]
   var batchCursor: Int
+  /// SGD: the lowest objective over all rows seen at the end of a pass.
+  var bestObjective: Double?
+  /// SGD: passes in a row that did not improve `bestObjective` by the tolerance.
+  var passesWithoutImprovement = 0
 
   enum CodingKeys: String, CodingKey {
     case configuration, rowCount, iteration, evaluations, stepSize, rng, theta, current, history
-    case batchCursor
+    case batchCursor, bestObjective, passesWithoutImprovement
   }
 
   public init(from decoder: any Decoder) throws {
@@ -271,6 +278,9 @@ public struct Optimizer: Sendable, Codable {
     current = try c.decodeIfPresent(EvaluatedPoint.self, forKey: .current)
     history = try c.decode([CurvaturePair].self, forKey: .history)
     batchCursor = try c.decode(Int.self, forKey: .batchCursor)
+    bestObjective = try c.decodeIfPresent(Double.self, forKey: .bestObjective)
+    passesWithoutImprovement =
+      try c.decodeIfPresent(Int.self, forKey: .passesWithoutImprovement) ?? 0
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -285,6 +295,8 @@ public struct Optimizer: Sendable, Codable {
     try c.encodeIfPresent(current, forKey: .current)
     try c.encode(history, forKey: .history)
     try c.encode(batchCursor, forKey: .batchCursor)
+    try c.encodeIfPresent(bestObjective, forKey: .bestObjective)
+    try c.encode(passesWithoutImprovement, forKey: .passesWithoutImprovement)
   }
 
   /// An optimizer at `initial` for data with `rowCount` rows.
@@ -304,7 +316,7 @@ public struct Optimizer: Sendable, Codable {
     switch configuration.method {
     case .sgd(let sgd):
       rng = SplitMix64(seed: sgd.seed)
-      if case .constant(let eta) = sgd.schedule { stepSize = eta }
+      stepSize = sgd.schedule.rate(at: 0)
     case .projectedGradient(let bounds):
       precondition(
         bounds.lower.count == initial.weights.count,
@@ -496,4 +508,12 @@ extension Encoder {
 
 extension Decoder {
   var vectorSink: VectorSink? { userInfo[VectorSink.key] as? VectorSink }
+}
+
+extension Optimizer {
+  /// Whether this is SGD, whose iterations are passes over the rows.
+  public var isStochastic: Bool {
+    if case .sgd = configuration.method { return true }
+    return false
+  }
 }

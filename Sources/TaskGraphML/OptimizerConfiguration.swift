@@ -8,11 +8,16 @@ public enum LearningRateSchedule: Sendable, Codable, Hashable {
   case inverseScaling(eta0: Double, power: Double)
   /// `η(t) = eta0 · factor^⌊t / every⌋`.
   case stepDecay(eta0: Double, factor: Double, every: Int)
+  /// `eta0` for the first pass over the rows, halved after every pass that did not lower
+  /// the objective over all rows (that pass is undone): the rate decays only as fast as the
+  /// optimum's neighbourhood demands, and the objective never rises from pass to pass. The
+  /// default of `taskgraph train --solver sgd`.
+  case halvingOnStall(eta0: Double)
 
   /// The learning rate at iteration `t`.
   public func rate(at t: Int) -> Double {
     switch self {
-    case .constant(let eta0):
+    case .constant(let eta0), .halvingOnStall(let eta0):
       return eta0
     case .inverseScaling(let eta0, let power):
       return eta0 / pow(1 + Double(t), power)
@@ -25,11 +30,12 @@ public enum LearningRateSchedule: Sendable, Codable, Hashable {
   }
 }
 
-/// How mini-batches are drawn from the source's rows.
+/// How mini-batches are drawn from the source's rows within a pass.
 public enum BatchSampling: Sendable, Codable, Hashable {
-  /// Consecutive row ranges of `batchSize`, wrapping around at the end.
+  /// Consecutive row ranges of `batchSize`, in order.
   case sequentialRanges
-  /// `batchSize` row indices drawn uniformly with replacement from the seeded RNG.
+  /// The rows in an order shuffled afresh for every pass by the seeded RNG, taken
+  /// `batchSize` at a time (each row once per pass).
   case randomIndices
 }
 
@@ -43,17 +49,41 @@ public struct SGDConfiguration: Sendable, Codable, Hashable {
   public var sampling: BatchSampling
   /// The seed of the optimizer's `SplitMix64`.
   public var seed: UInt64
+  /// A pass improves when it lowers the best objective so far by more than
+  /// `tolerance · max(|best|, 1)` (scikit-learn's `tol`, relative).
+  public var tolerance: Double
+  /// Passes in a row without improvement after which SGD reports itself stalled and the
+  /// run stops (scikit-learn's `n_iter_no_change`).
+  public var patience: Int
 
   /// SGD settings; traps on a non-positive batch size.
   public init(
     batchSize: Int = 32, schedule: LearningRateSchedule = .inverseScaling(eta0: 0.01, power: 0.25),
-    sampling: BatchSampling = .randomIndices, seed: UInt64 = 42
+    sampling: BatchSampling = .randomIndices, seed: UInt64 = 42, tolerance: Double = 1e-6,
+    patience: Int = 5
   ) {
     precondition(batchSize > 0, "batchSize must be positive")
     self.batchSize = batchSize
     self.schedule = schedule
     self.sampling = sampling
     self.seed = seed
+    self.tolerance = tolerance
+    self.patience = patience
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case batchSize, schedule, sampling, seed, tolerance, patience
+  }
+
+  // Checkpoints written before `tolerance` and `patience` existed still load.
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    batchSize = try c.decode(Int.self, forKey: .batchSize)
+    schedule = try c.decode(LearningRateSchedule.self, forKey: .schedule)
+    sampling = try c.decode(BatchSampling.self, forKey: .sampling)
+    seed = try c.decode(UInt64.self, forKey: .seed)
+    tolerance = try c.decodeIfPresent(Double.self, forKey: .tolerance) ?? 1e-6
+    patience = try c.decodeIfPresent(Int.self, forKey: .patience) ?? 5
   }
 
   /// 32 rows per batch, `invscaling` from 0.01 with power 0.25, random indices, seed 42.

@@ -77,8 +77,8 @@ public struct TrainingConfiguration: Sendable, Codable, Hashable {
 public struct TrainingSummary: Sendable, Codable, Hashable {
   /// The solver that ran (`.auto` resolved).
   public var solver: Solver
-  /// The objective `F` before the first iteration and after each one (for SGD: mini-batch
-  /// objectives after the initial full one; for exact solvers: the final objective).
+  /// The objective `F` before the first iteration and after each one (for SGD: after each
+  /// pass over the rows; for exact solvers: the final objective).
   public var objectives: [Double]
   /// Iterations run.
   public var iterations: Int
@@ -88,6 +88,9 @@ public struct TrainingSummary: Sendable, Codable, Hashable {
   public var seconds: Double
   /// Gradient evaluations (full or mini-batch).
   public var evaluations: Int
+  /// Columns the exact solver found aliased (coefficient 0); see
+  /// `GramStatistics.solveReportingAliased`.
+  public var aliased: [Int] = []
 }
 
 /// A trained model and how it was trained.
@@ -118,19 +121,19 @@ public enum Trainer {
     if configuration.kind == .logistic {
       precondition(y.allSatisfy { $0 == 0 || $0 == 1 }, "logistic labels must be 0 or 1")
     }
+    try configuration.validate()
     let solver = configuration.resolvedSolver
     if solver == .exact || solver == .qr {
-      precondition(configuration.kind != .logistic, "exact solvers need the squared loss")
-      precondition(configuration.regularization.l1 == 0, "exact solvers cannot handle l1 > 0")
       let start = clock.seconds()
       let l2 = configuration.regularization.l2
       let p: Parameters
       let loss: Double
+      var aliased: [Int] = []
       if solver == .exact {
         // The loss term follows from the same statistics, without another pass over X.
         let stats = GramStatistics(
           x: x, y: y, threads: configuration.threads, centred: configuration.fitIntercept)
-        p = try stats.solve(l2: l2)
+        (p, aliased) = try stats.solveReportingAliased(l2: l2)
         loss = stats.meanHalfSquaredResidual(p)
       } else {
         p = try ExactSolver.qr(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
@@ -142,7 +145,7 @@ public enum Trainer {
       let objective = loss + configuration.regularization.penalty(p.weights)
       let summary = TrainingSummary(
         solver: solver, objectives: [objective], iterations: 0, stopReason: .exactSolution,
-        seconds: clock.seconds() - start, evaluations: 1)
+        seconds: clock.seconds() - start, evaluations: 1, aliased: aliased)
       return TrainingResult(
         model: LinearModel(kind: configuration.kind, parameters: p), summary: summary,
         optimizer: nil)
@@ -218,13 +221,17 @@ public enum Trainer {
       objectives.append(outcome.objective)
       let elapsed = clock.seconds() - start
       if outcome.lineSearchFailed { return (objectives, .lineSearchFailed, elapsed) }
+      // SGD's passes are compared by its own test (the best objective over `patience`
+      // passes): an undone pass leaves the objective unchanged without the run having
+      // converged.
       let current = OptimizationProgress(
         iteration: outcome.iteration, objective: outcome.objective,
-        previousObjective: outcome.previousObjective, gradientNorm: outcome.gradientNorm,
-        elapsedSeconds: elapsed)
+        previousObjective: optimizer.isStochastic ? nil : outcome.previousObjective,
+        gradientNorm: outcome.gradientNorm, elapsedSeconds: elapsed)
       progress(current)
       afterStep(optimizer, objectives)
       if let reason = stop.reason(at: current) { return (objectives, reason, elapsed) }
+      if outcome.stalled { return (objectives, .objectiveTolerance, elapsed) }
     }
   }
 }

@@ -69,6 +69,8 @@ public enum DistributedTraining {
     let description: JobDescription
     /// The fitted preprocessing shared by all workers.
     public var pipeline: FittedPipeline { description.pipeline }
+    /// The job's configuration with its bounds resolved for the pipeline's features.
+    public var configuration: TrainingConfiguration
     /// Seconds spent fitting the pipeline.
     public var preprocessSeconds: Double
   }
@@ -81,8 +83,9 @@ public enum DistributedTraining {
     }
     let start = Date()
     let pipeline = try DataPipeline.fitPipeline(path: job.dataPath, options: job.pipeline)
+    let configuration = try job.resolvedConfiguration(for: pipeline)
     let fingerprintInput = ConfigFingerprintInput(
-      configuration: job.configuration, pipeline: pipeline, precision: job.precision,
+      configuration: configuration, pipeline: pipeline, precision: job.precision,
       validationSplit: job.validationSplit, seed: job.seed,
       partition: partition == .rows ? nil : partition)
     let description = JobDescription(
@@ -91,7 +94,9 @@ public enum DistributedTraining {
       dataFingerprint: try Fingerprint.ofFile(job.dataPath),
       configFingerprint: Fingerprint.of(fingerprintInput), validationSplit: job.validationSplit,
       seed: job.seed, partition: partition)
-    return Plan(description: description, preprocessSeconds: Date().timeIntervalSince(start))
+    return Plan(
+      description: description, configuration: configuration,
+      preprocessSeconds: Date().timeIntervalSince(start))
   }
 
   struct ConfigFingerprintInput: Encodable {
@@ -126,39 +131,6 @@ public enum DistributedTraining {
       taskID: taskID, workerCount: workers, localDataPath: localDataPath,
       shardCacheDirectory: checkpointDirectory.map(shardDirectory), logger: logger,
       onRefuse: onRefuse, gradientBlockColumns: gradientBlockColumns)
-  }
-
-  /// Bounded staleness needs a solver without a line search: a line search compares
-  /// objective values, which stale sums make inconsistent.
-  public static func checkStaleness(_ staleness: UInt64, configuration: TrainingConfiguration)
-    throws
-  {
-    guard staleness > 0, configuration.resolvedSolver != .sgd else { return }
-    throw TrainingError(
-      code: .invalidConfiguration,
-      message:
-        "--staleness needs --solver sgd (a learning-rate schedule): line searches need sums of one round"
-    )
-  }
-
-  /// Columns partitioned need an iterative solver and BSP (see ``Partition/columns``).
-  public static func checkPartition(
-    _ partition: Partition, staleness: UInt64, configuration: TrainingConfiguration
-  ) throws {
-    guard partition == .columns else { return }
-    if iterative(configuration).resolvedSolver == .exact {
-      throw TrainingError(
-        code: .invalidConfiguration,
-        message:
-          "--partition columns needs an iterative solver (--solver lbfgs, gd, owlqn or sgd): the exact solver needs the products of every pair of columns"
-      )
-    }
-    if staleness > 0 {
-      throw TrainingError(
-        code: .invalidConfiguration,
-        message: "--partition columns needs BSP (--staleness 0): margins of one round only add up"
-      )
-    }
   }
 
   /// The shard cache's directory under a checkpoint directory.
@@ -198,19 +170,17 @@ public enum DistributedTraining {
     epochReport: @escaping @Sendable (EpochReport) -> Void = { _ in },
     logger: Logger = Logger(label: "taskgraph.training")
   ) async throws -> ModelFile {
+    try job.validate(ExecutionMode(options))
     var job = job
     job.configuration = iterative(job.configuration)
-    try checkPartition(
-      options.partition, staleness: options.staleness, configuration: job.configuration)
     let plan = try plan(job, partition: options.partition)
-    var settings = MasterSettings(configuration: job.configuration)
+    var settings = MasterSettings(configuration: plan.configuration)
     settings.checkpointEvery = options.checkpointEvery
     settings.resume = options.resume
     settings.progress = progress
     settings.epochReport = epochReport
     settings.metrics = options.metrics
     settings.staleness = options.staleness
-    try checkStaleness(options.staleness, configuration: job.configuration)
     if let dir = options.checkpointDirectory {
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
       settings.checkpoints = try DirectoryCheckpointStore(directory: dir)
@@ -282,12 +252,15 @@ public enum DistributedTraining {
       stopReason: result.stopReason.rawValue, objectives: result.objectives,
       objective: result.objectives.last ?? .nan, loadSeconds: result.loadSeconds,
       preprocessSeconds: plan.preprocessSeconds, fitSeconds: result.fitSeconds,
-      msPerIteration: 1000 * result.fitSeconds / Double(max(1, result.iterations)),
+      msPerIteration: result.iterations > 0
+        ? 1000 * result.fitSeconds / Double(result.iterations) : 0,
       rowsRead: result.rows + result.validationRows + result.dropped,
       rowsDropped: result.dropped, trainRows: result.rows, validationRows: result.validationRows,
       trainMetrics: result.metrics, validationMetrics: result.validationMetrics,
       precision: job.precision.rawValue,
       threads: job.configuration.threads, workers: workers)
+    report.noteOutcome(
+      stopReason: result.stopReason, aliased: result.aliased.map { plan.pipeline.featureNames[$0] })
     if result.checkpointsWritten + result.checkpointsSuperseded > 0 {
       report.checkpointsWritten = result.checkpointsWritten
       report.checkpointsSuperseded = result.checkpointsSuperseded

@@ -27,6 +27,9 @@ public struct TrainingJob: Sendable {
   public var seed: UInt64 = 42
   /// Parameters to start from (a warm start), in the pipeline's output units.
   public var initial: Parameters?
+  /// Box constraints by feature (resolved into `configuration.bounds` once the features
+  /// are known).
+  public var boundsSpecification: BoundsSpecification?
 
   public init(dataPath: String, pipeline: PipelineOptions, configuration: TrainingConfiguration) {
     self.dataPath = dataPath
@@ -50,10 +53,7 @@ public enum LocalTraining {
   static func run<T: BLASScalar>(
     _ job: TrainingJob, scalar: T.Type, progress: @escaping (OptimizationProgress) -> Void
   ) throws -> ModelFile {
-    guard job.validationSplit >= 0, job.validationSplit < 1 else {
-      throw TrainingError(
-        code: .invalidConfiguration, message: "validation split must be in [0, 1)")
-    }
+    try job.validate(.local)
     var (prepared, timings) = try DataPipeline.fitTimed(
       path: job.dataPath, options: job.pipeline, shard: nil, as: T.self)
     let loaded = Date()
@@ -62,6 +62,8 @@ public enum LocalTraining {
         code: .invalidConfiguration,
         message: "\(job.dataPath): label column '\(job.pipeline.label)' not found")
     }
+    let configuration = try job.resolvedConfiguration(for: prepared.pipeline)
+    try job.checkWarmStart(featureCount: prepared.x.cols)
     if job.configuration.kind == .logistic, let bad = labels.first(where: { $0 != 0 && $0 != 1 }) {
       throw TrainingError(
         code: .invalidConfiguration,
@@ -82,7 +84,7 @@ public enum LocalTraining {
     let result: TrainingResult
     do {
       result = try Trainer.fit(
-        x: train.x, y: train.y, configuration: job.configuration, initial: job.initial,
+        x: train.x, y: train.y, configuration: configuration, initial: job.initial,
         progress: progress)
     } catch {
       throw TrainingError(code: .solverFailed, message: "training failed: \(error)", cause: error)
@@ -90,7 +92,7 @@ public enum LocalTraining {
     let trainMetrics = metrics(result.model, train.x, train.y)
     let validationMetrics = validation.map { metrics(result.model, $0.x, $0.y) } ?? [:]
     let fitSeconds = result.summary.seconds
-    let report = TrainingReport(
+    var report = TrainingReport(
       solver: result.summary.solver.rawValue, iterations: result.summary.iterations,
       stopReason: result.summary.stopReason.rawValue, objectives: result.summary.objectives,
       objective: result.summary.objectives.last ?? .nan,
@@ -98,11 +100,15 @@ public enum LocalTraining {
       preprocessSeconds: timings.preprocessSeconds
         + split.timeIntervalSince(loaded),
       fitSeconds: fitSeconds,
-      msPerIteration: 1000 * fitSeconds / Double(max(1, result.summary.iterations)),
+      msPerIteration: result.summary.iterations > 0
+        ? 1000 * fitSeconds / Double(result.summary.iterations) : 0,
       rowsRead: prepared.rowsRead, rowsDropped: prepared.droppedRows, trainRows: train.x.rows,
       validationRows: validation?.x.rows ?? 0, trainMetrics: trainMetrics,
       validationMetrics: validationMetrics, precision: job.precision.rawValue,
       threads: job.configuration.threads, workers: 1)
+    report.noteOutcome(
+      stopReason: result.summary.stopReason,
+      aliased: result.summary.aliased.map { prepared.pipeline.featureNames[$0] })
     return ModelFile(
       model: result.model, regularization: job.configuration.regularization,
       pipeline: prepared.pipeline, training: report)

@@ -10,6 +10,9 @@ enum MasterMessage: Equatable {
   case load(JobDescription)
   /// Sum loss and gradient over your shard at these parameters.
   case evaluate(JobDescription, SentParameters)
+  /// Sum loss and gradient over these rows of your shard (indices from 0, sorted; an SGD
+  /// mini-batch's rows that fall in your shard; possibly none).
+  case evaluateRows(JobDescription, SentParameters, rows: [Int])
   /// Compute your shard's least-squares statistics (the exact solver's one round).
   case gram(JobDescription)
   /// Score your held-out validation rows with the final parameters (with columns
@@ -25,7 +28,7 @@ enum MasterMessage: Equatable {
   var job: JobDescription {
     switch self {
     case .load(let j), .evaluate(let j, _), .gram(let j), .validate(let j, _), .margins(let j, _),
-      .gradientAt(let j, _, _):
+      .gradientAt(let j, _, _), .evaluateRows(let j, _, _):
       j
     }
   }
@@ -54,6 +57,12 @@ enum MasterMessage: Equatable {
       Self.writeJob(job, kind: kind, light: light, to: &w)
       w.f64(p.intercept)
       w.doubles(p.weights)
+    case .evaluateRows(let job, let p, let rows):
+      Self.writeJob(job, kind: 7, light: light, to: &w)
+      w.f64(p.intercept)
+      w.doubles(p.weights)
+      w.i64(rows.count)
+      for r in rows { w.i64(r) }
     case .gradientAt(let job, let z, let b):
       Self.writeJob(job, kind: 6, light: light, to: &w)
       w.f64(b)
@@ -126,6 +135,17 @@ enum MasterMessage: Equatable {
     case 2, 0x82: return .evaluate(job, try parameters())
     case 4, 0x84: return .validate(job, try parameters())
     case 5, 0x85: return .margins(job, try parameters())
+    case 7, 0x87:
+      let p = try parameters()
+      let n = try r.i64()
+      guard n >= 0 else {
+        throw TrainingError(code: .mismatch, message: "a batch of \(n) rows")
+      }
+      var rows = [Int]()
+      // A count the message cannot hold fails at the first missing index, not here.
+      rows.reserveCapacity(min(n, 1 << 16))
+      for _ in 0..<n { rows.append(try r.i64()) }
+      return .evaluateRows(job, p, rows: rows)
     case 6, 0x86:
       let b = try r.f64()
       return .gradientAt(job, margins: try r.sharedDoubles(), intercept: b)

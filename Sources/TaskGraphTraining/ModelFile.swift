@@ -2,6 +2,14 @@ import Foundation
 import TaskGraphData
 import TaskGraphML
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// The JSON file a training run writes and `predict` / `evaluate` / warm starts read.
 ///
 /// It holds everything needed to score new rows: the fitted preprocessing (which is
@@ -94,18 +102,68 @@ public struct ModelFile: Codable, Sendable, Equatable {
     try AtomicFile.write(try encoded(), to: path)
   }
 
-  /// Reads a model file, checking its format and version first.
+  /// Reads a model file and checks it whole (see `decode(_:path:)`).
+  ///
+  /// - Throws: `TrainingError` with code `io` if the file cannot be read (or is not a regular
+  ///   file, or is larger than physical memory), `unsupportedVersion` for another format
+  ///   version, and `badModelFile` for anything else; the message names the file and, in the
+  ///   project's words, the place in it.
   public static func read(from path: String) throws -> ModelFile {
-    let data: Data
-    do {
-      data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-      throw TrainingError(code: .io, message: "\(path): cannot read the model file", cause: error)
-    }
-    return try decode(data, path: path)
+    try decode(readBytes(path), path: path)
   }
 
-  /// Decodes a model file's bytes; `path` names it in errors.
+  /// The bytes of the file at `path`, refusing a directory, FIFO or device (a FIFO would block
+  /// the read forever) and a file larger than `DataLimits.physicalMemory`.
+  private static func readBytes(_ path: String) throws -> Data {
+    func failure(_ what: String) -> TrainingError {
+      let reason = String(cString: strerror(errno))
+      return TrainingError(code: .io, message: "\(path): cannot \(what) the model file: \(reason)")
+    }
+    let fd = open(path, O_RDONLY | O_NONBLOCK)
+    guard fd >= 0 else { throw failure("open") }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw failure("stat") }
+    guard st.st_mode & S_IFMT == S_IFREG else {
+      throw TrainingError(
+        code: .io,
+        message:
+          "\(path): not a regular file (\(st.st_mode & S_IFMT == S_IFDIR ? "a directory" : "a FIFO, device or socket")); expected a model file"
+      )
+    }
+    let size = Int(st.st_size)
+    guard size <= DataLimits.physicalMemory else {
+      throw TrainingError(
+        code: .io, message: "\(path): the model file holds \(size) bytes, more than memory")
+    }
+    var data = Data(count: size)
+    var done = 0
+    let failed = data.withUnsafeMutableBytes { raw -> Bool in
+      while done < size {
+        let n = systemRead(fd, raw.baseAddress! + done, size - done)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return true }
+        if n == 0 { break }
+        done += n
+      }
+      return false
+    }
+    if failed { throw failure("read") }
+    return data.prefix(done)
+  }
+
+  /// Decodes a model file's bytes and checks it whole; `path` names it in errors.
+  ///
+  /// Beyond the JSON's shape, the model must be usable as it stands: the format name and
+  /// version this build reads; as many coefficients (original and standardised) as feature
+  /// names, the same names as the preprocessing gives, and the same label; every
+  /// coefficient, intercept and regularisation weight finite (the weights also non-negative);
+  /// and a consistent preprocessing (see `FittedPipeline.problem()`: standardisation scales
+  /// finite and positive, means and fills finite, one-hot vocabularies non-empty). Such a file
+  /// would otherwise trap in `predict` / `evaluate` or score rows wrongly. Every problem is one
+  /// `TrainingError` whose message names the file and the place, e.g. `model.json: not a valid
+  /// model file: expected a number at coefficients[3]`; decoding errors are put into those
+  /// words rather than shown as Foundation's.
   public static func decode(_ data: Data, path: String) throws -> ModelFile {
     struct Header: Decodable {
       var format: String?
@@ -115,8 +173,16 @@ public struct ModelFile: Codable, Sendable, Equatable {
     dec.keyDecodingStrategy = .convertFromSnakeCase
     dec.nonConformingFloatDecodingStrategy = .convertFromString(
       positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    guard let header = try? dec.decode(Header.self, from: data) else {
-      throw TrainingError(code: .badModelFile, message: "\(path): not a JSON model file")
+    func invalid(_ reason: String) -> TrainingError {
+      TrainingError(code: .badModelFile, message: "\(path): not a valid model file: \(reason)")
+    }
+    let header: Header
+    do {
+      header = try dec.decode(Header.self, from: data)
+    } catch {
+      throw TrainingError(
+        code: .badModelFile, message: "\(path): not a valid model file: \(describe(error, data))",
+        cause: error)
     }
     guard header.format == formatName else {
       throw TrainingError(
@@ -131,24 +197,141 @@ public struct ModelFile: Codable, Sendable, Equatable {
           "\(path): model format version \(v) is not supported (this build reads version \(currentFormatVersion))"
       )
     }
+    let file: ModelFile
     do {
-      return try dec.decode(ModelFile.self, from: data)
+      file = try dec.decode(ModelFile.self, from: data)
     } catch {
       throw TrainingError(
-        code: .badModelFile, message: "\(path): malformed model file: \(describe(error))",
+        code: .badModelFile, message: "\(path): not a valid model file: \(describe(error, data))",
         cause: error)
+    }
+    if let problem = file.problem() { throw invalid(problem) }
+    return file
+  }
+
+  /// The first inconsistency of a decoded model (see `decode(_:path:)`), or nil.
+  private func problem() -> String? {
+    let n = featureNames.count
+    for (name, count) in [
+      ("coefficients", coefficients.count),
+      ("standardized_coefficients", standardizedCoefficients.count),
+      ("preprocessing.feature_names", preprocessing.featureNames.count),
+    ] where count != n {
+      return "\(name) has \(count) entries but feature_names has \(n)"
+    }
+    if let k = featureNames.indices.first(where: {
+      featureNames[$0] != preprocessing.featureNames[$0]
+    }) {
+      return "feature_names[\(k)] is '\(featureNames[k])' but "
+        + "preprocessing.feature_names[\(k)] is '\(preprocessing.featureNames[k])'"
+    }
+    if label != preprocessing.label {
+      return "label is '\(label)' but preprocessing.label is '\(preprocessing.label)'"
+    }
+    for (name, values) in [
+      ("coefficients", coefficients), ("standardized_coefficients", standardizedCoefficients),
+    ] {
+      if let k = values.firstIndex(where: { !$0.isFinite }) {
+        return "\(name)[\(k)] is \(values[k]): expected a finite number"
+      }
+    }
+    for (name, value) in [
+      ("intercept", intercept), ("standardized_intercept", standardizedIntercept),
+    ] where !value.isFinite {
+      return "\(name) is \(value): expected a finite number"
+    }
+    for (name, value) in [("l1", l1), ("l2", l2)] where !(value.isFinite && value >= 0) {
+      return "\(name) is \(value): expected a finite number ≥ 0"
+    }
+    if let problem = preprocessing.problem() { return "preprocessing.\(problem)" }
+    return nil
+  }
+
+  /// A decoding error in the project's words: what was expected, and where, as the file's
+  /// JSON spells it (`preprocessing.columns[2].fill`).
+  private static func describe(_ error: any Error, _ data: Data) -> String {
+    func place(_ path: [any CodingKey], _ last: (any CodingKey)? = nil) -> String {
+      var text = ""
+      for key in path + (last.map { [$0] } ?? []) {
+        if let index = key.intValue {
+          text += "[\(index)]"
+        } else {
+          text += (text.isEmpty ? "" : ".") + snakeCase(key.stringValue)
+        }
+      }
+      return text.isEmpty ? "the top level" : text
+    }
+    func expected(_ type: Any.Type) -> String {
+      switch type {
+      case is any BinaryFloatingPoint.Type, is any BinaryInteger.Type: return "a number"
+      case is String.Type: return "a string"
+      case is Bool.Type: return "true or false"
+      default:
+        let name = String(describing: type)
+        if name.hasPrefix("Array") || name.hasPrefix("[") && !name.contains(":") {
+          return "an array"
+        }
+        return "an object"
+      }
+    }
+    switch error {
+    case DecodingError.keyNotFound(let key, let context):
+      let parent = context.codingPath.isEmpty ? "" : " in \(place(context.codingPath))"
+      return "missing field '\(snakeCase(key.stringValue))'\(parent)"
+    case DecodingError.typeMismatch(let type, let context):
+      return "expected \(expected(type)) at \(place(context.codingPath))"
+    case DecodingError.valueNotFound(let type, let context):
+      return "expected \(expected(type)) at \(place(context.codingPath)), found null"
+    case DecodingError.dataCorrupted(let context):
+      if context.codingPath.isEmpty {
+        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+          return "the file is empty"
+        }
+        return "not valid JSON" + jsonPosition(context.underlyingError)
+      }
+      return "unexpected value at \(place(context.codingPath))"
+    default:
+      return "cannot be decoded"
     }
   }
 
-  private static func describe(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.keyNotFound(let key, _): "missing field '\(key.stringValue)'"
-    case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx),
-      DecodingError.dataCorrupted(let ctx):
-      "bad value at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
-    default: "\(error)"
+  /// ` (near line 3, column 7)` from a JSON syntax error's description, or nothing.
+  private static func jsonPosition(_ error: (any Error)?) -> String {
+    guard let error else { return "" }
+    let text = "\(error)"
+    guard let line = text.range(of: "line "), let column = text.range(of: ", column ") else {
+      return ""
     }
+    let lineNumber = text[line.upperBound...].prefix(while: \.isNumber)
+    let columnNumber = text[column.upperBound...].prefix(while: \.isNumber)
+    guard !lineNumber.isEmpty, !columnNumber.isEmpty else { return "" }
+    return " (near line \(lineNumber), column \(columnNumber))"
   }
+
+  /// `standardizedCoefficients` → `standardized_coefficients`, as the file spells keys.
+  private static func snakeCase(_ key: String) -> String {
+    var out = ""
+    for c in key {
+      if c.isUppercase {
+        if !out.isEmpty { out += "_" }
+        out += c.lowercased()
+      } else {
+        out.append(c)
+      }
+    }
+    return out
+  }
+}
+
+/// `read(2)`, named apart from `ModelFile.read(from:)`.
+private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int {
+  #if canImport(Glibc)
+    Glibc.read(fd, p, n)
+  #elseif canImport(Musl)
+    Musl.read(fd, p, n)
+  #else
+    Darwin.read(fd, p, n)
+  #endif
 }
 
 /// A summary of a training run, stored in the model file and printed by the CLI.
@@ -194,4 +377,13 @@ public struct TrainingReport: Codable, Sendable, Equatable {
   public var checkpointsWritten: Int? = nil
   public var checkpointsSuperseded: Int? = nil
   public var checkpointWriteMilliseconds: Double? = nil
+  /// Features the exact solver found aliased (collinear with earlier ones and the
+  /// intercept): their coefficient is 0. Nil when none were.
+  public var aliasedFeatures: [String]? = nil
+  /// False when an iterative solver stopped on its iteration or time limit before meeting
+  /// its tolerance (the model is not the optimum), or its line search failed; nil in files
+  /// written before this field existed.
+  public var converged: Bool? = nil
+  /// Warnings the run printed (not converged, aliased features).
+  public var warnings: [String]? = nil
 }

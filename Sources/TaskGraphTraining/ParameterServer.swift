@@ -109,6 +109,8 @@ public struct DistributedResult: Sendable {
   public var validationMetrics: [String: Double] = [:]
   /// Rows dropped for missing values over all shards.
   public var dropped = 0
+  /// Columns the exact solver found aliased (coefficient 0).
+  public var aliased: [Int] = []
 }
 
 /// The master's checkpoint: everything needed to continue bit-identically.
@@ -125,6 +127,9 @@ struct MasterCheckpoint: Codable, Sendable {
   var validationRows: Int?
   var dataFingerprint: String
   var configFingerprint: String
+  /// Training rows of each worker's shard, in task-id order (SGD's batches are drawn from
+  /// their concatenation). Nil in checkpoints written before it existed.
+  var shardRows: [Int]?
 }
 
 /// The parameter server: holds the model and optimizer state, broadcasts parameters, sums
@@ -186,6 +191,8 @@ public actor ParameterServerMaster: MasterTask {
   var stepping = false
   var staleness: UInt64 { settings.staleness }
   var rows = 0
+  /// Training rows of each worker's shard, in task-id order.
+  var shardRows: [Int] = []
   var labelSum = 0.0
   var labelSquares = 0.0
   var loadSeconds = 0.0
@@ -291,7 +298,12 @@ public actor ParameterServerMaster: MasterTask {
       } else {
         .margins(job, columns(of: request.parameters, worker: worker, of: count))
       }
-    case .evaluating(let request): .evaluate(job, SentParameters(request.parameters))
+    case .evaluating(let request):
+      switch request.batch {
+      case .all: .evaluate(job, SentParameters(request.parameters))
+      case .rows(let r): batchMessage(request.parameters, Array(r), worker: worker)
+      case .indices(let i): batchMessage(request.parameters, i, worker: worker)
+      }
     case .gram: .gram(job)
     case .finalEvaluation(let r): .evaluate(job, SentParameters(r.model.parameters))
     case .validating(let r) where byColumns:
@@ -299,6 +311,24 @@ public actor ParameterServerMaster: MasterTask {
     case .validating(let r): .validate(job, SentParameters(r.model.parameters))
     case .starting, .done: nil
     }
+  }
+
+  /// Worker `worker`'s part of a mini-batch `rows` (sorted indices into the workers' shards
+  /// laid end to end in task-id order), as indices into its own shard.
+  private func batchMessage(_ p: Parameters, _ rows: [Int], worker: Int) -> MasterMessage {
+    let start = shardRows.prefix(worker - 1).reduce(0, +)
+    let end = start + (worker - 1 < shardRows.count ? shardRows[worker - 1] : 0)
+    func firstIndex(atLeast v: Int) -> Int {
+      var (lo, hi) = (0, rows.count)
+      while lo < hi {
+        let mid = (lo + hi) / 2
+        if rows[mid] < v { lo = mid + 1 } else { hi = mid }
+      }
+      return lo
+    }
+    let lo = firstIndex(atLeast: start)
+    let hi = firstIndex(atLeast: end)
+    return .evaluateRows(job, SentParameters(p), rows: rows[lo..<hi].map { $0 - start })
   }
 
   /// Worker `worker`'s columns of `p`'s weights, without a copy (the master adds the
@@ -688,6 +718,7 @@ public actor ParameterServerMaster: MasterTask {
         return "workers disagree on the number of features (\(c) vs \(info.cols))"
       }
       rows += info.rows
+      shardRows.append(info.rows)
       labelSum += info.labelSum
       labelSquares += info.labelSquares
       dropped += info.dropped
@@ -886,7 +917,7 @@ public actor ParameterServerMaster: MasterTask {
   {
     let configuration = settings.configuration
     do {
-      let p = try stats.solve(l2: configuration.regularization.l2)
+      let (p, aliased) = try stats.solveReportingAliased(l2: configuration.regularization.l2)
       let objective =
         stats.meanHalfSquaredResidual(p) + configuration.regularization.penalty(p.weights)
       iteration = 0
@@ -896,7 +927,7 @@ public actor ParameterServerMaster: MasterTask {
         model: model, objectives: [objective], iterations: 0, stopReason: .exactSolution,
         fitSeconds: computeSeconds + Date().timeIntervalSince(start), rows: rows,
         metrics: finalMetrics(objective, model: model), epochs: round, resumed: false,
-        loadSeconds: loadSeconds)
+        loadSeconds: loadSeconds, aliased: aliased)
     } catch {
       fail(context: nil, "\(error)")
       return nil
@@ -1008,7 +1039,7 @@ public actor ParameterServerMaster: MasterTask {
       labelSum: labelSum,
       labelSquares: labelSquares, dropped: dropped, validationRows: validationRows,
       dataFingerprint: job.dataFingerprint,
-      configFingerprint: job.configFingerprint)
+      configFingerprint: job.configFingerprint, shardRows: shardRows)
     await writer.submit(c)
   }
 
@@ -1038,6 +1069,7 @@ public actor ParameterServerMaster: MasterTask {
         return false
       }
       rows = c.rows
+      shardRows = c.shardRows ?? []
       round = c.round ?? 0
       labelSum = c.labelSum
       labelSquares = c.labelSquares
@@ -1233,6 +1265,33 @@ public actor ParameterServerWorker: WorkerTask {
           sums = FusedGradient.compute(
             x: m, y: y, weights: weights, intercept: p.intercept, loss: job.loss,
             threads: job.threads)
+        }
+        return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+      }
+      await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded(tag))
+    case .evaluateRows(let job, let p, let rows):
+      try checkWidth(p.weights.count, partition: .rows)
+      if let delay { try await Task.sleep(for: delay) }
+      let (x, y) = (self.x!, self.y)
+      guard rows.allSatisfy({ (0..<y.count).contains($0) }) else {
+        throw TrainingError(
+          code: .mismatch, message: "a batch names rows beyond this shard's \(y.count)")
+      }
+      let (sums, ms) = try await Offload.run(priority: .compute) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let request = EvaluationRequest(parameters: p.parameters, batch: .indices(rows))
+        let sums: GradientSums
+        if rows.isEmpty {
+          sums = GradientSums(cols: p.weights.count)
+        } else {
+          switch x {
+          case .double(let m):
+            sums = LocalGradientSource(x: m, labels: y, loss: job.loss, threads: 1)
+              .gradientSums(request)
+          case .float(let m):
+            sums = LocalGradientSource(x: m, labels: y, loss: job.loss, threads: 1)
+              .gradientSums(request)
+          }
         }
         return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       }

@@ -77,7 +77,7 @@ struct MasterCommand: AsyncParsableCommand {
     help:
       "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
   )
-  var staleness: Staleness = Staleness(rounds: 0)
+  var staleness: Staleness = .bsp
   @Option(
     help:
       "How the data is split between the workers: rows (the default), or columns (every worker reads every row and keeps its share of the columns: for wide data, many more features than rows; iterative solvers, BSP)."
@@ -88,12 +88,12 @@ struct MasterCommand: AsyncParsableCommand {
     Log.setup(verbose: flags.verbose)
     let logger = Logger(label: "taskgraph.master")
     try await CLIErrors.guarding {
-      var job = try flags.job()
+      var job = try flags.job(
+        .distributed(workers: workers, staleness: staleness.rounds, partition: partition))
+      try flags.checkPaths(checkpointDirectory: checkpointDir)
       job.configuration = DistributedTraining.iterative(job.configuration)
-      try DistributedTraining.checkPartition(
-        partition, staleness: staleness.rounds, configuration: job.configuration)
       let plan = try DistributedTraining.plan(job, partition: partition)
-      var settings = MasterSettings(configuration: job.configuration)
+      var settings = MasterSettings(configuration: plan.configuration)
       settings.checkpointEvery = checkpointEvery
       settings.resume = resume
       if let dir = checkpointDir {
@@ -108,7 +108,6 @@ struct MasterCommand: AsyncParsableCommand {
       settings.metrics = endpoint?.1
       settings.publishRounds = publishRounds
       settings.staleness = staleness.rounds
-      try DistributedTraining.checkStaleness(staleness.rounds, configuration: job.configuration)
       defer { if let e = endpoint?.0 { Task { await e.close() } } }
       let box = ResultBox()
       let topology = StarTopology(taskCount: workers + 1)

@@ -35,7 +35,7 @@ struct LaunchCommand: AsyncParsableCommand {
     help:
       "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
   )
-  var staleness: Staleness = Staleness(rounds: 0)
+  var staleness: Staleness = .bsp
   @Option(
     help:
       "How the data is split between the workers: rows (the default), or columns (every worker reads every row and keeps its share of the columns: for wide data, many more features than rows; iterative solvers, BSP)."
@@ -51,8 +51,9 @@ struct LaunchCommand: AsyncParsableCommand {
     let logger = Logger(label: "taskgraph.launch")
     try await CLIErrors.guarding {
       // Refused here rather than by every master process the supervisor would restart.
-      try DistributedTraining.checkPartition(
-        partition, staleness: staleness.rounds, configuration: try flags.job().configuration)
+      _ = try flags.job(
+        .distributed(workers: workers, staleness: staleness.rounds, partition: partition))
+      try flags.checkPaths(checkpointDirectory: checkpointDir)
       let plan = try ChaosPlan.parse(
         chaos ?? "", workers: workers, seed: flags.seed, epochs: 2...max(2, chaosLastEpoch))
       var server: EtcdTestServer?

@@ -112,3 +112,51 @@ enum Log {
     }
   }
 }
+
+/// Refuses a run whose outputs would replace one of its inputs or each other, before any
+/// work: paths are compared after resolving symbolic links and `..`, and an output that
+/// does not exist yet is compared by its directory's real path and its name.
+enum OutputPaths {
+  static func canonical(_ path: String) -> String {
+    let url = URL(fileURLWithPath: path).standardizedFileURL
+    if FileManager.default.fileExists(atPath: url.path) {
+      return url.resolvingSymlinksInPath().path
+    }
+    let parent = url.deletingLastPathComponent().resolvingSymlinksInPath()
+    return parent.appendingPathComponent(url.lastPathComponent).path
+  }
+
+  static func check(
+    inputs: [(flag: String, path: String)], outputs: [(flag: String, path: String)],
+    directories: String? = nil
+  ) throws {
+    var seen: [String: String] = [:]
+    for (flag, path) in inputs { seen[canonical(path)] = flag }
+    for (flag, path) in outputs {
+      let c = canonical(path)
+      if let other = seen[c] {
+        throw TrainingError(
+          code: .invalidConfiguration,
+          message: "\(flag) \(path) is also \(other): refusing to overwrite it")
+      }
+      var isDirectory: ObjCBool = false
+      if FileManager.default.fileExists(atPath: c, isDirectory: &isDirectory),
+        isDirectory.boolValue
+      {
+        throw TrainingError(
+          code: .invalidConfiguration, message: "\(flag) \(path) is a directory")
+      }
+      seen[c] = flag
+    }
+    if let directories {
+      var isDirectory: ObjCBool = false
+      if FileManager.default.fileExists(atPath: directories, isDirectory: &isDirectory),
+        !isDirectory.boolValue
+      {
+        throw TrainingError(
+          code: .invalidConfiguration,
+          message: "--checkpoint-dir \(directories) is a file, not a directory")
+      }
+    }
+  }
+}

@@ -33,7 +33,14 @@ struct TrainCommand: AsyncParsableCommand {
   func run() async throws {
     Log.setup(verbose: flags.verbose)
     try await CLIErrors.guarding {
-      let job = try flags.job()
+      let mode: ExecutionMode =
+        distributed.workers.map {
+          .distributed(
+            workers: $0, staleness: distributed.staleness.rounds,
+            partition: distributed.partition)
+        } ?? .local
+      let job = try flags.job(mode)
+      try flags.checkPaths(checkpointDirectory: distributed.checkpointDir)
       let display = ProgressDisplay(quiet: flags.quiet)
       let file: ModelFile
       if let workers = distributed.workers {
@@ -68,14 +75,36 @@ struct TrainingFlags: ParsableArguments {
   @Option(help: "The label column.") var label: String
   @Option(help: "Model: linear, ridge, lasso, elastic-net or logistic.") var model: ModelKind =
     .linear
-  @Option(help: "L1 weight (lasso, elastic net).") var l1: Double = 0
-  @Option(help: "L2 weight (ridge, elastic net, logistic).") var l2: Double = 0
+  @Option(parsing: .unconditional, help: "L1 weight (lasso, elastic net).") var l1: Double = 0
+  @Option(parsing: .unconditional, help: "L2 weight (ridge, elastic net, logistic).")
+  var l2: Double = 0
   @Option(help: "Solver: auto, exact, qr, gd, sgd, lbfgs, owlqn, projected.")
   var solver: SolverName = .auto
   @Option(help: "Maximum iterations of an iterative solver.") var maxIterations = 1000
-  @Option(help: "Stop when the relative objective change or gradient norm falls below this.")
-  var tolerance: Double = 1e-10
-  @Option(help: "Stop after this many seconds of fitting.") var timeLimit: Double?
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "Stop when the relative objective change or gradient norm falls below this.",
+      discussion: """
+        Default 1e-10; for sgd 1e-6: the run stops when the objective over all rows has not \
+        improved by this fraction for 5 passes in a row (scikit-learn's tol and \
+        n_iter_no_change).
+        """))
+  var tolerance: Double?
+  @Option(parsing: .unconditional, help: "Stop after this many seconds of fitting.")
+  var timeLimit: Double?
+  @Option(
+    parsing: .unconditional,
+    help:
+      "Lower bounds of the coefficients (original units): a number for all, and/or name=number, comma-separated. Picks --solver projected."
+  )
+  var lower: String?
+  @Option(
+    parsing: .unconditional,
+    help: "Upper bounds of the coefficients, as --lower. Picks --solver projected.")
+  var upper: String?
+  @Flag(help: "Every coefficient ≥ 0 (non-negative least squares). Picks --solver projected.")
+  var nonnegative = false
   @Option(help: "Comma-separated categorical columns (one-hot encoded).") var categorical: String?
   @Option(help: "Comma-separated feature columns to use (default: all but the label).")
   var features: String?
@@ -84,96 +113,137 @@ struct TrainingFlags: ParsableArguments {
     .drop
   @Flag(help: "Standardise features to mean 0, variance 1.") var standardize = false
   @Option(help: "Matrix element type: float64 or float32.") var precision: Precision = .float64
-  @Option(help: "Threads for the gradient kernel.") var threads = 1
-  @Option(help: "Fraction of rows held out for validation.") var validationSplit: Double = 0
+  @Option(
+    help:
+      "Threads for the kernels (default: the cores available; with --workers N, each worker's share of them)."
+  )
+  var threads: Int?
+  @Option(parsing: .unconditional, help: "Fraction of rows held out for validation.")
+  var validationSplit: Double = 0
   @Option(help: "Seed for the validation split and SGD.") var seed: UInt64 = 42
-  @Option(help: "SGD mini-batch size.") var batchSize = 256
-  @Option(help: "SGD initial learning rate.") var learningRate: Double = 0.01
+  @Option(parsing: .unconditional, help: "SGD mini-batch size.") var batchSize = 256
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "SGD's first learning rate (default 0.1).",
+      discussion: """
+        The rate is constant within a pass over the rows and halved after every pass that \
+        did not lower the objective over all rows (that pass is undone).
+        """))
+  var learningRate: Double?
   @Option(help: "Start from this model file's coefficients.") var warmStart: String?
   @Option(help: "Where to write the model (JSON).") var output: String
   @Option(help: "Also write the run's summary as JSON here.") var summaryJson: String?
-  @Flag(help: "No progress output.") var quiet = false
+  @Flag(help: "No progress output (the summary table is still printed).") var quiet = false
   @Flag(help: "Log the runtime's events.") var verbose = false
 
   func validate() throws {
-    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    if let threads, threads < 1 || threads > 4096 {
+      throw ValidationError("--threads must be in 1…4096")
+    }
     guard maxIterations >= 0 else { throw ValidationError("--max-iterations must be ≥ 0") }
-    guard l1 >= 0, l2 >= 0 else { throw ValidationError("--l1 and --l2 must be ≥ 0") }
-    guard tolerance >= 0 else { throw ValidationError("--tolerance must be ≥ 0") }
-    guard (0..<1).contains(validationSplit) else {
+    for (flag, v) in [("--l1", l1), ("--l2", l2)] where !(v.isFinite && v >= 0) {
+      throw ValidationError("\(flag) must be a finite number ≥ 0, is \(v)")
+    }
+    if let tolerance, !(tolerance.isFinite && tolerance >= 0) {
+      throw ValidationError("--tolerance must be a finite number ≥ 0")
+    }
+    if let timeLimit, !(timeLimit.isFinite && timeLimit > 0) {
+      throw ValidationError("--time-limit must be a finite number of seconds > 0")
+    }
+    guard validationSplit.isFinite, (0..<1).contains(validationSplit) else {
       throw ValidationError("--validation-split must be in [0, 1)")
     }
-    if model == .linear && (l1 > 0 || l2 > 0) {
-      throw ValidationError("--model linear takes no penalty; use ridge, lasso or elastic-net")
-    }
-    if model == .lasso && l2 > 0 {
-      throw ValidationError("--model lasso takes --l1 only; use elastic-net for both")
-    }
-    if model == .ridge && l1 > 0 {
-      throw ValidationError("--model ridge takes --l2 only; use elastic-net for both")
+    guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    if let learningRate, !(learningRate.isFinite && learningRate > 0) {
+      throw ValidationError("--learning-rate must be a finite number > 0")
     }
   }
 
-  func job() throws -> TrainingJob {
+  /// The kernel threads: `--threads`, or the cores available shared by `workers` tasks.
+  func kernelThreads(workers: Int?) -> Int {
+    if let threads { return threads }
+    return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, workers ?? 1))
+  }
+
+  /// The job these flags describe, validated for `mode` (one process by default).
+  func job(_ mode: ExecutionMode = .local) throws -> TrainingJob {
     var pipeline = PipelineOptions(label: label)
     pipeline.categorical = list(categorical)
     if let features { pipeline.include = list(features) }
     pipeline.exclude = list(exclude)
     pipeline.missing = missing
     pipeline.standardize = standardize
+    let tol = tolerance ?? (solver == .sgd ? 1e-6 : 1e-10)
     var stop: [StopCriterion] = [
-      .maxIterations(maxIterations), .gradientNorm(below: tolerance),
-      .relativeObjectiveChange(below: tolerance),
+      .maxIterations(maxIterations), .gradientNorm(below: tol),
+      .relativeObjectiveChange(below: tol),
     ]
     if let timeLimit { stop.append(.timeLimit(seconds: timeLimit)) }
     var sgd = SGDConfiguration.defaults
     sgd.batchSize = batchSize
-    sgd.schedule = .inverseScaling(eta0: learningRate, power: 0.5)
+    sgd.schedule = .halvingOnStall(eta0: learningRate ?? 0.1)
+    sgd.tolerance = tol
     sgd.seed = seed
     let configuration = TrainingConfiguration(
       kind: model.kind, regularization: Regularization(l1: l1, l2: l2), solver: solver.solver,
       stop: StopCriteria(stop), sgd: sgd,
-      bounds: nil, threads: threads)
+      bounds: nil, threads: kernelThreads(workers: mode.workers))
     var job = TrainingJob(dataPath: input.data, pipeline: pipeline, configuration: configuration)
     job.precision = precision
     job.validationSplit = validationSplit
     job.seed = seed
+    job.boundsSpecification = try BoundsSpecification.parse(
+      lower: lower, upper: upper, nonnegative: nonnegative)
+    try checkPaths()
     if let warmStart {
       let m = try ModelFile.read(from: warmStart)
       job.initial = Parameters(
         weights: m.standardizedCoefficients, intercept: m.standardizedIntercept)
     }
+    try job.validate(mode)
     return job
   }
 
   /// Checks a warm start against the result, writes the model and summary, prints the table.
   func finish(_ file: ModelFile, initial: Parameters?) throws {
-    if let warm = initial, warm.weights.count != file.featureNames.count {
-      throw TrainingError(
-        code: .mismatch,
-        message:
-          "\(warmStart ?? ""): warm start has \(warm.weights.count) coefficients, the data has \(file.featureNames.count) features"
-      )
+    for warning in file.training.warnings ?? [] {
+      FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
     }
     try file.write(to: output)
     if let summaryJson { try SummaryJSON.write(file.training, to: summaryJson) }
-    if !quiet { SummaryTable.print(file, output: output) }
+    SummaryTable.print(file, output: output)
+  }
+
+  /// Refuses a run whose outputs would replace one of its inputs or each other.
+  func checkPaths(checkpointDirectory: String? = nil) throws {
+    var inputs = [("--data", input.data)]
+    if let warmStart { inputs.append(("--warm-start", warmStart)) }
+    var outputs = [("--output", output)]
+    if let summaryJson { outputs.append(("--summary-json", summaryJson)) }
+    try OutputPaths.check(inputs: inputs, outputs: outputs, directories: checkpointDirectory)
   }
 
   /// These flags as command-line arguments, to start other processes with them.
   var arguments: [String] {
     var a = ["--data", input.data, "--label", label, "--model", model.rawValue]
     a += ["--l1", "\(l1)", "--l2", "\(l2)", "--solver", solver.rawValue]
-    a += ["--max-iterations", "\(maxIterations)", "--tolerance", "\(tolerance)"]
+    a += ["--max-iterations", "\(maxIterations)"]
     if let timeLimit { a += ["--time-limit", "\(timeLimit)"] }
     if let categorical { a += ["--categorical", categorical] }
     if let features { a += ["--features", features] }
     if let exclude { a += ["--exclude", exclude] }
     a += ["--missing", missing.rawValue]
     if standardize { a.append("--standardize") }
-    a += ["--precision", precision.rawValue, "--threads", "\(threads)"]
+    a += ["--precision", precision.rawValue]
+    if let threads { a += ["--threads", "\(threads)"] }
+    if let tolerance { a += ["--tolerance", "\(tolerance)"] }
+    if let lower { a += ["--lower", lower] }
+    if let upper { a += ["--upper", upper] }
+    if nonnegative { a.append("--nonnegative") }
     a += ["--validation-split", "\(validationSplit)", "--seed", "\(seed)"]
-    a += ["--batch-size", "\(batchSize)", "--learning-rate", "\(learningRate)"]
+    a += ["--batch-size", "\(batchSize)"]
+    if let learningRate { a += ["--learning-rate", "\(learningRate)"] }
     if let warmStart { a += ["--warm-start", warmStart] }
     a += ["--output", output]
     if let summaryJson { a += ["--summary-json", summaryJson] }
@@ -205,7 +275,7 @@ struct DistributedFlags: ParsableArguments {
     help:
       "Consistency: 0 is BSP (the default; deterministic); S > 0 lets a step use a worker's sums from up to S rounds back (SSP, for stragglers); 'async' steps on every answer. Needs --solver sgd."
   )
-  var staleness: Staleness = Staleness(rounds: 0)
+  var staleness: Staleness = .bsp
   @Option(
     help:
       "How the data is split between the workers: rows (the default), or columns (every worker reads every row and keeps its share of the columns: for wide data, many more features than rows; iterative solvers, BSP)."
@@ -296,6 +366,9 @@ struct Staleness: ExpressibleByArgument {
 
   init(rounds: UInt64) { self.rounds = rounds }
 
+  /// Bulk-synchronous: every step from the sums of one round.
+  static let bsp = Staleness(rounds: 0)
+
   init?(argument: String) {
     if argument == "async" {
       rounds = .max
@@ -308,6 +381,8 @@ struct Staleness: ExpressibleByArgument {
 
   /// The flag's value as it was written.
   var argument: String { rounds == .max ? "async" : "\(rounds)" }
+
+  var defaultValueDescription: String { argument }
 }
 
 /// `--gradient-blocks`, shared by `launch`, `worker` and `bench train`.

@@ -63,11 +63,52 @@ final class ExactSolverTests: XCTestCase {
     for j in 0..<data.cols { XCTAssertEqual(g[j] + 0.1 * p.weights[j], 0, accuracy: 1e-9) }
   }
 
-  /// A constant column makes the centred XᵀX singular: Cholesky throws `singularSystem`.
-  func testSingularSystemThrows() {
-    let x = Matrix<Double>([[1, 5], [2, 5], [3, 5]])
-    XCTAssertThrowsError(try ExactSolver.cholesky(x: x, y: [1, 2, 3], l2: 0)) { error in
-      XCTAssertEqual((error as? MLError)?.code, .singularSystem)
+  /// A constant column and a duplicated one make the centred XᵀX singular: the exact
+  /// solver names them aliased (the later of collinear columns), gives them coefficient 0,
+  /// and fits the rest as least squares without them: fitted values equal QR's on the
+  /// columns kept, within 1e-12 relative. A penalty keeps every column.
+  func testAliasedColumnsGetZero() throws {
+    let rows: [[Double]] = [
+      [1, 5, 2, 1], [2, 5, 1, 2], [3, 5, 4, 3], [4, 5, 3, 4], [5, 5, 7, 5],
+    ]
+    let y: [Double] = [1, 3, 2, 5, 4]
+    let x = Matrix<Double>(rows)
+    let stats = GramStatistics(x: x, y: y)
+    let (p, aliased) = try stats.solveReportingAliased(l2: 0)
+    XCTAssertEqual(aliased, [1, 3])
+    XCTAssertEqual(p.weights[1], 0)
+    XCTAssertEqual(p.weights[3], 0)
+    let kept = Matrix<Double>(rows.map { [$0[0], $0[2]] })
+    let q = try ExactSolver.qr(x: kept, y: y)
+    XCTAssertEqual(p.weights[0], q.weights[0], accuracy: 1e-12 * abs(q.weights[0]))
+    XCTAssertEqual(p.weights[2], q.weights[1], accuracy: 1e-12 * abs(q.weights[1]))
+    XCTAssertEqual(p.intercept, q.intercept, accuracy: 1e-12 * abs(q.intercept))
+    let (_, none) = try stats.solveReportingAliased(l2: 0.1)
+    XCTAssertEqual(none, [])
+  }
+
+  /// One-hot levels of a column beside the intercept (every level kept): the last level is
+  /// aliased, and the fitted values equal those of treatment coding (first level dropped).
+  func testOneHotBesideInterceptIsAliased() throws {
+    var rng = SplitMix64(seed: 11)
+    var full: [[Double]] = []
+    var y: [Double] = []
+    for _ in 0..<200 {
+      let level = Int(rng.next() % 3)
+      let v = Double(rng.next() >> 11) / Double(1 << 53)
+      full.append([v] + (0..<3).map { $0 == level ? 1 : 0 })
+      y.append(2 * v + Double(level) + Double(rng.next() >> 11) / Double(1 << 53))
+    }
+    let (p, aliased) = try GramStatistics(x: Matrix<Double>(full), y: y).solveReportingAliased(
+      l2: 0)
+    XCTAssertEqual(aliased, [3])
+    let treatment = try ExactSolver.qr(x: Matrix<Double>(full.map { [$0[0], $0[2], $0[3]] }), y: y)
+    for row in full {
+      let a = zip(row, p.weights).reduce(p.intercept) { $0 + $1.0 * $1.1 }
+      let b =
+        treatment.intercept + treatment.weights[0] * row[0] + treatment.weights[1] * row[2]
+        + treatment.weights[2] * row[3]
+      XCTAssertEqual(a, b, accuracy: 1e-10 * max(1, abs(b)))
     }
   }
 }

@@ -19,7 +19,8 @@ final class SGDAndProjectedTests: XCTestCase {
   }
 
   /// SGD reaches the least-squares optimum to 2e-2 relative, with each schedule and each
-  /// way of drawing batches, in Double and Float storage.
+  /// way of drawing batches, in Double and Float storage; an iteration is a pass over the
+  /// rows (2000 rows in batches of 16: 125 updates).
   func testSGDReachesOptimum() throws {
     let data = easyProblem()
     let reference = referenceRidge(data, l2: 0)
@@ -31,20 +32,47 @@ final class SGDAndProjectedTests: XCTestCase {
     ]
     for (schedule, sampling) in variants {
       let config = TrainingConfiguration(
-        kind: .linear, solver: .sgd, stop: StopCriteria([.maxIterations(4000)]),
-        sgd: SGDConfiguration(batchSize: 16, schedule: schedule, sampling: sampling, seed: 3))
+        kind: .linear, solver: .sgd, stop: StopCriteria([.maxIterations(40)]),
+        sgd: SGDConfiguration(
+          batchSize: 16, schedule: schedule, sampling: sampling, seed: 3, patience: .max))
       for useFloat in [false, true] {
         let result =
           useFloat
           ? try Trainer.fit(x: data.matrix(Float.self), y: data.labels, configuration: config)
           : try Trainer.fit(x: data.matrix(Double.self), y: data.labels, configuration: config)
         XCTAssertEqual(result.summary.stopReason, .maxIterations)
-        XCTAssertEqual(result.summary.iterations, 4000)
+        XCTAssertEqual(result.summary.iterations, 40)
+        XCTAssertEqual(result.summary.evaluations, 1 + 40 * (125 + 1))
         let got = result.model.coefficients + [result.model.intercept]
         XCTAssertLessThan(
           relativeError(got, expected), 2e-2, "\(schedule) \(sampling) float=\(useFloat)")
       }
     }
+  }
+
+  /// The default schedule (halving after a pass that does not lower the objective) never
+  /// lets the objective over all rows rise from pass to pass, stops by itself once passes
+  /// stop improving (patience), and ends near the optimum: the objective within 1e-3
+  /// relative of the closed form's.
+  func testHalvingOnStallDescendsAndStops() throws {
+    let data = easyProblem()
+    let reference = referenceRidge(data, l2: 0)
+    let x: Matrix<Double> = data.matrix()
+    let optimum =
+      LocalGradientSource(x: x, labels: data.labels, loss: .squared)
+      .gradientSums(
+        EvaluationRequest(parameters: Parameters(weights: reference.w, intercept: reference.b))
+      )
+      .loss / Double(data.labels.count)
+    let config = TrainingConfiguration(
+      kind: .linear, solver: .sgd, stop: StopCriteria([.maxIterations(1000)]),
+      sgd: SGDConfiguration(batchSize: 32, schedule: .halvingOnStall(eta0: 0.5), seed: 5))
+    let result = try Trainer.fit(x: x, y: data.labels, configuration: config)
+    XCTAssertEqual(result.summary.stopReason, .objectiveTolerance)
+    XCTAssertLessThan(result.summary.iterations, 1000)
+    let objectives = result.summary.objectives
+    for k in 1..<objectives.count { XCTAssertLessThanOrEqual(objectives[k], objectives[k - 1]) }
+    XCTAssertEqual(objectives.last!, optimum, accuracy: 1e-3 * optimum)
   }
 
   /// The learning-rate schedules give their documented values.

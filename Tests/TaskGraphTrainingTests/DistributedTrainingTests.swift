@@ -224,7 +224,8 @@ final class DistributedTrainingTests: XCTestCase {
     var job = cancerJob()
     job.configuration.solver = .sgd
     job.configuration.sgd = SGDConfiguration(
-      batchSize: 1 << 20, schedule: .constant(eta0: 0.5), sampling: .sequentialRanges)
+      batchSize: 1 << 20, schedule: .constant(eta0: 0.5), sampling: .sequentialRanges,
+      patience: .max)
     job.configuration.stop = StopCriteria([.maxIterations(150)])
     let bsp = try await DistributedTraining.runEmbedded(
       job, options: DistributedOptions(workers: 3))
