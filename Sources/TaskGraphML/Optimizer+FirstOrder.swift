@@ -104,7 +104,9 @@ extension Optimizer {
     let best = bestObjective ?? start.objective
     if objective < best - sgd.tolerance * max(abs(best), 1) {
       passesWithoutImprovement = 0
-    } else {
+    } else if lowered || !isHalving(sgd.schedule) {
+      // An undone pass (rate too large) says nothing of convergence: it only halves the
+      // rate. Passes that moved and still did not improve count.
       passesWithoutImprovement += 1
     }
     bestObjective = min(best, objective)
@@ -115,6 +117,11 @@ extension Optimizer {
       failed: false)
     out.stalled = passesWithoutImprovement >= sgd.patience
     return out
+  }
+
+  func isHalving(_ schedule: LearningRateSchedule) -> Bool {
+    if case .halvingOnStall = schedule { return true }
+    return false
   }
 
   /// The mini-batches of one pass over the rows.

@@ -1,0 +1,70 @@
+"""Independent reference optima for the CLI conformance test (TaskGraphCLITests).
+
+Reads a JSON list of cells from standard input; each names a CSV file, the label, the
+model, l1, l2, whether coefficients are bounded below by 0, and the standardisation the
+model file records (means and scales per feature; the transform is data preparation, not
+optimisation, so it is shared). Writes one optimum objective per cell,
+    F(w, b) = (1/n) Σ loss(x·w + b, y) + l1·‖w‖₁ + (l2/2)·‖w‖²,
+computed by NumPy's lstsq (least squares), the ridge normal equations, scikit-learn's
+ElasticNet / Lasso (coordinate descent, tol 1e-14), LogisticRegression (lbfgs, tol 1e-14)
+and LinearRegression(positive=True). Python is a reference here, never part of the product.
+"""
+import json
+import sys
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression
+
+warnings.simplefilter("ignore", ConvergenceWarning)
+
+
+def objective(x, y, w, b, l1, l2, logistic):
+    z = x @ w + b
+    if logistic:
+        loss = np.mean(np.maximum(z, 0) - y * z + np.log1p(np.exp(-np.abs(z))))
+    else:
+        loss = np.mean(0.5 * (z - y) ** 2)
+    return loss + l1 * np.abs(w).sum() + 0.5 * l2 * (w @ w)
+
+
+def optimum(cell):
+    data = np.genfromtxt(cell["data"], delimiter=",", names=True)
+    names = list(data.dtype.names)
+    y = np.asarray(data[cell["label"]], dtype=np.float64)
+    feats = [n for n in names if n != cell["label"]]
+    x = np.column_stack([np.asarray(data[n], dtype=np.float64) for n in feats])
+    if cell.get("means") is not None:
+        x = (x - np.asarray(cell["means"])) / np.asarray(cell["scales"])
+    n = len(y)
+    l1, l2, model = cell["l1"], cell["l2"], cell["model"]
+    logistic = model == "logistic"
+    if cell.get("nonnegative"):
+        r = LinearRegression(positive=True).fit(x, y)
+        w, b = r.coef_, r.intercept_
+    elif logistic:
+        r = LogisticRegression(C=1 / (l2 * n), tol=1e-14, max_iter=100000).fit(x, y)
+        w, b = r.coef_[0], r.intercept_[0]
+    elif l1 > 0:
+        alpha = l1 + l2
+        if l2 > 0:
+            r = ElasticNet(alpha=alpha, l1_ratio=l1 / alpha, tol=1e-14, max_iter=1000000)
+        else:
+            r = Lasso(alpha=l1, tol=1e-14, max_iter=1000000)
+        r.fit(x, y)
+        w, b = r.coef_, r.intercept_
+    else:
+        xm, ym = x.mean(axis=0), y.mean()
+        xc, yc = x - xm, y - ym
+        if l2 > 0:
+            w = np.linalg.solve(xc.T @ xc + n * l2 * np.eye(x.shape[1]), xc.T @ yc)
+        else:
+            w = np.linalg.lstsq(xc, yc, rcond=None)[0]
+        b = ym - xm @ w
+    return float(objective(x, y, w, b, l1, l2, logistic))
+
+
+if __name__ == "__main__":
+    cells = json.load(sys.stdin)
+    json.dump([optimum(c) for c in cells], sys.stdout)
