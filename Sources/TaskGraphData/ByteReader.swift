@@ -20,10 +20,9 @@ final class FileReader: ByteReader {
   private let fd: Int32
   private var offset: Int
 
-  /// Opens `path` for reading from byte `offset`.
+  /// Opens `path` (a regular file) for reading from byte `offset`.
   init(path: String, offset: Int = 0) throws {
-    fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw InputFile.ioError(path, "cannot open") }
+    fd = try InputFile.openRegular(path).fd
     self.path = path
     self.offset = offset
   }

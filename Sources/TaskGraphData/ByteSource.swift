@@ -6,8 +6,9 @@ enum ByteSource: Sendable {
   case memory([UInt8])
   /// Decompressed while it is read, never held whole. Its size is unknown (`size` is
   /// `Int.max`), so it serves whole-file reads, not byte-range shards. With `readAhead`,
-  /// `windows` decompresses on another thread while the caller parses.
-  case gzip(path: String, readAhead: Bool)
+  /// `windows` decompresses on another thread while the caller parses. The decompressed size
+  /// is limited to `limits.decompressedBytes`.
+  case gzip(path: String, readAhead: Bool, limits: DataLimits = .defaults)
 
   /// The size in bytes (`Int.max` for `.gzip`, whose end is found by reading).
   var size: Int {
@@ -47,10 +48,15 @@ enum ByteSource: Sendable {
     case .file(let path, _):
       var reader = try FileReader(path: path, offset: from)
       try Self.chunks(of: &reader, startingAt: from, skipping: 0, body)
-    case .gzip(let path, _):
-      var reader = try GzipStream(path: path)
+    case .gzip(let path, _, let limits):
+      var reader = try Self.stream(path, limits)
       try Self.chunks(of: &reader, startingAt: 0, skipping: from, body)
     }
+  }
+
+  private static func stream(_ path: String, _ limits: DataLimits) throws -> GzipStream {
+    try GzipStream(
+      path: path, limit: limits.decompressedBytes, limitText: limits.decompressedText)
   }
 
   /// The chunks of `reader`, whose first byte is at source offset `start`, from source offset
@@ -90,9 +96,13 @@ enum ByteSource: Sendable {
   /// records), or nil when it needs no more input. The next window starts with the bytes it
   /// left; a window it consumes nothing of is doubled, so a record of any length fits. At the
   /// end of the source `body` is expected to consume everything. Memory is one window (4 MiB
-  /// unless a record needs more), whatever the size of the source.
+  /// unless a record needs more), whatever the size of the source; a window would have to
+  /// grow beyond `limit` bytes (a record that long: a line without end, or a quote never
+  /// closed, in a file larger than memory) is the error `tooLong` makes of the source offset
+  /// of the record.
   func windows(
-    from start: Int, size: Int = 4 << 20,
+    from start: Int, size: Int = 4 << 20, limit: Int = Int.max,
+    tooLong: (Int) -> any Error = { _ in DataError(.tooLarge, "a record is too long") },
     _ body: (UnsafeBufferPointer<UInt8>, Int, Bool) throws -> Int?
   ) throws {
     switch self {
@@ -104,25 +114,28 @@ enum ByteSource: Sendable {
       var reader = try FileReader(path: path, offset: start)
       // A window one byte larger than a small file reads it, and sees its end, in one go.
       let window = max(1, min(size, fileSize - start + 1))
-      try Self.windows(of: &reader, from: start, size: window, body)
-    case .gzip(let path, let readAhead):
+      try Self.windows(
+        of: &reader, from: start, size: window, limit: limit, tooLong: tooLong, body)
+    case .gzip(let path, let readAhead, let limits):
       // The stream is checked to its end before an error of `body` is passed on: damaged
       // input can decompress to text that fails to parse before zlib notices the damage,
       // and a damaged file should be reported as one.
       if readAhead {
-        var reader = ReadAheadReader { try GzipStream(path: path) }
+        var reader = ReadAheadReader { try Self.stream(path, limits) }
         try Self.windows(
-          of: &reader, from: start, size: size, body, skipping: start, verifyOnError: true)
+          of: &reader, from: start, size: size, limit: limit, tooLong: tooLong, body,
+          skipping: start, verifyOnError: true)
       } else {
-        var reader = try GzipStream(path: path)
+        var reader = try Self.stream(path, limits)
         try Self.windows(
-          of: &reader, from: start, size: size, body, skipping: start, verifyOnError: true)
+          of: &reader, from: start, size: size, limit: limit, tooLong: tooLong, body,
+          skipping: start, verifyOnError: true)
       }
     }
   }
 
   private static func windows<R: ByteReader>(
-    of reader: inout R, from start: Int, size: Int,
+    of reader: inout R, from start: Int, size: Int, limit: Int, tooLong: (Int) -> any Error,
     _ body: (UnsafeBufferPointer<UInt8>, Int, Bool) throws -> Int?, skipping: Int = 0,
     verifyOnError: Bool = false
   ) throws {
@@ -160,6 +173,7 @@ enum ByteSource: Sendable {
       guard let consumed = result, !atEnd else { return }
       precondition(consumed >= 0 && consumed <= filled, "consumed bytes outside the window")
       if consumed == 0 && filled == capacity {
+        if capacity > limit / 2 { throw tooLong(offset) }
         let larger = UnsafeMutableRawBufferPointer.allocate(
           byteCount: 2 * capacity, alignment: 16)
         larger.copyMemory(from: UnsafeRawBufferPointer(buffer))

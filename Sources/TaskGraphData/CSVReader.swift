@@ -21,19 +21,31 @@ struct CSVHeader: Sendable {
 enum CSVReader {
   /// The source for `path`. A gzip file is decompressed in memory, or with `streaming`
   /// (for reads of the whole file, which need no byte ranges) decompressed as it is parsed,
-  /// on another thread.
-  static func source(_ path: String, streaming: Bool = false) throws -> ByteSource {
+  /// on another thread; either way within `limits`.
+  static func source(_ path: String, streaming: Bool = false, limits: DataLimits = .defaults)
+    throws -> ByteSource
+  {
     if InputFile.isGzip(path) {
-      if streaming { return .gzip(path: path, readAhead: true) }
-      return .memory(try InputFile.inflate(path))
+      if streaming { return .gzip(path: path, readAhead: true, limits: limits) }
+      return .memory(try InputFile.inflate(path, limits: limits))
     }
     return .file(path: path, size: try InputFile.size(path))
   }
 
   /// Reads the header record (skipping a UTF-8 byte-order mark and leading blank lines).
-  static func header(_ source: ByteSource, path: String) throws -> CSVHeader {
+  /// A name that is not valid UTF-8 is `DataError.Code.invalidText`; a header that does not
+  /// end within `limits.memoryBytes` is `tooLarge`.
+  static func header(_ source: ByteSource, path: String, limits: DataLimits = .defaults)
+    throws -> CSVHeader
+  {
     var window = 1 << 16
     while true {
+      if window > 1 << 16 && window > limits.memoryBytes {
+        throw DataError(
+          .tooLarge,
+          "the header row is longer than \(limits.memoryText) allows (no line end in the first "
+            + "\(DataLimits.bytes(window / 4)))", file: path, line: 1)
+      }
       let bytes = try source.read(0, window)
       let atEOF = bytes.count < window || window >= source.size
       var fields: [FieldSpan] = []
@@ -54,7 +66,18 @@ enum CSVReader {
             throw DataError(
               code, message, file: path, line: source.lineNumber(at: offset), column: field + 1)
           case .record(let next):
-            let names = fields.map { CSVScanner.string(buf, $0) }
+            var names: [String] = []
+            for (k, f) in fields.enumerated() {
+              let bytes = CSVScanner.bytes(buf, f)
+              guard let name = bytes.withUnsafeBufferPointer(UTF8Text.decode) else {
+                throw DataError(
+                  .invalidText,
+                  bytes.withUnsafeBufferPointer {
+                    UTF8Text.message($0, in: "the name of column \(k + 1)")
+                  }, file: path, line: source.lineNumber(at: pos), column: k + 1)
+              }
+              names.append(name)
+            }
             var seen: [String: Int] = [:]
             for (k, name) in names.enumerated() {
               if let first = seen[name] {
@@ -147,10 +170,13 @@ enum CSVReader {
   /// or streamed gzip file is never held whole. A plain file range of `parallelThreshold`
   /// bytes or more is cut at a record boundary (found as for shards) and its halves are parsed
   /// on two threads, then joined in order; the result, errors included, is the same.
+  ///
+  /// Once the table's rows take more than `limits.memoryBytes` (half of it for each half), reading
+  /// stops with `DataError.Code.tooLarge` at the record it reached.
   static func load(
     _ source: ByteSource, path: String, range: Range<Int>, header: CSVHeader,
     roles: [ColumnRole], into table: RawTable, window: Int = 4 << 20,
-    parallelThreshold: Int = parallelThreshold
+    parallelThreshold: Int = parallelThreshold, limits: DataLimits = .defaults
   ) throws {
     if range.isEmpty { return }
     if case .file = source, range.count >= parallelThreshold {
@@ -159,22 +185,33 @@ enum CSVReader {
       if middle > range.lowerBound && middle < range.upperBound {
         try loadHalves(
           source, path: path, range.lowerBound..<middle, middle..<range.upperBound,
-          header: header, roles: roles, into: table, window: window)
+          header: header, roles: roles, into: table, window: window, limits: limits)
         return
       }
     }
     try loadPart(
       source, path: path, range: range, header: header, roles: roles, into: table,
-      window: window)
+      window: window, limits: limits, budget: limits.memoryBytes)
   }
 
   private static func loadPart(
     _ source: ByteSource, path: String, range: Range<Int>, header: CSVHeader,
-    roles: [ColumnRole], into table: RawTable, window: Int
+    roles: [ColumnRole], into table: RawTable, window: Int, limits: DataLimits, budget: Int
   ) throws {
-    var converter = RecordConverter(roles: roles, names: header.names, path: path, table: table)
+    var converter = RecordConverter(
+      roles: roles, names: header.names, path: path, table: table, limits: limits,
+      budget: budget)
     defer { converter.finish() }
-    try source.windows(from: range.lowerBound, size: window) { window, offset, atEOF in
+    let tooLong = { (offset: Int) -> any Error in
+      DataError(
+        .tooLarge,
+        "the record starting on this line is longer than \(limits.memoryText) allows "
+          + "(a line without end, or a quote never closed?)", file: path,
+        line: source.lineNumber(at: offset))
+    }
+    try source.windows(
+      from: range.lowerBound, size: window, limit: budget, tooLong: tooLong
+    ) { window, offset, atEOF in
       try converter.parse(window, offset: offset, until: range.upperBound, atEOF: atEOF) {
         source.lineNumber(at: $0)
       }
@@ -185,7 +222,8 @@ enum CSVReader {
   /// appends the second table's rows. An error in the first half wins, as it would in one pass.
   private static func loadHalves(
     _ source: ByteSource, path: String, _ first: Range<Int>, _ second: Range<Int>,
-    header: CSVHeader, roles: [ColumnRole], into table: RawTable, window: Int
+    header: CSVHeader, roles: [ColumnRole], into table: RawTable, window: Int,
+    limits: DataLimits
   ) throws {
     let part = TablePart(
       RawTable(
@@ -196,7 +234,7 @@ enum CSVReader {
       do {
         try loadPart(
           source, path: path, range: second, header: header, roles: roles, into: part.table,
-          window: window)
+          window: window, limits: limits, budget: limits.memoryBytes / 2)
       } catch {
         part.error = error
       }
@@ -208,7 +246,7 @@ enum CSVReader {
     do {
       try loadPart(
         source, path: path, range: first, header: header, roles: roles, into: table,
-        window: window)
+        window: window, limits: limits, budget: limits.memoryBytes / 2)
     } catch {
       firstError = error
     }
@@ -237,6 +275,11 @@ private final class TablePart: @unchecked Sendable {
 /// at once. Any other record (quotes, a wrong field count, a value that does not convert) is
 /// scanned again by `CSVScanner` and converted from its field spans, which is the reference
 /// behaviour and produces the errors; the fast path only ever gives up, it never fails.
+///
+/// Every number must be finite (see `NumberParser`), and in a narrow table also within
+/// `Float`'s range; every categorical value must be valid UTF-8. Neither check costs anything
+/// on the fast path for ordinary values: plain numbers are always finite and within `Float`'s
+/// range, and a categorical value is checked once, when it is first seen.
 struct RecordConverter {
   private enum Kind: UInt8 {
     case skip, label, numeric, categorical
@@ -245,19 +288,30 @@ struct RecordConverter {
   let names: [String]
   let path: String
   let table: RawTable
+  private let narrow: Bool
+  private let limits: DataLimits
+  /// The table's rows may take this many bytes.
+  private let budget: Int
   private let kinds: [Kind]
   private let slots: [Int]
   private var numbers = NumberParser()
   private var encoders: [CategoryEncoder]
   private var fields: [FieldSpan] = []
 
-  /// A converter appending to `table`, which must have no rows yet.
-  init(roles: [ColumnRole], names: [String], path: String, table: RawTable) {
+  /// A converter appending to `table`, which must have no rows yet, whose rows may take
+  /// `budget` bytes (by default `limits.memoryBytes`).
+  init(
+    roles: [ColumnRole], names: [String], path: String, table: RawTable,
+    limits: DataLimits = .defaults, budget: Int? = nil
+  ) {
     precondition(table.rows == 0, "the converter starts from an empty table")
     precondition(!roles.isEmpty, "a record has at least one field")
     self.names = names
     self.path = path
     self.table = table
+    self.narrow = table.narrow
+    self.limits = limits
+    self.budget = budget ?? limits.memoryBytes
     self.kinds = roles.map {
       switch $0 {
       case .skip: return .skip
@@ -289,6 +343,13 @@ struct RecordConverter {
     lineNumber: (Int) -> Int?
   ) throws -> Int? {
     guard let base = window.baseAddress else { return atEOF ? nil : 0 }
+    if table.rowsBytes > budget {
+      throw DataError(
+        .tooLarge,
+        "the \(table.rows) rows read before this line take \(DataLimits.bytes(table.rowsBytes))"
+          + " in memory: the file does not fit in \(limits.memoryText)",
+        file: path, line: lineNumber(offset))
+    }
     let n = window.count
     var pos = 0
     while pos < n {
@@ -385,10 +446,17 @@ struct RecordConverter {
         label = v
       case .numeric:
         guard let v = plain ?? number(p, count) else { return .fallBack }
+        if plain == nil && narrow && !Self.fitsFloat(v) { return .fallBack }
         row.setNumeric(slots[k], v)
       case .categorical:
         let s = slots[k]
-        row.codes[s] = NumberParser.isMissing(p, count) ? -1 : encoders[s].code(p, count)
+        if NumberParser.isMissing(p, count) {
+          row.codes[s] = -1
+        } else {
+          let c = encoders[s].code(p, count)
+          if c == CategoryEncoder.invalid { return .fallBack }
+          row.codes[s] = c
+        }
       }
       if let next {
         row.label.pointee = label
@@ -399,12 +467,16 @@ struct RecordConverter {
     }
   }
 
-  /// The value of a numeric field: NaN when missing, nil when it is not a number.
+  /// The value of a numeric field: NaN when missing, nil when it is not a finite number.
   @inline(__always)
   private mutating func number(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
     if NumberParser.isMissing(p, n) { return .nan }
     return numbers.parse(p, n)
   }
+
+  /// Whether `v` (NaN: missing) is stored in a `Float` without becoming infinite.
+  @inline(__always)
+  private static func fitsFloat(_ v: Double) -> Bool { v.isNaN || Float(v).isFinite }
 
   /// Converts the fields `CSVScanner` found into the table's next row and adds it.
   private mutating func convert(
@@ -429,10 +501,30 @@ struct RecordConverter {
         case .label:
           label = try value(p, count, column: k, recordOffset, lineNumber)
         case .numeric:
-          row.setNumeric(slots[k], try value(p, count, column: k, recordOffset, lineNumber))
+          let v = try value(p, count, column: k, recordOffset, lineNumber)
+          if narrow && !Self.fitsFloat(v) {
+            throw DataError(
+              .notANumber,
+              "expected a number within float32's range (±3.4e38) in column '\(names[k])', "
+                + "found '\(Self.text(p, count))' (the matrix is float32)",
+              file: path, line: lineNumber(recordOffset), column: k + 1)
+          }
+          row.setNumeric(slots[k], v)
         case .categorical:
           let s = slots[k]
-          row.codes[s] = NumberParser.isMissing(p, count) ? -1 : encoders[s].code(p, count)
+          if NumberParser.isMissing(p, count) {
+            row.codes[s] = -1
+          } else {
+            let c = encoders[s].code(p, count)
+            if c == CategoryEncoder.invalid {
+              throw DataError(
+                .invalidText,
+                UTF8Text.message(
+                  UnsafeBufferPointer(start: p, count: count), in: "column '\(names[k])'"),
+                file: path, line: lineNumber(recordOffset), column: k + 1)
+            }
+            row.codes[s] = c
+          }
         }
       }
     }
@@ -457,10 +549,20 @@ struct RecordConverter {
     _ lineNumber: (Int) -> Int?
   ) throws -> Double {
     if let v = number(p, n) { return v }
-    let text = String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    let expected = NumberParser.expectation(p, n)
+    // `nan` spelled otherwise than the missing-value markers is refused, not read as missing.
+    let hint =
+      expected == "a finite number" && strtod(Self.text(p, n), nil).isNaN
+      ? " (a missing value is written as an empty field, NA or NaN)" : ""
     throw DataError(
-      .notANumber, "expected a number in column '\(names[column])', found '\(text)'",
+      .notANumber,
+      "expected \(expected) in column '\(names[column])', found '\(Self.text(p, n))'\(hint)",
       file: path, line: lineNumber(recordOffset), column: column + 1)
+  }
+
+  /// The field's bytes for a message (invalid UTF-8 repaired).
+  private static func text(_ p: UnsafePointer<UInt8>, _ n: Int) -> String {
+    String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
   }
 
   /// Copies the categories seen so far into the table.

@@ -10,10 +10,15 @@
 /// building a `String` for a value already seen.
 ///
 /// An open-addressing hash table keyed by the raw bytes (FNV-1a, linear probing, at most half
-/// full). A `String` is made once per distinct byte sequence. Two byte sequences that decode to
-/// the same `String` (invalid UTF-8 is repaired when decoding) share one code, exactly as if
-/// the table were keyed by strings.
+/// full). A `String` is made once per distinct byte sequence, and that is when the bytes are
+/// checked to be valid UTF-8 (so the check costs nothing for values already seen): invalid
+/// bytes get the code `invalid` and are not added, rather than being repaired into a string
+/// that another value may also become. Two byte sequences that are equal as `String`s
+/// (canonically equivalent) share one code, exactly as if the table were keyed by strings.
 struct CategoryEncoder {
+  /// The code of bytes that are not valid UTF-8.
+  static let invalid = Int32.min
+
   private struct Key {
     var start: Int
     var count: Int
@@ -30,7 +35,8 @@ struct CategoryEncoder {
   /// Values in order of first appearance (index = code).
   private(set) var values: [String] = []
 
-  /// The code of the `n` bytes at `p`, adding them as a new value if unseen.
+  /// The code of the `n` bytes at `p`, adding them as a new value if unseen; `invalid` if they
+  /// are not valid UTF-8.
   @inline(__always)
   mutating func code(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -65,7 +71,7 @@ struct CategoryEncoder {
     -> Int32
   {
     let bytes = UnsafeBufferPointer(start: p, count: n)
-    let value = String(decoding: bytes, as: UTF8.self)
+    guard let value = UTF8Text.decode(bytes) else { return Self.invalid }
     let code: Int32
     if let existing = codeOfValue[value] {
       code = existing

@@ -15,7 +15,7 @@ public struct DataError: Error, CustomStringConvertible, Sendable, Equatable {
       case missingLabelColumn, missingFeatureColumn, noFeatures
       case invalidIndex, corruptGzip
       case npyBadMagic, npyBadHeader, npyUnsupportedDtype, npyFortranOrder, npyTruncated
-      case invalidShard
+      case invalidShard, invalidText, tooLarge, notARegularFile
     }
     private let wrapped: Wrapped
     private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
@@ -30,7 +30,8 @@ public struct DataError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let noDataRows = Code(.noDataRows)
     /// A record has a different number of fields than the header.
     public static let raggedRow = Code(.raggedRow)
-    /// A numeric column holds a value that is not a number.
+    /// A numeric column holds a value that is not a finite decimal number (`inf`, `1e400`,
+    /// `0x10` and `nan` are not), or a `.npy` element is infinite or NaN.
     public static let notANumber = Code(.notANumber)
     /// A quoted field is not closed before the end of the file.
     public static let unterminatedQuote = Code(.unterminatedQuote)
@@ -62,6 +63,13 @@ public struct DataError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let npyTruncated = Code(.npyTruncated)
     /// A shard index outside `0..<count`, or a count below 1.
     public static let invalidShard = Code(.invalidShard)
+    /// A header name or a categorical value that is not valid UTF-8.
+    public static let invalidText = Code(.invalidText)
+    /// The file implies more memory than `DataLimits` allows: a `.npy` shape, a LIBSVM feature
+    /// index, a one-hot encoding, the rows read, or a gzip file's decompressed size.
+    public static let tooLarge = Code(.tooLarge)
+    /// The path names a directory, a FIFO, a device or a socket rather than a regular file.
+    public static let notARegularFile = Code(.notARegularFile)
 
     /// The code's name, e.g. `notANumber`.
     public var description: String { wrapped.rawValue }

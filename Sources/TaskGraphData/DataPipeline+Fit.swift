@@ -115,11 +115,26 @@ extension DataPipeline {
       case .categorical(let s):
         let vocabulary = table.categories[s].enumerated().filter { used[s][$0.offset] }
           .map(\.element).sorted()
+        // A model file must not hold an empty vocabulary (see `FittedPipeline.problem`).
+        if vocabulary.isEmpty {
+          throw DataError(
+            .noFeatures,
+            "categorical column '\(table.categoricalNames[s])' has no value in the "
+              + "\(keep.lazy.filter { $0 }.count) rows kept for fitting, so one-hot encoding "
+              + "gives it no features (exclude it)", file: path)
+        }
         columns.append(
           .init(name: table.categoricalNames[s], kind: .categorical(vocabulary: vocabulary)))
       case .skip, .label:
         break
       }
+    }
+    // Finite values can still sum to infinity: such a fill would make an unreadable model.
+    for (s, fill) in fills.enumerated() where !(fill?.isFinite ?? true) {
+      throw DataError(
+        .notANumber,
+        "the \(options.missing) of column '\(table.numericNames[s])' is not finite (its "
+          + "values are too large to impute)", file: path)
     }
     var pipeline = FittedPipeline(label: options.label, columns: columns, missing: options.missing)
     if options.standardize {
@@ -146,6 +161,12 @@ extension DataPipeline {
           continue
         }
         let std = n > 0 ? (squares[s] / Double(n)).squareRoot() : 0
+        guard mean[s].isFinite else {
+          throw DataError(
+            .notANumber,
+            "the mean of column '\(table.numericNames[s])' is not finite (its values are too "
+              + "large to standardise)", file: path)
+        }
         means.append(mean[s])
         scales.append(std > 0 && std.isFinite ? std : 1)
       }
@@ -159,9 +180,14 @@ extension DataPipeline {
   ///
   /// The table's blocks are released as their rows are written (so memory peaks at about the
   /// larger of the table and the matrix): `table` cannot be read afterwards.
+  ///
+  /// - Throws: `DataError.Code.tooLarge` (naming `path`) if the matrix would take more than
+  ///   `limits.memoryBytes`, e.g. because one-hot encoding a column with very many distinct
+  ///   values makes it very wide; nothing is allocated or released then.
   static func materialise<T: BLASScalar>(
-    _ table: RawTable, _ pipeline: FittedPipeline, requireLabel: Bool
-  ) -> PreparedData<T> {
+    _ table: RawTable, _ pipeline: FittedPipeline, requireLabel: Bool,
+    limits: DataLimits = .defaults, path: String? = nil
+  ) throws -> PreparedData<T> {
     // Map each pipeline column to its slot in the table (matched by name).
     var numericSlot: [String: Int] = [:]
     for (s, name) in table.numericNames.enumerated() { numericSlot[name] = s }
@@ -191,6 +217,8 @@ extension DataPipeline {
       table, numericSlots: plan.numeric.map(\.slot), categoricalSlots: plan.categorical.map(\.slot),
       policy: pipeline.missing, requireLabel: requireLabel)
     let kept = keep.reduce(0) { $0 + ($1 ? 1 : 0) }
+    try checkMatrixSize(
+      rows: kept, pipeline, valueBytes: MemoryLayout<T>.size, limits: limits, path: path)
     var y: [Double]? = table.hasLabel ? [] : nil
     y?.reserveCapacity(kept)
     // Dispatch to concrete element types so that the row loop is specialised (this generic
@@ -210,6 +238,26 @@ extension DataPipeline {
 }
 
 extension DataPipeline {
+  /// Checks that a `rows` × `pipeline.featureNames.count` matrix of `valueBytes`-byte elements
+  /// fits in `limits.memoryBytes`; the error states its size and the widest one-hot group.
+  static func checkMatrixSize(
+    rows: Int, _ pipeline: FittedPipeline, valueBytes: Int, limits: DataLimits, path: String?
+  ) throws {
+    let width = pipeline.featureNames.count
+    let bytes = DataLimits.product(rows, width, valueBytes)
+    if let bytes, bytes <= limits.memoryBytes { return }
+    let size = bytes.map { DataLimits.bytes($0) } ?? "more than 9.2 EB"
+    var message =
+      "the prepared matrix would be \(rows) rows × \(width) columns of "
+      + "\(valueBytes == 4 ? "float32" : "float64") (\(size)), more than \(limits.memoryText)"
+    if let widest = pipeline.columns.max(by: { $0.width < $1.width }), widest.width > 1 {
+      message +=
+        "; one-hot encoding column '\(widest.name)' gives \(widest.width) of the columns "
+        + "(one per distinct value)"
+    }
+    throw DataError(.tooLarge, message, file: path)
+  }
+
   /// The output matrix: each kept row written once, in place, block by block, releasing
   /// each block of the table once its rows are written. Appends the kept rows' labels to `y`.
   static func fillRows<S: BLASScalar>(

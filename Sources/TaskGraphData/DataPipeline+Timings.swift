@@ -15,12 +15,15 @@ extension DataPipeline {
     path: String, options: PipelineOptions, shard: Shard? = nil, as: T.Type
   ) throws -> (data: PreparedData<T>, timings: PipelineTimings) {
     let t0 = Date()
-    let table = try read(path: path, shard: shard, narrow: T.self == Float.self) { names, _ in
+    let table = try read(
+      path: path, shard: shard, narrow: T.self == Float.self, limits: options.limits
+    ) { names, _ in
       try ReadSpec(fitting: options, names: names, path: path)
     }
     let t1 = Date()
     let pipeline = try fitTransforms(table, options: options, path: path)
-    let data: PreparedData<T> = materialise(table, pipeline, requireLabel: true)
+    let data: PreparedData<T> = try materialise(
+      table, pipeline, requireLabel: true, limits: options.limits, path: path)
     let t2 = Date()
     return (
       data,
@@ -38,10 +41,11 @@ extension DataPipeline {
   /// The line is the data row's position counted from the header (exact unless an earlier
   /// field holds a quoted newline).
   public static func applyForScoring<T: BLASScalar>(
-    _ pipeline: FittedPipeline, path: String, as: T.Type
+    _ pipeline: FittedPipeline, path: String, as: T.Type, limits: DataLimits = .defaults
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: nil, narrow: T.self == Float.self) {
-      names, sparse in
+    let table = try read(
+      path: path, shard: nil, narrow: T.self == Float.self, limits: limits
+    ) { names, sparse in
       try ReadSpec(
         replaying: pipeline, names: names, requireLabel: false, sparse: sparse, path: path)
     }
@@ -68,6 +72,6 @@ extension DataPipeline {
         }
       }
     }
-    return materialise(table, pipeline, requireLabel: false)
+    return try materialise(table, pipeline, requireLabel: false, limits: limits, path: path)
   }
 }

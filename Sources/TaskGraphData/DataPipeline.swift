@@ -43,6 +43,11 @@ public enum InputFormat: String, Sendable, Codable {
 /// gives its memory back block by block while the matrix is written, so peak memory is about
 /// the larger of the matrix and the store (8 bytes per needed numeric field, 4 for a Float
 /// matrix, 4 per categorical one), not their sum.
+///
+/// A file is either read correctly or refused with a `DataError` naming it (and the line and
+/// column where there is one): numbers must be finite decimals, text valid UTF-8, the path a
+/// regular file, and every size the file implies within `DataLimits` (`PipelineOptions.limits`,
+/// or the `limits` argument) before it is allocated.
 public enum DataPipeline {
   /// Reads `path` (format from the extension, see `InputFormat`; `.gz` is decompressed), fits
   /// the transforms on the rows read, and materialises them.
@@ -61,7 +66,7 @@ public enum DataPipeline {
   public static func fitPipeline(path: String, options: PipelineOptions) throws
     -> FittedPipeline
   {
-    let table = try read(path: path, shard: nil) { names, _ in
+    let table = try read(path: path, shard: nil, limits: options.limits) { names, _ in
       try ReadSpec(fitting: options, names: names, path: path)
     }
     return try fitTransforms(table, options: options, path: path)
@@ -75,28 +80,34 @@ public enum DataPipeline {
   /// label is empty is kept with a NaN label; with it true such rows are dropped.
   public static func apply<T: BLASScalar>(
     _ pipeline: FittedPipeline, path: String, requireLabel: Bool, shard: Shard? = nil,
-    as: T.Type
+    as: T.Type, limits: DataLimits = .defaults
   ) throws -> PreparedData<T> {
-    let table = try read(path: path, shard: shard, narrow: T.self == Float.self) {
-      names, sparse in
+    let table = try read(
+      path: path, shard: shard, narrow: T.self == Float.self, limits: limits
+    ) { names, sparse in
       try ReadSpec(
         replaying: pipeline, names: names, requireLabel: requireLabel, sparse: sparse,
         path: path)
     }
-    return materialise(table, pipeline, requireLabel: requireLabel)
+    return try materialise(
+      table, pipeline, requireLabel: requireLabel, limits: limits, path: path)
   }
 
   /// The column names of `path`: the CSV header, or `f1…` for LIBSVM and `.npy` files
   /// (where the label is not a named column).
-  public static func columns(path: String) throws -> [String] {
+  public static func columns(path: String, limits: DataLimits = .defaults) throws -> [String] {
     switch try InputFormat(path: path) {
     case .csv:
-      return try CSVReader.header(CSVReader.source(path, streaming: true), path: path).names
+      return try CSVReader.header(
+        CSVReader.source(path, streaming: true, limits: limits), path: path, limits: limits
+      ).names
     case .libsvm:
-      let sparse = try LIBSVMReader.read(path: path, shard: nil)
+      let sparse = try LIBSVMReader.read(path: path, shard: nil, limits: limits)
       return (0..<sparse.width).map { LIBSVMReader.name($0 + 1) }
     case .npy:
-      let h = try NPY.header(InputFile.readAll(path), path: path)
+      let bytes = try InputFile.readAll(path, limits: limits)
+      let h = try NPY.header(bytes, path: path)
+      try NPY.checkSize(h, fileBytes: bytes.count, path: path, limits: limits, valueBytes: 8)
       return (1..<max(1, h.cols)).map { LIBSVMReader.name($0) }
     }
   }
@@ -109,16 +120,17 @@ public enum DataPipeline {
   /// A `narrow` table stores numeric values as `Float`: for a Float matrix it halves the
   /// table, the larger part of the peak memory of reading.
   static func read(
-    path: String, shard: Shard?, narrow: Bool = false,
+    path: String, shard: Shard?, narrow: Bool = false, limits: DataLimits = .defaults,
     plan: ([String], Bool) throws -> ReadSpec
   ) throws -> RawTable {
     try shard?.validate()
+    let valueBytes = narrow ? 4 : 8
     switch try InputFormat(path: path) {
     case .csv:
       // A whole-file read streams a gzip file; shards need it in memory for byte ranges.
       let whole = (shard?.count ?? 1) == 1
-      let source = try CSVReader.source(path, streaming: whole)
-      let header = try CSVReader.header(source, path: path)
+      let source = try CSVReader.source(path, streaming: whole, limits: limits)
+      let header = try CSVReader.header(source, path: path, limits: limits)
       guard try CSVReader.hasData(source, from: header.dataStart) else {
         throw DataError(.noDataRows, "the file has a header but no data rows", file: path)
       }
@@ -126,10 +138,12 @@ public enum DataPipeline {
       let table = spec.makeTable(narrow: narrow)
       let range = try CSVReader.range(shard, dataStart: header.dataStart, source)
       try CSVReader.load(
-        source, path: path, range: range, header: header, roles: spec.roles, into: table)
+        source, path: path, range: range, header: header, roles: spec.roles, into: table,
+        limits: limits)
       return table
     case .libsvm:
-      let sparse = try LIBSVMReader.read(path: path, shard: shard)
+      let sparse = try LIBSVMReader.read(
+        path: path, shard: shard, limits: limits, valueBytes: valueBytes)
       if shard == nil && sparse.labels.isEmpty {
         throw DataError(.emptyFile, "the file has no data rows", file: path)
       }
@@ -140,19 +154,28 @@ public enum DataPipeline {
           .unsupportedFormat, "categorical columns need CSV input (LIBSVM is numeric)", file: path)
       }
       // Features the pipeline needs beyond the widest row are all-zero columns, not missing.
-      let width = max(
-        sparse.width,
-        spec.numericNames.compactMap { Int($0.dropFirst()) }.max() ?? 0)
+      // Only names spelled exactly `f<index>` are features (not `f+3` or `f03`).
+      let indexOf = { (name: String) -> Int? in
+        guard let k = Int(name.dropFirst()), k >= 1, LIBSVMReader.name(k) == name else {
+          return nil
+        }
+        return k
+      }
+      let width = max(sparse.width, spec.numericNames.compactMap(indexOf).max() ?? 0)
+      try LIBSVMReader.checkDense(
+        rows: sparse.labels.count, width: width, limits, valueBytes: valueBytes, path: path)
       var slotOf = [Int?](repeating: nil, count: width)
       for (slot, name) in spec.numericNames.enumerated() {
-        if let k = Int(name.dropFirst()), k >= 1 { slotOf[k - 1] = slot }
+        if let k = indexOf(name) { slotOf[k - 1] = slot }
       }
       return try LIBSVMReader.table(
         sparse, width: width, slotOf: slotOf, names: spec.numericNames, narrow: narrow,
         path: path)
     case .npy:
-      let bytes = try InputFile.readAll(path)
+      let bytes = try InputFile.readAll(path, limits: limits)
       let h = try NPY.header(bytes, path: path)
+      try NPY.checkSize(
+        h, fileBytes: bytes.count, path: path, limits: limits, valueBytes: valueBytes)
       if h.rows == 0 { throw DataError(.noDataRows, "the array has no rows", file: path) }
       // Column 0 is the label, unless (at predict time) the file has exactly the features the
       // pipeline needs and no label column.
@@ -178,11 +201,20 @@ public enum DataPipeline {
       let roles = labelColumn == nil ? spec.roles : Array(spec.roles.dropFirst())
       table.appendRows(range.count, numeric: .nan)
       try NPY.decode(bytes, h, path: path) { value in
+        // Every element read must be finite, and within Float's range in a narrow table.
+        func checked(_ k: Int, narrow: Bool) throws -> Double {
+          let v = value(k)
+          guard v.isFinite && (!narrow || Float(v).isFinite) else {
+            throw NPY.elementError(v, k, h, path: path, narrow: narrow)
+          }
+          return v
+        }
         for (i, r) in range.enumerated() {
-          if labelColumn != nil { table.setLabel(i, value(r * h.cols)) }
+          if labelColumn != nil { table.setLabel(i, try checked(r * h.cols, narrow: false)) }
           for (k, role) in roles.enumerated() {
             if case .numeric(let slot) = role {
-              table.setNumeric(i, slot, value(r * h.cols + k + (labelColumn ?? -1) + 1))
+              let element = r * h.cols + k + (labelColumn ?? -1) + 1
+              table.setNumeric(i, slot, try checked(element, narrow: narrow))
             }
           }
         }

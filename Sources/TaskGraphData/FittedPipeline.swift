@@ -65,3 +65,72 @@ public struct FittedPipeline: Codable, Sendable, Equatable {
     }
   }
 }
+
+extension FittedPipeline {
+  /// The first inconsistency of a pipeline that was not made by fitting (one decoded from a
+  /// model file), or nil if there is none.
+  ///
+  /// Replaying an inconsistent pipeline would trap or silently give wrong features, so a model
+  /// file is checked whole when it is read: columns with distinct names, non-empty one-hot
+  /// vocabularies without repeats, finite fills, `featureNames` derived from `columns`, and
+  /// standardisation (`means` and `scales` both or neither) with one finite mean and one
+  /// finite, positive scale per feature. The answer names the place as the model file's JSON
+  /// spells it, relative to the pipeline, e.g. `scales[3] is 0: expected a positive number`.
+  /// O(features).
+  package func problem() -> String? {
+    if columns.isEmpty { return "columns is empty: expected at least one feature column" }
+    var seen: [String: Int] = [:]
+    for (k, column) in columns.enumerated() {
+      if let first = seen[column.name] {
+        return "columns[\(k)].name '\(column.name)' repeats columns[\(first)].name"
+      }
+      seen[column.name] = k
+      if let fill = column.fill, !fill.isFinite {
+        return "columns[\(k)].fill is \(fill): expected a finite number"
+      }
+      if case .categorical(let vocabulary) = column.kind {
+        if vocabulary.isEmpty {
+          return "columns[\(k)].kind.categorical.vocabulary is empty: expected the values of "
+            + "column '\(column.name)'"
+        }
+        var values: [String: Int] = [:]
+        for (v, value) in vocabulary.enumerated() {
+          if let first = values[value] {
+            return "columns[\(k)].kind.categorical.vocabulary[\(v)] '\(value)' repeats "
+              + "vocabulary[\(first)]"
+          }
+          values[value] = v
+        }
+      }
+    }
+    let derived = FittedPipeline(label: label, columns: columns, missing: missing).featureNames
+    if featureNames.count != derived.count {
+      return "feature_names has \(featureNames.count) entries but the columns give "
+        + "\(derived.count) features"
+    }
+    if let k = featureNames.indices.first(where: { featureNames[$0] != derived[$0] }) {
+      return "feature_names[\(k)] is '\(featureNames[k])' but the columns give '\(derived[k])'"
+    }
+    switch (means, scales) {
+    case (nil, nil):
+      break
+    case (.some, nil):
+      return "means is given without scales"
+    case (nil, .some):
+      return "scales is given without means"
+    case (.some(let means), .some(let scales)):
+      for (name, values) in [("means", means), ("scales", scales)]
+      where values.count != featureNames.count {
+        return "\(name) has \(values.count) entries but there are \(featureNames.count) features"
+      }
+      if let k = means.firstIndex(where: { !$0.isFinite }) {
+        return "means[\(k)] is \(means[k]): expected a finite number"
+      }
+      if let k = scales.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
+        return "scales[\(k)] is \(scales[k]): expected a finite positive number (a standard "
+          + "deviation; a zero deviation is stored as 1)"
+      }
+    }
+    return nil
+  }
+}

@@ -15,6 +15,11 @@ import CZlib
 /// Like `gzread`, it reads every member of a multi-member file and ignores anything after the
 /// last member that does not start with the gzip magic bytes. A damaged stream, or one that
 /// ends before its last member does, is `DataError.Code.corruptGzip`.
+///
+/// The decompressed size is limited (see `DataLimits`): a stream that produces more than
+/// `limit` bytes is stopped with `DataError.Code.tooLarge`, so that a decompression bomb (up
+/// to about 1032:1 for deflate, and unbounded over many members) fails with an error that
+/// states the size reached rather than exhausting memory or running for hours.
 final class GzipStream: ByteReader {
   private static let inputSize = 1 << 20
   private let path: String
@@ -23,12 +28,19 @@ final class GzipStream: ByteReader {
   private var stream = z_stream()
   private var inputEnded = false
   private var finished = false
+  private let limit: Int
+  private let limitText: String
+  /// Decompressed bytes produced so far.
+  private var produced = 0
 
-  /// Opens `path`, checking that it starts with the gzip magic bytes.
-  init(path: String) throws {
-    fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw InputFile.ioError(path, "cannot open") }
+  /// Opens `path`, checking that it is a regular file that starts with the gzip magic bytes.
+  /// More than `limit` decompressed bytes is an error that names the limit as `limitText`
+  /// (e.g. `the 16 GB memory limit`).
+  init(path: String, limit: Int = Int.max, limitText: String = "the limit") throws {
+    fd = try InputFile.openRegular(path).fd
     self.path = path
+    self.limit = limit
+    self.limitText = limitText
     input = .allocate(capacity: Self.inputSize)
     // deinit runs from here on: the descriptor and the buffer are released on every throw.
     var magic: (UInt8, UInt8) = (0, 0)
@@ -73,6 +85,14 @@ final class GzipStream: ByteReader {
       stream.avail_out = UInt32(space)
       let rc = CZlib.inflate(&stream, Z_NO_FLUSH)
       written += space - Int(stream.avail_out)
+      if produced + written > limit {
+        throw DataError(
+          .tooLarge,
+          "the decompressed data exceeds \(limitText): stopped after "
+            + "\(DataLimits.bytes(produced + written)) (\(produced + written) bytes) from a "
+            + "\(DataLimits.bytes((try? InputFile.size(path)) ?? 0)) file",
+          file: path)
+      }
       switch rc {
       case Z_OK, Z_BUF_ERROR:
         continue
@@ -83,6 +103,7 @@ final class GzipStream: ByteReader {
         throw DataError(.corruptGzip, "corrupted gzip data: \(reason)", file: path)
       }
     }
+    produced += written
     return written
   }
 

@@ -12,27 +12,66 @@ enum InputFile {
   /// Whether `path` names a gzip file (by its extension).
   static func isGzip(_ path: String) -> Bool { path.lowercased().hasSuffix(".gz") }
 
-  /// The file's size in bytes.
-  static func size(_ path: String) throws -> Int {
-    var st = stat()
-    guard stat(path, &st) == 0 else { throw ioError(path, "cannot open") }
-    return Int(st.st_size)
-  }
-
-  /// All bytes of the file; a `.gz` file is decompressed.
-  static func readAll(_ path: String) throws -> [UInt8] {
-    if isGzip(path) { return try inflate(path) }
-    return try read(path, offset: 0, count: Int.max)
-  }
-
-  /// Up to `count` bytes from `offset` (fewer at the end of the file).
-  static func read(_ path: String, offset: Int, count: Int) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY)
+  /// Opens `path` for reading, refusing anything but a regular file (a directory, a FIFO, a
+  /// device, a socket) with `DataError.Code.notARegularFile`. `O_NONBLOCK` keeps the open from
+  /// waiting for a writer when `path` is a FIFO; it has no effect on reading a regular file.
+  /// Returns the descriptor and the file's size.
+  static func openRegular(_ path: String) throws -> (fd: Int32, size: Int) {
+    let fd = open(path, O_RDONLY | O_NONBLOCK)
     guard fd >= 0 else { throw ioError(path, "cannot open") }
-    defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw ioError(path, "cannot stat") }
-    let total = max(0, min(count, Int(st.st_size) - offset))
+    guard fstat(fd, &st) == 0 else {
+      let error = ioError(path, "cannot stat")
+      close(fd)
+      throw error
+    }
+    let type = st.st_mode & S_IFMT
+    guard type == S_IFREG else {
+      close(fd)
+      let kind: String
+      switch type {
+      case S_IFDIR: kind = "a directory"
+      case S_IFIFO: kind = "a FIFO (named pipe)"
+      case S_IFCHR: kind = "a character device"
+      case S_IFBLK: kind = "a block device"
+      case S_IFSOCK: kind = "a socket"
+      default: kind = "a special file"
+      }
+      throw DataError(
+        .notARegularFile, "not a regular file (it is \(kind)); expected a data file", file: path)
+    }
+    return (fd, Int(st.st_size))
+  }
+
+  /// The file's size in bytes.
+  /// - Throws: `DataError` (`io`, or `notARegularFile`).
+  static func size(_ path: String) throws -> Int {
+    let (fd, size) = try openRegular(path)
+    close(fd)
+    return size
+  }
+
+  /// All bytes of the file; a `.gz` file is decompressed. A file, or decompressed data, larger
+  /// than `limits.memoryBytes` is `DataError.Code.tooLarge`.
+  static func readAll(_ path: String, limits: DataLimits = .defaults) throws -> [UInt8] {
+    if isGzip(path) { return try inflate(path, limits: limits) }
+    return try read(path, offset: 0, count: Int.max, limit: limits.memoryBytes)
+  }
+
+  /// Up to `count` bytes from `offset` (fewer at the end of the file). More than `limit` bytes
+  /// is `DataError.Code.tooLarge`.
+  static func read(_ path: String, offset: Int, count: Int, limit: Int = Int.max) throws
+    -> [UInt8]
+  {
+    let (fd, size) = try openRegular(path)
+    defer { close(fd) }
+    let total = max(0, min(count, size - offset))
+    if total > limit {
+      throw DataError(
+        .tooLarge,
+        "the file holds \(DataLimits.bytes(total)) (\(total) bytes), more than the "
+          + "\(DataLimits.bytes(limit)) memory limit for a file read whole", file: path)
+    }
     return try [UInt8](unsafeUninitializedCapacity: total) { raw, done in
       while done < total {
         let n = pread(fd, raw.baseAddress! + done, total - done, off_t(offset + done))
@@ -50,13 +89,16 @@ enum InputFile {
   ///
   /// The buffer is sized from the gzip trailer and filled by zlib directly, so a single-member
   /// file is decompressed without a copy. A damaged or truncated stream, or a file without the
-  /// gzip magic bytes, is reported as `DataError.Code.corruptGzip`.
-  static func inflate(_ path: String) throws -> [UInt8] {
-    let stream = try GzipStream(path: path)
+  /// gzip magic bytes, is reported as `DataError.Code.corruptGzip`; decompressed data beyond
+  /// `limits.memoryBytes` (a decompression bomb, or data too large to hold) as `tooLarge`.
+  static func inflate(_ path: String, limits: DataLimits = .defaults) throws -> [UInt8] {
+    let limit = limits.memoryBytes
+    let stream = try GzipStream(path: path, limit: limit, limitText: limits.memoryText)
     // One byte more than the hint, so that reaching the end is seen without a second buffer.
-    // The hint is capped at deflate's largest ratio (about 1032:1) in case the trailer is bad.
-    let limit = 1032 * ((try? size(path)) ?? 0)
-    let capacity = max(1 << 16, min(limit, GzipStream.sizeHint(path) ?? 0) + 1)
+    // The hint is capped at deflate's largest ratio (about 1032:1) in case the trailer is bad,
+    // and at the limit.
+    let ratio = 1032 * ((try? size(path)) ?? 0)
+    let capacity = max(1 << 16, min(ratio, limit, GzipStream.sizeHint(path) ?? 0) + 1)
     var out = try [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
       count = try stream.read(into: UnsafeMutableRawBufferPointer(buffer))
     }

@@ -3,7 +3,16 @@
 ///
 /// `qid:` tokens are ignored and `#` starts a comment. Sharding uses byte ranges at line
 /// boundaries (no quoting exists in this format); gzip input is decompressed first.
+///
+/// Labels and values must be finite decimal numbers (see `NumberParser`). A feature index
+/// sets the width of the dense matrix, so it is checked as it is read: an index that would
+/// make the rows read so far, densified, larger than `DataLimits.memoryBytes` is
+/// `DataError.Code.tooLarge` naming the line and the index, and no index may exceed
+/// `maxIndex` (indices are stored as 32-bit integers).
 enum LIBSVMReader {
+  /// The largest feature index read (2³¹ − 1).
+  static let maxIndex = Int(Int32.max)
+
   /// The sparse rows of one read, before densifying.
   struct Sparse {
     var labels: [Double] = []
@@ -17,26 +26,90 @@ enum LIBSVMReader {
   /// The name of 1-based feature `index`.
   static func name(_ index: Int) -> String { "f\(index)" }
 
-  /// Parses the records that start in the shard's byte range.
-  static func read(path: String, shard: Shard?) throws -> Sparse {
-    let source = try CSVReader.source(path)
+  /// What a read may allocate, and for messages.
+  private struct Budget {
+    var limits: DataLimits
+    /// Bytes per element of the dense matrix (8 for float64, 4 for float32).
+    var valueBytes: Int
+    var path: String
+  }
+
+  /// Parses the records that start in the shard's byte range, within `limits` for a dense
+  /// matrix of `valueBytes`-byte elements.
+  static func read(
+    path: String, shard: Shard?, limits: DataLimits = .defaults, valueBytes: Int = 8
+  ) throws -> Sparse {
+    let source = try CSVReader.source(path, limits: limits)
     let range = try CSVReader.range(shard, dataStart: 0, source, quoteAware: false)
+    if range.count > limits.memoryBytes {
+      throw DataError(
+        .tooLarge,
+        "the file holds \(DataLimits.bytes(range.count)) (\(range.count) bytes) to read, more "
+          + "than \(limits.memoryText)", file: path)
+    }
     let bytes = try source.read(range.lowerBound, range.count)
     var out = Sparse()
     var numbers = NumberParser()
+    let budget = Budget(limits: limits, valueBytes: valueBytes, path: path)
     try bytes.withUnsafeBufferPointer { buf in
       let n = buf.count
       var pos = 0
+      // Where the widest row so far starts.
+      var widest = 0
       while pos < n {
         var lineEnd = pos
         while lineEnd < n && buf[lineEnd] != CSVScanner.newline { lineEnd += 1 }
+        let start = pos
+        let line = { source.lineNumber(at: range.lowerBound + start) }
+        let width = out.width
         try parseLine(
-          buf, pos, lineEnd, into: &out, numbers: &numbers, path: path,
-          line: { source.lineNumber(at: range.lowerBound + pos) })
+          buf, pos, lineEnd, into: &out, numbers: &numbers, budget: budget, line: line)
+        if out.width > width { widest = range.lowerBound + start }
+        try check(out, budget, line: { source.lineNumber(at: widest) }, currentLine: line)
         pos = lineEnd + 1
       }
     }
     return out
+  }
+
+  /// Checks that the rows read so far fit in memory, sparse and densified.
+  private static func check(
+    _ out: Sparse, _ budget: Budget, line widestLine: () -> Int?, currentLine: () -> Int?
+  ) throws {
+    let rows = out.labels.count
+    // Labels and row starts, 8 bytes each; an index (4) and a value (8) per entry.
+    let sparseBytes = 16 * rows + 12 * out.indices.count
+    if sparseBytes > budget.limits.memoryBytes {
+      throw DataError(
+        .tooLarge,
+        "the \(rows) rows read up to this line take \(DataLimits.bytes(sparseBytes)) in "
+          + "memory: the file does not fit in \(budget.limits.memoryText)",
+        file: budget.path, line: currentLine())
+    }
+    try checkDense(
+      rows: rows, width: out.width, budget.limits, valueBytes: budget.valueBytes,
+      path: budget.path, line: widestLine())
+  }
+
+  /// Checks that `rows` (at least 1) × `width` elements of `valueBytes` fit in
+  /// `limits.memoryBytes`; the error names feature index `width` (spelled `indexText`) and,
+  /// when known, the line and column it is on.
+  static func checkDense(
+    rows: Int, width: Int, _ limits: DataLimits, valueBytes: Int, path: String,
+    line: @autoclosure () -> Int? = nil, column: Int? = nil,
+    indexText: @autoclosure () -> String? = nil
+  ) throws {
+    let rows = max(rows, 1)
+    let bytes = DataLimits.product(rows, width, valueBytes)
+    if let bytes, bytes <= limits.memoryBytes { return }
+    let size = bytes.map { DataLimits.bytes($0) } ?? "more than 9.2 EB"
+    let type = valueBytes == 4 ? "float32" : "float64"
+    let index = indexText() ?? String(width)
+    throw DataError(
+      .tooLarge,
+      "feature index \(index) would make the dense matrix \(rows) row\(rows == 1 ? "" : "s") × "
+        + "\(index) columns of \(type) (\(size)), more than \(limits.memoryText)",
+      file: path, line: line(), column: column)
   }
 
   private static func isSpace(_ b: UInt8) -> Bool {
@@ -45,8 +118,9 @@ enum LIBSVMReader {
 
   private static func parseLine(
     _ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, into out: inout Sparse,
-    numbers: inout NumberParser, path: String, line: () -> Int?
+    numbers: inout NumberParser, budget: Budget, line: () -> Int?
   ) throws {
+    let path = budget.path
     var tokens: [Range<Int>] = []
     var i = start
     while i < end {
@@ -62,8 +136,10 @@ enum LIBSVMReader {
       String(decoding: UnsafeBufferPointer(rebasing: buf[r]), as: UTF8.self)
     }
     guard let label = numbers.parse(base + tokens[0].lowerBound, tokens[0].count) else {
+      let expected = NumberParser.expectation(base + tokens[0].lowerBound, tokens[0].count)
       throw DataError(
-        .notANumber, "expected a numeric label, found '\(text(tokens[0]))'", file: path,
+        .notANumber,
+        "expected \(expected) as the label, found '\(text(tokens[0]))'", file: path,
         line: line(), column: 1)
     }
     var previous = 0
@@ -75,15 +151,16 @@ enum LIBSVMReader {
       }
       let indexBytes = token.lowerBound..<colon
       if text(indexBytes) == "qid" { continue }
+      // Saturates at 10^18 (no overflow); the checks below refuse it with its text.
       var index = 0
       var valid = !indexBytes.isEmpty
       for j in indexBytes {
         let d = buf[j] &- 0x30
-        if d > 9 || index > 1 << 40 {
+        if d > 9 {
           valid = false
           break
         }
-        index = index * 10 + Int(d)
+        index = min(index * 10 + Int(d), 1_000_000_000_000_000_000)
       }
       guard valid else {
         throw DataError(
@@ -102,14 +179,28 @@ enum LIBSVMReader {
           "feature indices must increase within a line: \(index) follows \(previous)",
           file: path, line: line(), column: k + 1)
       }
+      if index > out.width {
+        try checkDense(
+          rows: out.labels.count + 1, width: index, budget.limits,
+          valueBytes: budget.valueBytes, path: path, line: line(), column: k + 1,
+          indexText: String(text(indexBytes).drop { $0 == "0" }))
+        if index > maxIndex {
+          throw DataError(
+            .invalidIndex,
+            "feature index \(text(indexBytes)) is beyond the largest supported index "
+              + "\(maxIndex)", file: path, line: line(), column: k + 1)
+        }
+      }
       previous = index
       let valueRange = (colon + 1)..<token.upperBound
       guard let value = numbers.parse(base + valueRange.lowerBound, valueRange.count) else {
+        let expected = NumberParser.expectation(base + valueRange.lowerBound, valueRange.count)
         throw DataError(
-          .notANumber, "expected a number for feature \(index), found '\(text(valueRange))'",
+          .notANumber,
+          "expected \(expected) for feature \(index), found '\(text(valueRange))'",
           file: path, line: line(), column: k + 1)
       }
-      out.indices.append(Int32(clamping: index))
+      out.indices.append(Int32(index))
       out.values.append(value)
     }
     out.width = max(out.width, previous)

@@ -6,6 +6,11 @@ import TaskGraphLinalg
 /// A 1-D array of length `n` reads as an `n × 1` matrix. Writing always produces a version
 /// 1.0 file (2.0 if the header would not fit), little-endian, with the header padded so the
 /// data starts at a multiple of 64 bytes, as NumPy does.
+///
+/// Reading trusts nothing the header declares: the shape is checked against the file's size
+/// (a header may declare terabytes in a file of a few bytes) and against `DataLimits` before
+/// anything is allocated, and every element read must be finite (and, read as `Float`, within
+/// `Float`'s range); an infinite or NaN element is an error naming its row and column.
 public enum NPY {
   /// The parsed header of a `.npy` file.
   public struct Header: Sendable, Equatable {
@@ -94,41 +99,101 @@ public enum NPY {
   }
 
   /// Reads a `.npy` file as a matrix of `T` (converting from the stored precision).
-  /// - Throws: `DataError` (see `header(_:path:)`, and `npyTruncated` when the data is short).
-  public static func read<T: BLASScalar>(path: String, as: T.Type = T.self) throws -> Matrix<T> {
-    let bytes = try InputFile.readAll(path)
+  /// - Throws: `DataError` (see `header(_:path:)`; `npyTruncated` when the data is shorter
+  ///   than the shape declares, `tooLarge` when the matrix would exceed `limits`,
+  ///   `notANumber` for an element that is infinite or NaN, or too large for `T`).
+  public static func read<T: BLASScalar>(
+    path: String, as: T.Type = T.self, limits: DataLimits = .defaults
+  ) throws -> Matrix<T> {
+    let bytes = try InputFile.readAll(path, limits: limits)
     let h = try header(bytes, path: path)
+    try checkSize(
+      h, fileBytes: bytes.count, path: path, limits: limits, valueBytes: MemoryLayout<T>.size)
     var m = Matrix<T>(rows: h.rows, cols: h.cols)
     try decode(bytes, h, path: path) { values in
-      m.withUnsafeMutableBufferPointer { out in
-        for k in 0..<out.count { out[k] = T(values(k)) }
+      try m.withUnsafeMutableBufferPointer { out in
+        for k in 0..<out.count {
+          let v = values(k)
+          out[k] = T(v)
+          if !out[k].isFinite {
+            throw elementError(v, k, h, path: path, narrow: T.self == Float.self)
+          }
+        }
       }
     }
     return m
   }
 
-  /// Calls `body` with an accessor of element `k` as `Double`, after checking the length.
-  static func decode(
-    _ bytes: [UInt8], _ h: Header, path: String, _ body: ((Int) -> Double) -> Void
+  /// Checks the shape the header declares against the file's size (`fileBytes`, the whole
+  /// file) and against `limits` for a matrix of `valueBytes`-byte elements (one row at least,
+  /// so that a header declaring no rows but 10¹² columns is refused too).
+  /// - Throws: `DataError` with `npyTruncated` or `tooLarge`, stating the sizes.
+  static func checkSize(
+    _ h: Header, fileBytes: Int, path: String, limits: DataLimits, valueBytes: Int
   ) throws {
-    let count = h.rows * h.cols
-    let needed = h.dataOffset + count * h.elementSize
-    guard bytes.count >= needed else {
+    let shape = h.shape.count == 1 ? "\(h.shape[0])" : "\(h.rows)×\(h.cols)"
+    let type = h.elementSize == 4 ? "float32" : "float64"
+    let available = max(0, fileBytes - h.dataOffset)
+    let needed = DataLimits.product(h.rows, h.cols, h.elementSize)
+    if needed == nil || needed! > available {
+      let size = needed.map { "\(DataLimits.bytes($0)), \($0) bytes" } ?? "more than 9.2 EB"
       throw DataError(
         .npyTruncated,
-        "the .npy data is truncated: \(count) elements need \(needed) bytes, the file has "
-          + "\(bytes.count)", file: path)
+        "the .npy file is truncated: its header declares \(shape) \(type) (\(size)) but the "
+          + "file holds \(available) bytes of data", file: path)
     }
-    bytes.withUnsafeBytes { raw in
+    let matrix = DataLimits.product(max(h.rows, 1), h.cols, valueBytes)
+    if matrix == nil || matrix! > limits.memoryBytes {
+      let size = matrix.map { DataLimits.bytes($0) } ?? "more than 9.2 EB"
+      throw DataError(
+        .tooLarge,
+        "the .npy header declares \(shape) \(type): the matrix would take \(size), more than "
+          + "\(limits.memoryText)", file: path)
+    }
+  }
+
+  /// The error for element `k` (as read, `value`): infinite or NaN, or (`narrow`) beyond
+  /// `Float`'s range.
+  static func elementError(_ value: Double, _ k: Int, _ h: Header, path: String, narrow: Bool)
+    -> DataError
+  {
+    let row = k / max(h.cols, 1)
+    let column = k % max(h.cols, 1)
+    let place = "element [\(row), \(column)] (row \(row + 1), column \(column + 1))"
+    if value.isFinite && narrow {
+      return DataError(
+        .notANumber,
+        "expected a number within float32's range (±3.4e38) at \(place), found \(value) "
+          + "(the matrix is float32)", file: path, column: column + 1)
+    }
+    return DataError(
+      .notANumber, "expected a finite number at \(place), found \(value)", file: path,
+      column: column + 1)
+  }
+
+  /// Calls `body` with an accessor of element `k` as `Double`, after checking the length.
+  static func decode(
+    _ bytes: [UInt8], _ h: Header, path: String, _ body: ((Int) -> Double) throws -> Void
+  ) throws {
+    let needed = DataLimits.product(h.rows, h.cols, h.elementSize).flatMap {
+      h.dataOffset.addingReportingOverflow($0).overflow ? nil : h.dataOffset + $0
+    }
+    guard let needed, bytes.count >= needed else {
+      throw DataError(
+        .npyTruncated,
+        "the .npy data is truncated: \(h.rows)×\(h.cols) elements need more than the "
+          + "\(bytes.count) bytes the file has", file: path)
+    }
+    try bytes.withUnsafeBytes { raw in
       let data = raw.baseAddress! + h.dataOffset
       if h.elementSize == 8 {
-        body { k in
+        try body { k in
           Double(
             bitPattern: UInt64(
               littleEndian: data.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self)))
         }
       } else {
-        body { k in
+        try body { k in
           Double(
             Float(
               bitPattern: UInt32(

@@ -6,12 +6,17 @@
   import Darwin
 #endif
 
-/// Parses decimal numbers straight from bytes.
+/// Parses finite decimal numbers straight from bytes.
 ///
 /// The fast path (Clinger's): a decimal significand of at most 15 digits and a power of ten of
 /// at most 22 in magnitude are both exact doubles, so one correctly rounded multiply or divide
 /// gives the correctly rounded result. Everything else falls back to `strtod` on a
-/// NUL-terminated scratch copy, so results always equal `strtod`'s.
+/// NUL-terminated scratch copy, so results always equal `strtod`'s — for the inputs accepted.
+///
+/// Only finite decimal numbers are accepted: `strtod` also reads `inf`, `infinity`, `nan`,
+/// hexadecimal (`0x10`) and decimals that overflow to infinity (`1e400`), and `parse` refuses
+/// all of those (nil). Both fast paths only ever produce finite values (at most 15 digits
+/// times at most 10^22), so the check costs nothing there: it is made on the slow path only.
 struct NumberParser {
   private var scratch: [CChar] = Array(repeating: 0, count: 64)
 
@@ -185,6 +190,8 @@ struct NumberParser {
   }
 
   private mutating func slowParse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Double? {
+    // Hexadecimal (`0x10`, `0x1p3`) is refused before strtod would read it.
+    for k in 0..<n where p[k] | 0x20 == 0x78 { return nil }
     if scratch.count < n + 1 { scratch = Array(repeating: 0, count: n + 1) }
     return scratch.withUnsafeMutableBufferPointer { buf -> Double? in
       let base = buf.baseAddress!
@@ -192,8 +199,27 @@ struct NumberParser {
       base[n] = 0
       var endPtr: UnsafeMutablePointer<CChar>? = nil
       let value = strtod(base, &endPtr)
-      guard let endPtr, endPtr == base + n else { return nil }
+      guard let endPtr, endPtr == base + n, value.isFinite else { return nil }
       return value
+    }
+  }
+
+  /// What a field that `parse` refused should have been, for error messages: `a finite
+  /// number` for text `strtod` reads as infinite or NaN (`inf`, `1e400`, `nan`), `a decimal
+  /// number` for hexadecimal, `a number` for anything else.
+  static func expectation(_ p: UnsafePointer<UInt8>, _ n: Int) -> String {
+    var text = Array(UnsafeBufferPointer(start: p, count: n))
+    while text.last == 0x20 { text.removeLast() }
+    let hex = text.contains { $0 | 0x20 == 0x78 }
+    let cString = text.map { CChar(bitPattern: $0) } + [0]
+    return cString.withUnsafeBufferPointer { buf -> String in
+      var endPtr: UnsafeMutablePointer<CChar>? = nil
+      let value = strtod(buf.baseAddress!, &endPtr)
+      guard let endPtr, endPtr == UnsafeMutablePointer(mutating: buf.baseAddress!) + text.count,
+        !text.isEmpty
+      else { return "a number" }
+      if hex { return "a decimal number (hexadecimal is not read)" }
+      return value.isFinite ? "a number" : "a finite number"
     }
   }
 }

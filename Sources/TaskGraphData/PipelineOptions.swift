@@ -28,6 +28,8 @@ public struct PipelineOptions: Sendable {
   public var missing: MissingPolicy = .drop
   /// Whether to standardise numeric features to mean 0 and standard deviation 1.
   public var standardize: Bool = false
+  /// What reading the file may allocate (see `DataLimits`).
+  public var limits: DataLimits = .defaults
 
   /// Options with `label` as the label column and defaults for the rest.
   public init(label: String) { self.label = label }

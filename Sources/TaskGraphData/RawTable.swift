@@ -118,6 +118,10 @@ final class RawTable {
   /// The bytes of rows held now (blocks not yet released).
   var residentBytes: Int { blocks.reduce(0) { $0 + ($1?.memory.byteCount ?? 0) } }
 
+  /// The bytes the rows read so far take (blocks are mapped in larger steps, but their pages
+  /// are only resident once written).
+  var rowsBytes: Int { rows * (valueBytes * numericWidth + 8 + 4 * codeWidth) }
+
   private func allocateBlock() {
     let numericBytes = valueBytes * blockRows * numericWidth
     let labelBytes = 8 * blockRows

@@ -287,7 +287,7 @@ public struct ModelFile: Codable, Sendable, Equatable {
         if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
           return "the file is empty"
         }
-        return "not valid JSON" + jsonPosition(context.underlyingError)
+        return "not valid JSON" + jsonPosition(data)
       }
       return "unexpected value at \(place(context.codingPath))"
     default:
@@ -295,17 +295,25 @@ public struct ModelFile: Codable, Sendable, Equatable {
     }
   }
 
-  /// ` (near line 3, column 7)` from a JSON syntax error's description, or nothing.
-  private static func jsonPosition(_ error: (any Error)?) -> String {
-    guard let error else { return "" }
-    let text = "\(error)"
-    guard let line = text.range(of: "line "), let column = text.range(of: ", column ") else {
+  /// ` (near line 3, column 7)` for the JSON syntax error in `data`, or nothing if the
+  /// place is not known. `JSONDecoder` does not say where; `JSONSerialization` gives a byte
+  /// offset (`around character 15`), which is turned into a 1-based line and column.
+  private static func jsonPosition(_ data: Data) -> String {
+    let text: String
+    do {
+      _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
       return ""
+    } catch {
+      text = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? ""
     }
-    let lineNumber = text[line.upperBound...].prefix(while: \.isNumber)
-    let columnNumber = text[column.upperBound...].prefix(while: \.isNumber)
-    guard !lineNumber.isEmpty, !columnNumber.isEmpty else { return "" }
-    return " (near line \(lineNumber), column \(columnNumber))"
+    guard let marker = text.range(of: "character "),
+      let offset = Int(text[marker.upperBound...].prefix(while: \.isNumber)),
+      offset >= 0, offset <= data.count
+    else { return "" }
+    let before = data.prefix(offset)
+    let line = before.reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+    let column = offset - (before.lastIndex(of: 0x0A).map { $0 - data.startIndex + 1 } ?? 0) + 1
+    return " (near line \(line), column \(column))"
   }
 
   /// `standardizedCoefficients` → `standardized_coefficients`, as the file spells keys.

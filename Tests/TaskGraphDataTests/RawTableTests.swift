@@ -102,12 +102,12 @@ final class RawTableTests: XCTestCase {
     for (k, v) in values.enumerated() { XCTAssertEqual(code(Array(v.utf8)), Int32(k)) }
     for (k, v) in values.enumerated().reversed() { XCTAssertEqual(code(Array(v.utf8)), Int32(k)) }
     XCTAssertEqual(encoder.values, values)
-    // Two invalid UTF-8 sequences both decode to "\u{FFFD}": one value, one code, as a table
-    // keyed by strings would give.
-    let first = code([0xFF])
-    XCTAssertEqual(code([0xFE]), first)
-    XCTAssertEqual(encoder.values.last, "\u{FFFD}")
-    XCTAssertEqual(encoder.values.count, 5001)
+    // Invalid UTF-8 is refused, not repaired: repairing would turn both of these into
+    // "\u{FFFD}", one value for two distinct byte sequences. Nothing is added.
+    XCTAssertEqual(code([0xFF]), CategoryEncoder.invalid)
+    XCTAssertEqual(code([0xFE]), CategoryEncoder.invalid)
+    XCTAssertEqual(code([0x63, 0x61, 0x66, 0xE9]), CategoryEncoder.invalid)
+    XCTAssertEqual(encoder.values.count, 5000)
   }
 
   func testMaterialiseReleasesTheTable() throws {
@@ -122,7 +122,7 @@ final class RawTableTests: XCTestCase {
     }
     XCTAssertGreaterThan(table.residentBytes, 0)
     let pipeline = try DataPipeline.fitTransforms(table, options: options, path: path)
-    let data: PreparedData<Double> = DataPipeline.materialise(
+    let data: PreparedData<Double> = try DataPipeline.materialise(
       table, pipeline, requireLabel: true)
     XCTAssertEqual(table.residentBytes, 0)
     XCTAssertEqual(data.x.rows, 900)
