@@ -13,23 +13,18 @@ enum InputFile {
   static func isGzip(_ path: String) -> Bool { path.lowercased().hasSuffix(".gz") }
 
   /// Opens `path` for reading, refusing anything but a regular file (a directory, a FIFO, a
-  /// device, a socket) with `DataError.Code.notARegularFile`. `O_NONBLOCK` keeps the open from
-  /// waiting for a writer when `path` is a FIFO; it has no effect on reading a regular file.
+  /// device, a socket) with `DataError.Code.notARegularFile` (see `RegularFile.open`).
   /// Returns the descriptor and the file's size.
   static func openRegular(_ path: String) throws -> (fd: Int32, size: Int) {
-    let fd = open(path, O_RDONLY | O_NONBLOCK)
-    guard fd >= 0 else { throw ioError(path, "cannot open") }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else {
-      let error = ioError(path, "cannot stat")
-      close(fd)
-      throw error
-    }
-    let type = st.st_mode & S_IFMT
-    guard type == S_IFREG else {
-      close(fd)
+    do {
+      return try RegularFile.open(path)
+    } catch .cannotOpen(let e) {
+      throw ioError(path, "cannot open", errno: e)
+    } catch .cannotStat(let e) {
+      throw ioError(path, "cannot stat", errno: e)
+    } catch .notRegular(let mode) {
       let kind: String
-      switch type {
+      switch mode {
       case S_IFDIR: kind = "a directory"
       case S_IFIFO: kind = "a FIFO (named pipe)"
       case S_IFCHR: kind = "a character device"
@@ -40,7 +35,6 @@ enum InputFile {
       throw DataError(
         .notARegularFile, "not a regular file (it is \(kind)); expected a data file", file: path)
     }
-    return (fd, Int(st.st_size))
   }
 
   /// The file's size in bytes.
@@ -72,16 +66,10 @@ enum InputFile {
         "the file holds \(DataLimits.bytes(total)) (\(total) bytes), more than the "
           + "\(DataLimits.bytes(limit)) memory limit for a file read whole", file: path)
     }
-    return try [UInt8](unsafeUninitializedCapacity: total) { raw, done in
-      while done < total {
-        let n = pread(fd, raw.baseAddress! + done, total - done, off_t(offset + done))
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw ioError(path, "cannot read")
-        }
-        if n == 0 { break }
-        done += n
-      }
+    do {
+      return try RegularFile.read(fd, offset: offset, count: total)
+    } catch {
+      throw ioError(path, "cannot read", errno: error.errno)
     }
   }
 
@@ -130,8 +118,71 @@ enum InputFile {
   }
 
   /// An I/O error naming the file and the system's reason (`errno`).
-  static func ioError(_ path: String, _ what: String) -> DataError {
-    let reason = String(cString: strerror(errno))
+  static func ioError(_ path: String, _ what: String, errno e: Int32 = errno) -> DataError {
+    let reason = String(cString: strerror(e))
     return DataError(.io, "\(what) the file: \(reason)", file: path)
+  }
+}
+
+/// Reading a regular file whole, for every target that reads one (data files here, model
+/// files in TaskGraphTraining); each caller words the failures in its own terms.
+package enum RegularFile {
+  /// Why a path could not be opened as a regular file.
+  package enum Failure: Error {
+    /// `open(2)` failed with this errno.
+    case cannotOpen(Int32)
+    /// `fstat(2)` failed with this errno.
+    case cannotStat(Int32)
+    /// The path is no regular file: its `st_mode & S_IFMT`.
+    case notRegular(mode_t)
+  }
+
+  /// A read failed with this errno.
+  package struct ReadFailure: Error {
+    package var errno: Int32
+  }
+
+  /// Opens `path` read-only and checks that it is a regular file. `O_NONBLOCK` keeps the open
+  /// from waiting for a writer when `path` is a FIFO; it has no effect on reading a regular
+  /// file. The caller closes the descriptor.
+  package static func open(_ path: String) throws(Failure) -> (fd: Int32, size: Int) {
+    #if canImport(Glibc)
+      let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK)
+    #elseif canImport(Musl)
+      let fd = Musl.open(path, O_RDONLY | O_NONBLOCK)
+    #else
+      let fd = Darwin.open(path, O_RDONLY | O_NONBLOCK)
+    #endif
+    guard fd >= 0 else { throw .cannotOpen(errno) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else {
+      let e = errno
+      close(fd)
+      throw .cannotStat(e)
+    }
+    guard st.st_mode & S_IFMT == S_IFREG else {
+      close(fd)
+      throw .notRegular(st.st_mode & S_IFMT)
+    }
+    return (fd, Int(st.st_size))
+  }
+
+  /// Up to `count` bytes of `fd` from `offset` (fewer at the end of the file).
+  package static func read(_ fd: Int32, offset: Int, count: Int) throws(ReadFailure) -> [UInt8] {
+    var failure: Int32?
+    let bytes = [UInt8](unsafeUninitializedCapacity: count) { raw, done in
+      while done < count {
+        let n = pread(fd, raw.baseAddress! + done, count - done, off_t(offset + done))
+        if n < 0 {
+          if errno == EINTR { continue }
+          failure = errno
+          return
+        }
+        if n == 0 { break }
+        done += n
+      }
+    }
+    if let failure { throw ReadFailure(errno: failure) }
+    return bytes
   }
 }

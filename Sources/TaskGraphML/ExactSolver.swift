@@ -13,7 +13,11 @@ public enum ExactSolver {
   /// threads) and the d×d system is solved in Double by LAPACK `posv`. O(n·d² + d³) time,
   /// O(threads · (d² + block·d)) extra memory.
   ///
-  /// - Throws: `MLError.Code.singularSystem` if `XᵀX + n·l2·I` is not positive definite.
+  /// Without a penalty, aliased (collinear) columns get coefficient 0 (see
+  /// `GramStatistics.solveReportingAliased`).
+  ///
+  /// - Throws: `MLError.Code.singularSystem` if `XᵀX + n·l2·I` with `l2 > 0` is not positive
+  ///   definite (only rounding can make it so).
   public static func cholesky<T: BLASScalar>(
     x: Matrix<T>, y: [Double], l2: Double = 0, fitIntercept: Bool = true, threads: Int = 1
   ) throws -> Parameters {

@@ -255,7 +255,6 @@ public struct Optimizer: Sendable, Codable {
   var theta: [Double]
   var current: EvaluatedPoint?
   var history: [CurvaturePair]
-  var batchCursor: Int
   /// SGD: the lowest objective over all rows seen at the end of a pass.
   var bestObjective: Double?
   /// SGD: passes in a row that did not improve `bestObjective` by the tolerance.
@@ -263,7 +262,7 @@ public struct Optimizer: Sendable, Codable {
 
   enum CodingKeys: String, CodingKey {
     case configuration, rowCount, iteration, evaluations, stepSize, rng, theta, current, history
-    case batchCursor, bestObjective, passesWithoutImprovement
+    case bestObjective, passesWithoutImprovement
   }
 
   public init(from decoder: any Decoder) throws {
@@ -277,7 +276,6 @@ public struct Optimizer: Sendable, Codable {
     theta = try c.decodeDoubles(forKey: .theta, sink: decoder.vectorSink)
     current = try c.decodeIfPresent(EvaluatedPoint.self, forKey: .current)
     history = try c.decode([CurvaturePair].self, forKey: .history)
-    batchCursor = try c.decode(Int.self, forKey: .batchCursor)
     bestObjective = try c.decodeIfPresent(Double.self, forKey: .bestObjective)
     passesWithoutImprovement =
       try c.decodeIfPresent(Int.self, forKey: .passesWithoutImprovement) ?? 0
@@ -294,7 +292,6 @@ public struct Optimizer: Sendable, Codable {
     try c.encodeDoubles(theta, forKey: .theta, sink: encoder.vectorSink)
     try c.encodeIfPresent(current, forKey: .current)
     try c.encode(history, forKey: .history)
-    try c.encode(batchCursor, forKey: .batchCursor)
     try c.encodeIfPresent(bestObjective, forKey: .bestObjective)
     try c.encode(passesWithoutImprovement, forKey: .passesWithoutImprovement)
   }
@@ -310,7 +307,6 @@ public struct Optimizer: Sendable, Codable {
     self.evaluations = 0
     self.stepSize = 1
     self.history = []
-    self.batchCursor = 0
     self.current = nil
     var theta = initial.weights + [initial.intercept]
     switch configuration.method {

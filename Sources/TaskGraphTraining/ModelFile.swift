@@ -115,41 +115,35 @@ public struct ModelFile: Codable, Sendable, Equatable {
   /// The bytes of the file at `path`, refusing a directory, FIFO or device (a FIFO would block
   /// the read forever) and a file larger than `DataLimits.physicalMemory`.
   private static func readBytes(_ path: String) throws -> Data {
-    func failure(_ what: String) -> TrainingError {
-      let reason = String(cString: strerror(errno))
+    func failure(_ what: String, _ e: Int32) -> TrainingError {
+      let reason = String(cString: strerror(e))
       return TrainingError(code: .io, message: "\(path): cannot \(what) the model file: \(reason)")
     }
-    let fd = open(path, O_RDONLY | O_NONBLOCK)
-    guard fd >= 0 else { throw failure("open") }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw failure("stat") }
-    guard st.st_mode & S_IFMT == S_IFREG else {
+    let fd: Int32
+    let size: Int
+    do {
+      (fd, size) = try RegularFile.open(path)
+    } catch .cannotOpen(let e) {
+      throw failure("open", e)
+    } catch .cannotStat(let e) {
+      throw failure("stat", e)
+    } catch .notRegular(let mode) {
       throw TrainingError(
         code: .io,
         message:
-          "\(path): not a regular file (\(st.st_mode & S_IFMT == S_IFDIR ? "a directory" : "a FIFO, device or socket")); expected a model file"
+          "\(path): not a regular file (\(mode == S_IFDIR ? "a directory" : "a FIFO, device or socket")); expected a model file"
       )
     }
-    let size = Int(st.st_size)
+    defer { close(fd) }
     guard size <= DataLimits.physicalMemory else {
       throw TrainingError(
         code: .io, message: "\(path): the model file holds \(size) bytes, more than memory")
     }
-    var data = Data(count: size)
-    var done = 0
-    let failed = data.withUnsafeMutableBytes { raw -> Bool in
-      while done < size {
-        let n = systemRead(fd, raw.baseAddress! + done, size - done)
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return true }
-        if n == 0 { break }
-        done += n
-      }
-      return false
+    do {
+      return Data(try RegularFile.read(fd, offset: 0, count: size))
+    } catch {
+      throw failure("read", error.errno)
     }
-    if failed { throw failure("read") }
-    return data.prefix(done)
   }
 
   /// Decodes a model file's bytes and checks it whole; `path` names it in errors.
@@ -173,16 +167,15 @@ public struct ModelFile: Codable, Sendable, Equatable {
     dec.keyDecodingStrategy = .convertFromSnakeCase
     dec.nonConformingFloatDecodingStrategy = .convertFromString(
       positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    func invalid(_ reason: String) -> TrainingError {
-      TrainingError(code: .badModelFile, message: "\(path): not a valid model file: \(reason)")
+    func invalid(_ reason: String, cause: (any Error)? = nil) -> TrainingError {
+      TrainingError(
+        code: .badModelFile, message: "\(path): not a valid model file: \(reason)", cause: cause)
     }
     let header: Header
     do {
       header = try dec.decode(Header.self, from: data)
     } catch {
-      throw TrainingError(
-        code: .badModelFile, message: "\(path): not a valid model file: \(describe(error, data))",
-        cause: error)
+      throw invalid(describe(error, data), cause: error)
     }
     guard header.format == formatName else {
       throw TrainingError(
@@ -201,9 +194,7 @@ public struct ModelFile: Codable, Sendable, Equatable {
     do {
       file = try dec.decode(ModelFile.self, from: data)
     } catch {
-      throw TrainingError(
-        code: .badModelFile, message: "\(path): not a valid model file: \(describe(error, data))",
-        cause: error)
+      throw invalid(describe(error, data), cause: error)
     }
     if let problem = file.problem() { throw invalid(problem) }
     return file
@@ -329,17 +320,6 @@ public struct ModelFile: Codable, Sendable, Equatable {
     }
     return out
   }
-}
-
-/// `read(2)`, named apart from `ModelFile.read(from:)`.
-private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int {
-  #if canImport(Glibc)
-    Glibc.read(fd, p, n)
-  #elseif canImport(Musl)
-    Musl.read(fd, p, n)
-  #else
-    Darwin.read(fd, p, n)
-  #endif
 }
 
 /// A summary of a training run, stored in the model file and printed by the CLI.

@@ -142,7 +142,7 @@ struct MasterCommand: AsyncParsableCommand {
       }
       let file = DistributedTraining.modelFile(
         try result.get(), plan: plan, job: job, workers: workers)
-      try flags.finish(file, initial: job.initial)
+      try flags.finish(file)
     }
   }
 }

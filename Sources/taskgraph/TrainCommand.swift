@@ -64,7 +64,7 @@ struct TrainCommand: AsyncParsableCommand {
         file = try LocalTraining.run(job) { display.update($0) }
       }
       display.finish()
-      try flags.finish(file, initial: job.initial)
+      try flags.finish(file)
     }
   }
 }
@@ -195,7 +195,6 @@ struct TrainingFlags: ParsableArguments {
     job.seed = seed
     job.boundsSpecification = try BoundsSpecification.parse(
       lower: lower, upper: upper, nonnegative: nonnegative)
-    try checkPaths()
     if let warmStart {
       let m = try ModelFile.read(from: warmStart)
       job.initial = Parameters(
@@ -205,8 +204,8 @@ struct TrainingFlags: ParsableArguments {
     return job
   }
 
-  /// Checks a warm start against the result, writes the model and summary, prints the table.
-  func finish(_ file: ModelFile, initial: Parameters?) throws {
+  /// Prints the run's warnings, writes the model and summary, prints the table.
+  func finish(_ file: ModelFile) throws {
     for warning in file.training.warnings ?? [] {
       FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
     }
