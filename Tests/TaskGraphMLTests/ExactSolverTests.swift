@@ -89,6 +89,8 @@ final class ExactSolverTests: XCTestCase {
 
   /// One-hot levels of a column beside the intercept (every level kept): the last level is
   /// aliased, and the fitted values equal those of treatment coding (first level dropped).
+  /// In Float storage too: its Gram matrix is formed in Double, so the aliasing is found
+  /// there as well (the coefficients then match within Float's rounding of the data, 1e-6).
   func testOneHotBesideInterceptIsAliased() throws {
     var rng = SplitMix64(seed: 11)
     var full: [[Double]] = []
@@ -102,6 +104,12 @@ final class ExactSolverTests: XCTestCase {
     let (p, aliased) = try GramStatistics(x: Matrix<Double>(full), y: y).solveReportingAliased(
       l2: 0)
     XCTAssertEqual(aliased, [3])
+    let floats = Matrix<Float>(full.map { $0.map(Float.init) })
+    let (pf, aliasedFloat) = try GramStatistics(x: floats, y: y).solveReportingAliased(l2: 0)
+    XCTAssertEqual(aliasedFloat, [3])
+    for j in 0..<3 {
+      XCTAssertEqual(pf.weights[j], p.weights[j], accuracy: 1e-6 * max(1, abs(p.weights[j])))
+    }
     let treatment = try ExactSolver.qr(x: Matrix<Double>(full.map { [$0[0], $0[2], $0[3]] }), y: y)
     for row in full {
       let a = zip(row, p.weights).reduce(p.intercept) { $0 + $1.0 * $1.1 }
