@@ -77,7 +77,12 @@ enum SummaryTable {
       ("objective", String(format: "%.12g", t.objective)),
       ("load", String(format: "%.3f s", t.loadSeconds)),
       ("preprocess", String(format: "%.3f s", t.preprocessSeconds)),
-      ("fit", String(format: "%.3f s (%.3f ms/iteration)", t.fitSeconds, t.msPerIteration)),
+      (
+        "fit",
+        t.iterations > 0
+          ? String(format: "%.3f s (%.3f ms/iteration)", t.fitSeconds, t.msPerIteration)
+          : String(format: "%.3f s", t.fitSeconds)
+      ),
     ]
     if t.workers > 1 { lines.insert(("workers", "\(t.workers) (parameter server)"), at: 2) }
     // Distributed training reports the train metrics that follow from the objective; the

@@ -21,6 +21,10 @@ struct PredictCommand: AsyncParsableCommand {
 
   func run() async throws {
     try await CLIErrors.guarding {
+      if let output {
+        try OutputPaths.check(
+          inputs: [("--model", model), ("--data", input.data)], outputs: [("--output", output)])
+      }
       let file = try ModelFile.read(from: model)
       let data = try DataPipeline.applyForScoring(
         file.preprocessing, path: input.data, as: Double.self)
