@@ -7,6 +7,7 @@ extension TrainingReport {
   /// fails, says so.
   mutating func noteOutcome(stopReason: StopReason, aliased: [String]) {
     var warnings: [String] = []
+    let solver = Solver(rawValue: self.solver)?.flagName ?? self.solver
     switch stopReason {
     case .maxIterations:
       converged = false

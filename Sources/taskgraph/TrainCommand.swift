@@ -33,12 +33,10 @@ struct TrainCommand: AsyncParsableCommand {
   func run() async throws {
     Log.setup(verbose: flags.verbose)
     try await CLIErrors.guarding {
-      let mode: ExecutionMode =
-        distributed.workers.map {
-          .distributed(
-            workers: $0, staleness: distributed.staleness.rounds,
-            partition: distributed.partition)
-        } ?? .local
+      // Staleness and partition go in without workers too, so that validation refuses them.
+      let mode = ExecutionMode(
+        workers: distributed.workers, staleness: distributed.staleness.rounds,
+        partition: distributed.partition)
       let job = try flags.job(mode)
       try flags.checkPaths(checkpointDirectory: distributed.checkpointDir)
       let display = ProgressDisplay(quiet: flags.quiet)

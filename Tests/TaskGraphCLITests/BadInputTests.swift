@@ -185,3 +185,20 @@ final class BadInputTests: XCTestCase {
     }
   }
 }
+
+extension BadInputTests {
+  /// `--staleness` without workers was ignored (a one-process fit, exit 0); it is refused
+  /// before any training, and the old model is untouched.
+  func testStalenessWithoutWorkersIsRefused() throws {
+    let dir = try TempDir()
+    let model = dir.path("model.json")
+    try Data("previous model".utf8).write(to: URL(fileURLWithPath: model))
+    let r = try CLI.run([
+      "train", "--data", CLI.dataset("diabetes.csv"), "--label", "progression", "--solver",
+      "sgd", "--staleness", "2", "--output", model, "--quiet",
+    ])
+    XCTAssertEqual(r.status, 1, r.stderr)
+    XCTAssertEqual(r.stderr, "error: --staleness needs --workers\n")
+    XCTAssertEqual(try String(contentsOfFile: model, encoding: .utf8), "previous model")
+  }
+}
