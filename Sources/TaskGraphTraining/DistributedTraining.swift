@@ -252,8 +252,8 @@ public enum DistributedTraining {
       stopReason: result.stopReason.rawValue, objectives: result.objectives,
       objective: result.objectives.last ?? .nan, loadSeconds: result.loadSeconds,
       preprocessSeconds: plan.preprocessSeconds, fitSeconds: result.fitSeconds,
-      msPerIteration: result.iterations > 0
-        ? 1000 * result.fitSeconds / Double(result.iterations) : 0,
+      msPerIteration: TrainingReport.msPerIteration(
+        fitSeconds: result.fitSeconds, iterations: result.iterations),
       rowsRead: result.rows + result.validationRows + result.dropped,
       rowsDropped: result.dropped, trainRows: result.rows, validationRows: result.validationRows,
       trainMetrics: result.metrics, validationMetrics: result.validationMetrics,

@@ -100,8 +100,8 @@ public enum LocalTraining {
       preprocessSeconds: timings.preprocessSeconds
         + split.timeIntervalSince(loaded),
       fitSeconds: fitSeconds,
-      msPerIteration: result.summary.iterations > 0
-        ? 1000 * fitSeconds / Double(result.summary.iterations) : 0,
+      msPerIteration: TrainingReport.msPerIteration(
+        fitSeconds: fitSeconds, iterations: result.summary.iterations),
       rowsRead: prepared.rowsRead, rowsDropped: prepared.droppedRows, trainRows: train.x.rows,
       validationRows: validation?.x.rows ?? 0, trainMetrics: trainMetrics,
       validationMetrics: validationMetrics, precision: job.precision.rawValue,

@@ -1,6 +1,11 @@
 import TaskGraphML
 
 extension TrainingReport {
+  /// Milliseconds per iteration of a fit, 0 for a fit without iterations (an exact solver).
+  static func msPerIteration(fitSeconds: Double, iterations: Int) -> Double {
+    iterations > 0 ? 1000 * fitSeconds / Double(iterations) : 0
+  }
+
   /// Records whether the run reached its optimum and which features were aliased, with a
   /// warning for each (as scikit-learn's `ConvergenceWarning` and R's aliased
   /// coefficients): a run that stops on its iteration or time limit, or whose line search
