@@ -9,6 +9,12 @@
 /// Maps the bytes of categorical values to codes, in order of first appearance, without
 /// building a `String` for a value already seen.
 ///
+/// The codes are the reader's private numbering and follow the rows (and, for a shard, only
+/// its rows). The level order a model uses, and so the first level that `--drop-first`
+/// drops, is not this one: fitting sorts the values seen (see
+/// `FittedPipeline.Column.Kind.categorical`), and replaying a pipeline maps codes to levels
+/// by value.
+///
 /// An open-addressing hash table keyed by the raw bytes (FNV-1a, linear probing, at most half
 /// full). A `String` is made once per distinct byte sequence, and that is when the bytes are
 /// checked to be valid UTF-8 (so the check costs nothing for values already seen): invalid

@@ -113,6 +113,8 @@ extension DataPipeline {
       case .numeric(let s):
         columns.append(.init(name: table.numericNames[s], kind: .numeric, fill: fills[s]))
       case .categorical(let s):
+        // Sorted, not in the encoder's first-seen order, so that the levels (and the first,
+        // which `dropFirst` drops) do not depend on the order of the rows or the shards.
         let vocabulary = table.categories[s].enumerated().filter { used[s][$0.offset] }
           .map(\.element).sorted()
         // A model file must not hold an empty vocabulary (see `FittedPipeline.problem`).
@@ -124,10 +126,21 @@ extension DataPipeline {
               + "gives it no features (exclude it)", file: path)
         }
         columns.append(
-          .init(name: table.categoricalNames[s], kind: .categorical(vocabulary: vocabulary)))
+          .init(
+            name: table.categoricalNames[s], kind: .categorical(vocabulary: vocabulary),
+            dropFirst: options.dropFirst))
       case .skip, .label:
         break
       }
+    }
+    // Dropping the first level leaves a single-level column no feature; a model needs one.
+    if columns.allSatisfy({ $0.width == 0 }) {
+      let names = columns.map { "'\($0.name)'" }.joined(separator: ", ")
+      throw DataError(
+        .noFeatures,
+        "no features are left: categorical column\(columns.count == 1 ? "" : "s") \(names) "
+          + "\(columns.count == 1 ? "has" : "have") a single level in the rows kept for "
+          + "fitting, and dropping the first level (drop-first) removes it", file: path)
     }
     // Finite values can still sum to infinity: such a fill would make an unreadable model.
     for (s, fill) in fills.enumerated() where !(fill?.isFinite ?? true) {
@@ -202,10 +215,11 @@ extension DataPipeline {
           .init(
             slot: numericSlot[column.name]!, column: j, fill: column.fill,
             mean: pipeline.means?[j] ?? 0, scale: pipeline.scales?[j] ?? 1))
-      case .categorical(let vocabulary):
+      case .categorical:
         let s = categoricalSlot[column.name]!
+        // A dropped first level (the reference) maps to −1 like an unseen value: all zeros.
         var position: [String: Int32] = [:]
-        for (k, v) in vocabulary.enumerated() { position[v] = Int32(k) }
+        for (k, v) in column.levels.enumerated() { position[v] = Int32(k) }
         plan.categorical.append(
           .init(
             slot: s, column: j, codeToIndex: table.categories[s].map { position[$0] ?? -1 }))
@@ -253,7 +267,7 @@ extension DataPipeline {
     if let widest = pipeline.columns.max(by: { $0.width < $1.width }), widest.width > 1 {
       message +=
         "; one-hot encoding column '\(widest.name)' gives \(widest.width) of the columns "
-        + "(one per distinct value)"
+        + "(one per distinct value\(widest.dropFirst ? " but the first" : ""))"
     }
     throw DataError(.tooLarge, message, file: path)
   }
@@ -321,7 +335,7 @@ struct OutputPlan {
     var scale: Double
   }
   /// A one-hot group: its table slot, its first output column, and the table code →
-  /// vocabulary position map (−1: unseen).
+  /// position among the encoded levels (−1: unseen, or the dropped first level).
   struct Categorical {
     var slot: Int
     var column: Int

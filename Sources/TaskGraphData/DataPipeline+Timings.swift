@@ -33,45 +33,54 @@ extension DataPipeline {
   }
 }
 
+/// Data prepared for scoring, and the rows that cannot be scored.
+public struct ScoringData<T: BLASScalar> {
+  /// The rows that can be scored, in the file's order.
+  public var prepared: PreparedData<T>
+  /// The data rows (from 0, in the file's order) left out because a feature value is
+  /// missing and the model imputes none, with their labels (NaN where absent).
+  public var unscoredRows: [Int]
+  public var unscoredLabels: [Double]
+
+  /// Every data row of the file: scored and unscored.
+  public var rowCount: Int { prepared.x.rows + unscoredRows.count }
+}
+
 extension DataPipeline {
-  /// `apply` for scoring: every row of the file must be scored, so with the `drop` policy
-  /// (no imputation fitted) a row with a missing feature value is an error naming the file,
-  /// the row's line and the column, instead of a silently skipped row.
-  ///
-  /// The line is the data row's position counted from the header (exact unless an earlier
-  /// field holds a quoted newline).
+  /// `apply` for scoring. With the `drop` policy (no imputation fitted) a row with a
+  /// missing feature value cannot be scored: as `evaluate` does, it is left out of the
+  /// matrix, and it is listed in `unscoredRows` so that a caller writing one line per
+  /// input row can give it an empty prediction (R's `na.exclude`). Rows whose label alone
+  /// is missing are scored.
   public static func applyForScoring<T: BLASScalar>(
     _ pipeline: FittedPipeline, path: String, as: T.Type, limits: DataLimits = .defaults
-  ) throws -> PreparedData<T> {
+  ) throws -> ScoringData<T> {
     let table = try read(
       path: path, shard: nil, narrow: T.self == Float.self, limits: limits
     ) { names, sparse in
       try ReadSpec(
         replaying: pipeline, names: names, requireLabel: false, sparse: sparse, path: path)
     }
+    var rows: [Int] = []
+    var labels: [Double] = []
     if pipeline.missing == .drop {
-      let headerLines = (try? InputFormat(path: path)) == .csv ? 1 : 0
       let nw = table.numericNames.count
       let cw = table.categoricalNames.count
-      try table.forEachBlock { rows, block in
-        for r in rows {
-          let i = r - rows.lowerBound
-          for s in 0..<nw where block.numeric(i * nw + s).isNaN {
-            throw DataError(
-              .notANumber,
-              "missing value in column '\(table.numericNames[s])', and the model imputes none "
-                + "(train with --missing mean or median to score such rows)",
-              file: path, line: r + 1 + headerLines)
-          }
-          for s in 0..<cw where block.codes[i * cw + s] < 0 {
-            throw DataError(
-              .notANumber,
-              "missing value in column '\(table.categoricalNames[s])', and the model imputes none",
-              file: path, line: r + 1 + headerLines)
+      table.forEachBlock { range, block in
+        for r in range {
+          let i = r - range.lowerBound
+          let missing =
+            (0..<nw).contains { block.numeric(i * nw + $0).isNaN }
+            || (0..<cw).contains { block.codes[i * cw + $0] < 0 }
+          if missing {
+            rows.append(r)
+            labels.append(table.label(r))
           }
         }
       }
     }
-    return try materialise(table, pipeline, requireLabel: false, limits: limits, path: path)
+    let prepared: PreparedData<T> = try materialise(
+      table, pipeline, requireLabel: false, limits: limits, path: path)
+    return ScoringData(prepared: prepared, unscoredRows: rows, unscoredLabels: labels)
   }
 }

@@ -7,7 +7,13 @@ public struct FittedPipeline: Codable, Sendable, Equatable {
     public enum Kind: Codable, Sendable, Equatable {
       /// One output feature, the number.
       case numeric
-      /// One output feature per vocabulary entry (sorted); an unseen value gives all zeros.
+      /// One output feature per vocabulary entry (the column's levels, sorted; see
+      /// `Column.dropFirst`); an unseen value gives all zeros.
+      ///
+      /// The order is Swift's `String` ordering, by the Unicode scalars of the values'
+      /// canonical (NFC) form, so for ASCII byte order: digits, then upper case, then lower
+      /// case. That is the order of Python's `sorted` and of R's `factor` in the C locale, and
+      /// it does not depend on the order of the rows.
       case categorical(vocabulary: [String])
     }
     /// The column's name in the source file.
@@ -16,20 +22,59 @@ public struct FittedPipeline: Codable, Sendable, Equatable {
     public var kind: Kind
     /// For numeric columns under mean/median imputation, the value that replaces a missing one.
     public var fill: Double?
+    /// For categorical columns, whether the first vocabulary entry (the reference level) has
+    /// no output feature: treatment coding, as R's `lm` uses, which keeps a design with an
+    /// intercept from being rank-deficient. A row at the reference level gets all zeros, as
+    /// does an unseen value. False (every level encoded) in a model file without the field.
+    public var dropFirst: Bool
 
     /// A column description.
-    public init(name: String, kind: Kind, fill: Double? = nil) {
+    public init(name: String, kind: Kind, fill: Double? = nil, dropFirst: Bool = false) {
       self.name = name
       self.kind = kind
       self.fill = fill
+      self.dropFirst = dropFirst
     }
 
-    /// The number of output features of this column.
+    /// The number of output features of this column: 1 for a numeric column, one per
+    /// encoded level (`levels`) for a categorical one; 0 for a single level without its
+    /// first.
     public var width: Int {
       switch kind {
       case .numeric: return 1
-      case .categorical(let vocabulary): return vocabulary.count
+      case .categorical: return levels.count
       }
+    }
+
+    /// The levels that have an output feature, in output order (empty for a numeric column).
+    public var levels: ArraySlice<String> {
+      switch kind {
+      case .numeric: return []
+      case .categorical(let vocabulary): return vocabulary.dropFirst(dropFirst ? 1 : 0)
+      }
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, kind, fill, dropFirst }
+
+    /// Decodes a column; a missing `drop_first` means every level is encoded (model files
+    /// written before the field existed).
+    public init(from decoder: any Decoder) throws {
+      let c = try decoder.container(keyedBy: CodingKeys.self)
+      name = try c.decode(String.self, forKey: .name)
+      kind = try c.decode(Kind.self, forKey: .kind)
+      fill = try c.decodeIfPresent(Double.self, forKey: .fill)
+      dropFirst = try c.decodeIfPresent(Bool.self, forKey: .dropFirst) ?? false
+    }
+
+    /// Encodes a column; `drop_first` only when true, so that a pipeline that encodes every
+    /// level has the JSON (and so the configuration fingerprint of its checkpoints and
+    /// shard caches) it had before the field existed.
+    public func encode(to encoder: any Encoder) throws {
+      var c = encoder.container(keyedBy: CodingKeys.self)
+      try c.encode(name, forKey: .name)
+      try c.encode(kind, forKey: .kind)
+      try c.encodeIfPresent(fill, forKey: .fill)
+      if dropFirst { try c.encode(true, forKey: .dropFirst) }
     }
   }
 
@@ -44,7 +89,8 @@ public struct FittedPipeline: Codable, Sendable, Equatable {
   public var means: [Double]?
   /// Per output feature, the standard deviation divided by (a zero deviation is stored as 1).
   public var scales: [Double]?
-  /// Output feature names after one-hot encoding, e.g. `carrier=UA`.
+  /// Output feature names after one-hot encoding, e.g. `carrier=UA` (none for a dropped first
+  /// level).
   public var featureNames: [String]
 
   /// A pipeline from its parts; `featureNames` is derived from `columns`.
@@ -60,7 +106,7 @@ public struct FittedPipeline: Codable, Sendable, Equatable {
     self.featureNames = columns.flatMap { column -> [String] in
       switch column.kind {
       case .numeric: return [column.name]
-      case .categorical(let vocabulary): return vocabulary.map { "\(column.name)=\($0)" }
+      case .categorical: return column.levels.map { "\(column.name)=\($0)" }
       }
     }
   }
@@ -72,7 +118,8 @@ extension FittedPipeline {
   ///
   /// Replaying an inconsistent pipeline would trap or silently give wrong features, so a model
   /// file is checked whole when it is read: columns with distinct names, non-empty one-hot
-  /// vocabularies without repeats, finite fills, `featureNames` derived from `columns`, and
+  /// vocabularies without repeats, `drop_first` only on categorical columns, finite fills, at
+  /// least one output feature, `featureNames` derived from `columns`, and
   /// standardisation (`means` and `scales` both or neither) with one finite mean and one
   /// finite, positive scale per feature. The answer names the place as the model file's JSON
   /// spells it, relative to the pipeline, e.g. `scales[3] is 0: expected a positive number`.
@@ -87,6 +134,10 @@ extension FittedPipeline {
       seen[column.name] = k
       if let fill = column.fill, !fill.isFinite {
         return "columns[\(k)].fill is \(fill): expected a finite number"
+      }
+      if column.dropFirst, case .numeric = column.kind {
+        return "columns[\(k)].drop_first is true but column '\(column.name)' is numeric: only "
+          + "a categorical column has a first level to drop"
       }
       if case .categorical(let vocabulary) = column.kind {
         if vocabulary.isEmpty {
@@ -104,6 +155,10 @@ extension FittedPipeline {
       }
     }
     let derived = FittedPipeline(label: label, columns: columns, missing: missing).featureNames
+    if derived.isEmpty {
+      return "the columns give no features: every column is categorical with a single level, "
+        + "which drop_first removes"
+    }
     if featureNames.count != derived.count {
       return "feature_names has \(featureNames.count) entries but the columns give "
         + "\(derived.count) features"

@@ -10,11 +10,39 @@ public enum MissingPolicy: String, Codable, Sendable {
   case median
 }
 
+/// When to drop the first level of each categorical column (the CLI's `--drop-first`).
+///
+/// With an intercept, one-hot columns for every level of a categorical column sum to the
+/// intercept's column, so an unpenalised design is rank-deficient. Dropping the first level
+/// (in the vocabulary's sorted order, see `FittedPipeline.Column.Kind.categorical`) makes it
+/// the reference level, R's treatment coding; under a penalty the design is not singular, and
+/// dropping a level would make the fit depend on which level is first, so every level is kept,
+/// as glmnet does.
+public enum DropFirstPolicy: String, Sendable, CaseIterable {
+  /// Drop the first level for an unpenalised model, keep every level under a penalty.
+  case auto
+  /// Always drop the first level.
+  case always
+  /// Keep every level.
+  case never
+
+  /// Whether to drop the first level (`PipelineOptions.dropFirst`) for a model that is
+  /// `penalized` (an L1 or L2 weight above 0).
+  public func dropsFirstLevel(penalized: Bool) -> Bool {
+    switch self {
+    case .auto: return !penalized
+    case .always: return true
+    case .never: return false
+    }
+  }
+}
+
 /// How to turn a file into features and a label.
 ///
 /// Features are all columns but the label, or only `include` when it is given, minus
-/// `exclude`, in the file's column order. Columns in `categorical` are one-hot encoded; every
-/// other feature column must be numeric.
+/// `exclude`, in the file's column order. Columns in `categorical` are one-hot encoded (one
+/// feature per level, in sorted order, less the first with `dropFirst`); every other feature
+/// column must be numeric.
 public struct PipelineOptions: Sendable {
   /// The label column's name (for LIBSVM and `.npy` input, a name given to the label).
   public var label: String
@@ -28,6 +56,10 @@ public struct PipelineOptions: Sendable {
   public var missing: MissingPolicy = .drop
   /// Whether to standardise numeric features to mean 0 and standard deviation 1.
   public var standardize: Bool = false
+  /// Whether each categorical column's first level (in sorted order) gets no feature: treatment
+  /// coding (see `DropFirstPolicy`). False keeps every level. A column with a single level
+  /// then gives no feature; fitting fails if no feature is left at all.
+  public var dropFirst: Bool = false
   /// What reading the file may allocate (see `DataLimits`).
   public var limits: DataLimits = .defaults
 

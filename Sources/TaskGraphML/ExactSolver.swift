@@ -31,11 +31,12 @@ public enum ExactSolver {
   /// Least squares by Householder QR (LAPACK `gels`) on `[X 1]`, in the precision `T`.
   ///
   /// With `l2 > 0` the rows `√(n·l2)·eⱼ` (label 0, no intercept entry) are appended, which
-  /// gives ridge without squaring the condition number. O(n·d²) time, O(n·d) memory.
+  /// gives ridge without squaring the condition number (with `scales`, `√(n·l2)/sⱼ·eⱼ`:
+  /// the penalty of `Regularization.scales`). O(n·d²) time, O(n·d) memory.
   ///
   /// - Throws: `MLError.Code.singularSystem` if the design does not have full column rank.
   public static func qr<T: BLASScalar>(
-    x: Matrix<T>, y: [Double], l2: Double = 0, fitIntercept: Bool = true
+    x: Matrix<T>, y: [Double], l2: Double = 0, scales: [Double]? = nil, fitIntercept: Bool = true
   ) throws -> Parameters {
     precondition(y.count == x.rows, "labels: \(y.count), rows: \(x.rows)")
     precondition(l2 >= 0, "l2 must be non-negative")
@@ -53,8 +54,9 @@ public enum ExactSolver {
     }
     var labels = y.map { T($0) }
     if extra > 0 {
-      let s = T((Double(n) * l2).squareRoot())
+      let root = (Double(n) * l2).squareRoot()
       for j in 0..<d {
+        let s = T(scales.map { root / $0[j] } ?? root)
         for k in 0..<cols { storage.append(k == j ? s : 0) }
         labels.append(0)
       }

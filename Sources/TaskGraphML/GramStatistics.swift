@@ -91,8 +91,8 @@ public struct GramStatistics: Sendable, Equatable {
   /// Aliased columns (see `solveReportingAliased`) get coefficient 0.
   ///
   /// - Throws: `MLError.Code.singularSystem` if the system is not positive definite.
-  public func solve(l2: Double) throws -> Parameters {
-    try solveReportingAliased(l2: l2).parameters
+  public func solve(l2: Double, scales: [Double]? = nil) throws -> Parameters {
+    try solveReportingAliased(l2: l2, scales: scales).parameters
   }
 
   /// The fraction of a column's centred variance that the columns before it must leave
@@ -113,12 +113,19 @@ public struct GramStatistics: Sendable, Equatable {
   ///
   /// - Throws: `MLError.Code.singularSystem` if the penalised system is not positive
   ///   definite (only rounding can do that).
-  public func solveReportingAliased(l2: Double) throws -> (parameters: Parameters, aliased: [Int]) {
+  ///
+  /// With `scales` the penalty is on `wⱼ = vⱼ/sⱼ` (see `Regularization.scales`): the
+  /// diagonal grows by `n·l2/sⱼ²`.
+  public func solveReportingAliased(l2: Double, scales: [Double]? = nil) throws -> (
+    parameters: Parameters, aliased: [Int]
+  ) {
     precondition(count > 0, "no rows")
     let d = means.count
     if d == 0 { return (Parameters(weights: [], intercept: labelMean), []) }
     var a = gram
-    for i in 0..<d { a[i, i] += Double(count) * l2 }
+    for i in 0..<d {
+      a[i, i] += Double(count) * (scales.map { l2 / ($0[i] * $0[i]) } ?? l2)
+    }
     var w = cross
     let info = a.withUnsafeMutableBufferPointer { ap in
       w.withUnsafeMutableBufferPointer { wp in

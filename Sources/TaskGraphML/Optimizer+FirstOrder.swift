@@ -12,7 +12,8 @@ extension Optimizer {
   {
     let before = evaluations
     let cur = try ensureCurrent(evaluate)
-    let l1 = configuration.regularization.l1
+    let penalty = configuration.regularization
+    let l1 = penalty.l1
     let d = penalisedCount
     let g = cur.gradient
     let gNorm = norm(g)
@@ -21,25 +22,27 @@ extension Optimizer {
       var candidate = theta
       for i in candidate.indices { candidate[i] -= t * g[i] }
       if l1 > 0 {
-        for j in 0..<d { candidate[j] = softThreshold(candidate[j], t * l1) }
+        for j in 0..<d { candidate[j] = softThreshold(candidate[j], t * penalty.l1(at: j)) }
       }
       let point = try evaluatePoint(candidate, batch: .all, evaluate)
       let accepted: Bool
       if l1 > 0 {
         var lin = 0.0
         var sq = 0.0
-        var l1Change = 0.0
+        var l1Term = 0.0
         for i in candidate.indices {
           let delta = candidate[i] - theta[i]
           lin += g[i] * delta
           sq += delta * delta
         }
-        for j in 0..<d { l1Change += abs(candidate[j]) - abs(theta[j]) }
+        for j in 0..<d {
+          l1Term += (abs(candidate[j]) - abs(theta[j])) * penalty.l1(at: j)
+        }
         let noise = configuration.lineSearch.relativeSlack * abs(cur.objective)
         accepted =
           point.smooth.isFinite
           && (point.smooth <= cur.smooth + lin + sq / (2 * t)
-            || (abs(lin + l1 * l1Change) <= noise && point.objective <= cur.objective + noise))
+            || (abs(lin + l1Term) <= noise && point.objective <= cur.objective + noise))
       } else {
         accepted = accepts(new: point.objective, old: cur.objective, decrease: -t * gNorm * gNorm)
       }
@@ -50,7 +53,7 @@ extension Optimizer {
         iteration += 1
         return outcome(
           previous: cur.objective, objective: point.objective,
-          gradientNorm: norm(pseudoGradient(candidate, point.gradient, l1: l1)),
+          gradientNorm: norm(pseudoGradient(candidate, point.gradient, penalty)),
           evaluationsBefore: before, failed: false)
       }
       t *= configuration.lineSearch.shrink
@@ -58,7 +61,7 @@ extension Optimizer {
     iteration += 1
     return outcome(
       previous: cur.objective, objective: cur.objective,
-      gradientNorm: norm(pseudoGradient(theta, g, l1: l1)), evaluationsBefore: before,
+      gradientNorm: norm(pseudoGradient(theta, g, penalty)), evaluationsBefore: before,
       failed: true)
   }
 
@@ -70,6 +73,11 @@ extension Optimizer {
   /// undone and the rate halved. A pass that does not improve the best objective by the
   /// tolerance counts towards `patience`; the outcome is `stalled` once that many passes in
   /// a row did not.
+  ///
+  /// With `sgd.varianceReduced` each batch gradient is corrected as SVRG does (see
+  /// `SGDConfiguration.varianceReduced`); with a curvature estimate
+  /// (`OptimizerConfiguration.curvature`) each coordinate's rate is scaled by the data's
+  /// curvature over the coordinate's.
   mutating func sgdStep(
     _ sgd: SGDConfiguration, _ evaluate: (EvaluationRequest) throws -> GradientSums
   ) throws -> StepOutcome {
@@ -81,14 +89,32 @@ extension Optimizer {
     } else {
       eta = sgd.schedule.rate(at: iteration)
     }
-    let l1 = configuration.regularization.l1
+    let penalty = configuration.regularization
+    let l1 = penalty.l1
     let d = penalisedCount
     var next = theta
+    // With a curvature estimate, each coordinate's rate is scaled by the data's curvature
+    // over its own (a diagonal preconditioner; the intercept's rate is η).
+    let rates: [Double]? = configuration.curvature.map { h in h.map { eta * h[h.count - 1] / $0 } }
+    let reduced = sgd.varianceReduced
     for batch in passBatches(sgd) {
-      let point = try evaluatePoint(next, batch: batch, evaluate)
-      for i in next.indices { next[i] -= eta * point.gradient[i] }
-      if l1 > 0 {
-        for j in 0..<d { next[j] = softThreshold(next[j], eta * l1) }
+      var point = try evaluatePoint(next, batch: batch, evaluate)
+      if reduced {
+        let anchor = try evaluatePoint(theta, batch: batch, evaluate)
+        for i in point.gradient.indices {
+          point.gradient[i] += start.gradient[i] - anchor.gradient[i]
+        }
+      }
+      if let rates {
+        for i in next.indices { next[i] -= rates[i] * point.gradient[i] }
+        if l1 > 0 {
+          for j in 0..<d { next[j] = softThreshold(next[j], rates[j] * penalty.l1(at: j)) }
+        }
+      } else {
+        for i in next.indices { next[i] -= eta * point.gradient[i] }
+        if l1 > 0 {
+          for j in 0..<d { next[j] = softThreshold(next[j], eta * penalty.l1(at: j)) }
+        }
       }
     }
     let end = try evaluatePoint(next, batch: .all, evaluate)
@@ -98,7 +124,7 @@ extension Optimizer {
     } else {
       theta = next
       current = end
-      stepSize = eta
+      stepSize = isHalving(sgd.schedule) && reduced ? eta * 1.25 : eta
     }
     let objective = current!.objective
     let best = bestObjective ?? start.objective
@@ -116,6 +142,28 @@ extension Optimizer {
       gradientNorm: norm(stationarity(theta, current!.gradient)), evaluationsBefore: before,
       failed: false)
     out.stalled = passesWithoutImprovement >= sgd.patience
+    if reduced {
+      // Variance-reduced passes converge linearly, so the decrease still to come can be
+      // estimated as for deterministic methods: passes that improve little each but
+      // steadily are slow, not done.
+      if lowered {
+        passObjectives.append(objective)
+        let keep = 2 * OptimizationProgress.window + 1
+        if passObjectives.count > keep { passObjectives.removeFirst(passObjectives.count - keep) }
+      }
+      if out.stalled, passObjectives.count >= 2 {
+        var progress = OptimizationProgress(
+          iteration: iteration, objective: objective,
+          previousObjective: passObjectives[passObjectives.count - 2], gradientNorm: 0,
+          elapsedSeconds: 0)
+        progress.recentObjectives = passObjectives
+        if let remaining = progress.remainingDecrease,
+          remaining > sgd.tolerance * max(abs(objective), 1)
+        {
+          out.stalled = false
+        }
+      }
+    }
     return out
   }
 

@@ -4,10 +4,10 @@ extension Optimizer {
   /// The gradient the box-constrained method descends: the smooth gradient plus `l1` on the
   /// coefficients (with non-negative lower bounds `‖w‖₁ = Σ wⱼ` is linear on the box).
   func effectiveBoxGradient(_ g: [Double]) -> [Double] {
-    let l1 = configuration.regularization.l1
-    if l1 == 0 { return g }
+    let penalty = configuration.regularization
+    if penalty.l1 == 0 { return g }
     var e = g
-    for j in 0..<penalisedCount { e[j] += l1 }
+    for j in 0..<penalisedCount { e[j] += penalty.l1(at: j) }
     return e
   }
 

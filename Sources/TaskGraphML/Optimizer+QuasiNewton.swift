@@ -11,9 +11,10 @@ extension Optimizer {
   ) throws -> StepOutcome {
     let before = evaluations
     let cur = try ensureCurrent(evaluate)
-    let l1 = orthantWise ? configuration.regularization.l1 : 0
+    let penalty = orthantWise ? configuration.regularization : Regularization(l2: 0)
+    let l1 = penalty.l1
     let d = penalisedCount
-    let pg = pseudoGradient(theta, cur.gradient, l1: l1)
+    let pg = pseudoGradient(theta, cur.gradient, penalty)
     let pgNorm = norm(pg)
     if pgNorm == 0 {
       iteration += 1
@@ -29,8 +30,8 @@ extension Optimizer {
     if !(slope < 0) {
       // Not a descent direction (bad curvature information): restart from steepest descent.
       history.removeAll()
-      direction = pg.map { -$0 }
-      slope = -pgNorm * pgNorm
+      direction = twoLoop(pg)
+      slope = dot(pg, direction)
     }
     var orthant = [Double](repeating: 0, count: d)
     if l1 > 0 {
@@ -39,7 +40,7 @@ extension Optimizer {
           theta[j] != 0 ? (theta[j] > 0 ? 1 : -1) : (pg[j] < 0 ? 1 : (pg[j] > 0 ? -1 : 0))
       }
     }
-    var t = history.isEmpty ? min(1, 1 / pgNorm) : 1
+    var t = history.isEmpty ? min(1, 1 / norm(direction)) : 1
     for _ in 0..<configuration.lineSearch.maxTrials {
       var candidate = theta
       for i in candidate.indices { candidate[i] += t * direction[i] }
@@ -70,7 +71,7 @@ extension Optimizer {
         iteration += 1
         return outcome(
           previous: cur.objective, objective: point.objective,
-          gradientNorm: norm(pseudoGradient(candidate, point.gradient, l1: l1)),
+          gradientNorm: norm(pseudoGradient(candidate, point.gradient, penalty)),
           evaluationsBefore: before, failed: false)
       }
       t *= configuration.lineSearch.shrink
@@ -93,6 +94,9 @@ extension Optimizer {
   func twoLoop(_ g: [Double]) -> [Double] {
     let m = history.count
     let n = g.count
+    if let h = configuration.curvature {
+      return preconditionedTwoLoop(g, curvature: h)
+    }
     guard m > 0 else { return g.map { -$0 } }
     var alphas = [Double](repeating: 0, count: m)
     let newest = history[m - 1]
@@ -158,6 +162,34 @@ extension Optimizer {
         for i in 0..<n { qp[i] = -(qp[i] + c * sp[i]) }
       }
     }
+    return q
+  }
+
+  /// `−H g` with the initial inverse Hessian `γ·diag(1/h)` (see
+  /// `OptimizerConfiguration.curvature`): the textbook two-loop recursion.
+  func preconditionedTwoLoop(_ g: [Double], curvature h: [Double]) -> [Double] {
+    let m = history.count
+    var q = g
+    guard m > 0 else { return q.indices.map { -q[$0] / h[$0] } }
+    var alphas = [Double](repeating: 0, count: m)
+    for k in stride(from: m - 1, through: 0, by: -1) {
+      let pair = history[k]
+      let a = pair.rho * dot(pair.s, q)
+      alphas[k] = a
+      for i in q.indices { q[i] -= a * pair.y[i] }
+    }
+    let newest = history[m - 1]
+    var yPy = 0.0
+    for i in newest.y.indices { yPy += newest.y[i] * newest.y[i] / h[i] }
+    let gamma = 1 / (newest.rho * yPy)
+    for i in q.indices { q[i] *= gamma / h[i] }
+    for k in 0..<m {
+      let pair = history[k]
+      let beta = pair.rho * dot(pair.y, q)
+      let c = alphas[k] - beta
+      for i in q.indices { q[i] += c * pair.s[i] }
+    }
+    for i in q.indices { q[i] = -q[i] }
     return q
   }
 

@@ -259,10 +259,13 @@ public struct Optimizer: Sendable, Codable {
   var bestObjective: Double?
   /// SGD: passes in a row that did not improve `bestObjective` by the tolerance.
   var passesWithoutImprovement = 0
+  /// Variance-reduced SGD: the objectives after the last passes that lowered it, oldest
+  /// first (at most `2·OptimizationProgress.window + 1`).
+  var passObjectives: [Double] = []
 
   enum CodingKeys: String, CodingKey {
     case configuration, rowCount, iteration, evaluations, stepSize, rng, theta, current, history
-    case bestObjective, passesWithoutImprovement
+    case bestObjective, passesWithoutImprovement, passObjectives
   }
 
   public init(from decoder: any Decoder) throws {
@@ -279,6 +282,7 @@ public struct Optimizer: Sendable, Codable {
     bestObjective = try c.decodeIfPresent(Double.self, forKey: .bestObjective)
     passesWithoutImprovement =
       try c.decodeIfPresent(Int.self, forKey: .passesWithoutImprovement) ?? 0
+    passObjectives = try c.decodeIfPresent([Double].self, forKey: .passObjectives) ?? []
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -294,6 +298,7 @@ public struct Optimizer: Sendable, Codable {
     try c.encode(history, forKey: .history)
     try c.encodeIfPresent(bestObjective, forKey: .bestObjective)
     try c.encode(passesWithoutImprovement, forKey: .passesWithoutImprovement)
+    try c.encode(passObjectives, forKey: .passObjectives)
   }
 
   /// An optimizer at `initial` for data with `rowCount` rows.
@@ -399,11 +404,21 @@ public struct Optimizer: Sendable, Codable {
     var gradient = [Double](repeating: 0, count: d + 1)
     var sq = 0.0
     var abs1 = 0.0
-    for j in 0..<d {
-      let w = point[j]
-      gradient[j] = sums.gradient[j] / n + reg.l2 * w
-      sq += w * w
-      abs1 += abs(w)
+    if let scales = reg.scales {
+      // The penalty is on wⱼ = vⱼ/sⱼ: its gradient with respect to vⱼ is l2·wⱼ/sⱼ.
+      for j in 0..<d {
+        let w = point[j] / scales[j]
+        gradient[j] = sums.gradient[j] / n + reg.l2 * w / scales[j]
+        sq += w * w
+        abs1 += abs(w)
+      }
+    } else {
+      for j in 0..<d {
+        let w = point[j]
+        gradient[j] = sums.gradient[j] / n + reg.l2 * w
+        sq += w * w
+        abs1 += abs(w)
+      }
     }
     gradient[d] = configuration.fitIntercept ? sums.intercept / n : 0
     let smooth = sums.loss / n + 0.5 * reg.l2 * sq
@@ -424,7 +439,7 @@ public struct Optimizer: Sendable, Codable {
     if case .projectedGradient(let bounds) = configuration.method {
       return projectedGradient(point, effectiveBoxGradient(g), bounds)
     }
-    return pseudoGradient(point, g, l1: configuration.regularization.l1)
+    return pseudoGradient(point, g, configuration.regularization)
   }
 
   /// The sufficient-decrease test `new ≤ old + c₁·predicted` (`predicted` < 0 is the
@@ -464,11 +479,12 @@ func norm(_ a: [Double]) -> Double {
 }
 
 /// The minimum-norm subgradient of `smooth + l1‖w‖₁` (Andrew & Gao's pseudo-gradient); the
-/// last entry (intercept) is unpenalised.
-func pseudoGradient(_ point: [Double], _ g: [Double], l1: Double) -> [Double] {
-  if l1 == 0 { return g }
+/// last entry (intercept) is unpenalised. `penalty`'s scales weigh each coefficient's `l1`.
+func pseudoGradient(_ point: [Double], _ g: [Double], _ penalty: Regularization) -> [Double] {
+  if penalty.l1 == 0 { return g }
   var pg = g
   for j in 0..<(point.count - 1) {
+    let l1 = penalty.l1(at: j)
     let w = point[j]
     if w > 0 {
       pg[j] = g[j] + l1

@@ -11,11 +11,21 @@
 /// - `Lasso(alpha)` ↔ `l1 = alpha`;
 /// - `ElasticNet(alpha, l1_ratio)` ↔ `l1 = alpha·l1_ratio`, `l2 = alpha·(1 − l1_ratio)`;
 /// - `LogisticRegression(C)` ↔ `l2 = 1 / (C·n)`.
+///
+/// With `scales`, the coefficients the solvers see are in other units than the ones
+/// penalised: coefficient `vⱼ` stands for `wⱼ = vⱼ / scales[j]`, and the penalty is
+/// `l1·Σ|vⱼ|/sⱼ + (l2/2)·Σ(vⱼ/sⱼ)²`. Training on standardised columns
+/// (`(x − μ)/s`) with the penalty of the original ones is how an unstandardised problem
+/// is solved well conditioned: the objective, and the model in original units, are those
+/// of the original problem.
 public struct Regularization: Sendable, Codable, Hashable {
   /// The weight of `‖w‖₁`, ≥ 0.
   public var l1: Double
   /// The weight of `½‖w‖²`, ≥ 0.
   public var l2: Double
+  /// Per coefficient, the factor its units are scaled by relative to the penalised ones
+  /// (finite, > 0); `nil`: every factor is 1.
+  public var scales: [Double]?
 
   /// A penalty of `l1·‖w‖₁ + (l2/2)·‖w‖²`; traps on negative or non-finite weights.
   public init(l1: Double = 0, l2: Double = 0) {
@@ -23,6 +33,29 @@ public struct Regularization: Sendable, Codable, Hashable {
     precondition(l2 >= 0 && l2.isFinite, "l2 must be finite and non-negative, is \(l2)")
     self.l1 = l1
     self.l2 = l2
+  }
+
+  /// This penalty applied to coefficients in units scaled by `scales` (see the type's
+  /// documentation); traps unless every scale is finite and positive.
+  public func scaled(by scales: [Double]) -> Regularization {
+    precondition(scales.allSatisfy { $0.isFinite && $0 > 0 }, "scales must be finite and > 0")
+    var r = self
+    r.scales = scales.allSatisfy { $0 == 1 } ? nil : scales
+    return r
+  }
+
+  /// The L1 weight of coefficient `j`: `l1 / scales[j]`.
+  @inline(__always)
+  public func l1(at j: Int) -> Double {
+    guard let scales else { return l1 }
+    return l1 / scales[j]
+  }
+
+  /// The L2 weight of coefficient `j`: `l2 / scales[j]²`.
+  @inline(__always)
+  public func l2(at j: Int) -> Double {
+    guard let scales else { return l2 }
+    return l2 / (scales[j] * scales[j])
   }
 
   /// No penalty.
@@ -49,13 +82,21 @@ public struct Regularization: Sendable, Codable, Hashable {
     return Regularization(l2: 1 / (c * Double(rows)))
   }
 
-  /// `l1·‖w‖₁ + (l2/2)·‖w‖²`. O(d).
+  /// `l1·‖w‖₁ + (l2/2)·‖w‖²` (with `scales`, of `wⱼ = vⱼ/sⱼ`). O(d).
   public func penalty(_ weights: [Double]) -> Double {
     var a = 0.0
     var s = 0.0
-    for w in weights {
-      a += abs(w)
-      s += w * w
+    if let scales {
+      for (j, v) in weights.enumerated() {
+        let w = v / scales[j]
+        a += abs(w)
+        s += w * w
+      }
+    } else {
+      for w in weights {
+        a += abs(w)
+        s += w * w
+      }
     }
     return l1 * a + 0.5 * l2 * s
   }

@@ -27,6 +27,9 @@ public struct OptimizationProgress: Sendable, Hashable {
   public var objective: Double
   /// The objective before the iteration (`nil` before the first).
   public var previousObjective: Double?
+  /// The objectives of the last iterations up to this one, oldest first (at most
+  /// `2·window + 1`; empty where unknown, as for SGD).
+  public var recentObjectives: [Double] = []
   /// The (pseudo- or projected) gradient norm after the iteration.
   public var gradientNorm: Double
   /// Seconds since the optimisation started.
@@ -43,6 +46,32 @@ public struct OptimizationProgress: Sendable, Hashable {
     self.gradientNorm = gradientNorm
     self.elapsedSeconds = elapsedSeconds
   }
+
+  /// Iterations per rate estimate in `remainingDecrease`.
+  public static let window = 5
+
+  /// The decrease of the objective still to come, estimated from the last decreases: a
+  /// method converging linearly at rate `r` per `m` iterations, whose last `m` iterations
+  /// lowered the objective by `D`, has `D·r/(1 − r)` left. The rate is that of the last
+  /// `window` iterations over the `window` before (so that rounding in one step does not
+  /// make it), capped at 0.9999; the estimate is at least the last decrease `|Δ|`. With
+  /// fewer recent objectives, `|Δ|`. `nil` before the first iteration.
+  public var remainingDecrease: Double? {
+    guard let previousObjective else { return nil }
+    var remaining = abs(previousObjective - objective)
+    let m = Self.window
+    let f = recentObjectives
+    if f.count >= 2 * m + 1 {
+      let k = f.count - 1
+      let before = f[k - 2 * m] - f[k - m]
+      let now = f[k - m] - f[k]
+      if before > 0 && now > 0 {
+        let r = min(now / before, 0.9999)
+        remaining = max(remaining, now * r / (1 - r))
+      }
+    }
+    return remaining
+  }
 }
 
 /// One condition that ends an optimisation.
@@ -51,7 +80,10 @@ public enum StopCriterion: Sendable, Codable, Hashable {
   case maxIterations(Int)
   /// Stop when the gradient norm is at most this value.
   case gradientNorm(below: Double)
-  /// Stop when `|F_prev − F| ≤ tol · max(|F_prev|, |F|, 1)`.
+  /// Stop when the decrease still expected (`OptimizationProgress.remainingDecrease`: at
+  /// least `|F_prev − F|`, more for a method that converges slowly) is at most
+  /// `tol · max(|F_prev|, |F|, 1)`. A method converging linearly (gradient descent) thus
+  /// stops near the optimum rather than where its steps merely became small.
   case relativeObjectiveChange(below: Double)
   /// Stop once this many seconds have passed on the run's clock.
   case timeLimit(seconds: Double)
@@ -64,9 +96,10 @@ public enum StopCriterion: Sendable, Codable, Hashable {
     case .gradientNorm(let tol):
       return progress.gradientNorm <= tol ? .gradientTolerance : nil
     case .relativeObjectiveChange(let tol):
-      guard let prev = progress.previousObjective else { return nil }
+      guard let prev = progress.previousObjective, let remaining = progress.remainingDecrease
+      else { return nil }
       let scale = max(abs(prev), abs(progress.objective), 1)
-      return abs(prev - progress.objective) <= tol * scale ? .objectiveTolerance : nil
+      return remaining <= tol * scale ? .objectiveTolerance : nil
     case .timeLimit(let seconds):
       return progress.elapsedSeconds >= seconds ? .timeLimit : nil
     }

@@ -126,6 +126,7 @@ public enum Trainer {
     if solver == .exact || solver == .qr {
       let start = clock.seconds()
       let l2 = configuration.regularization.l2
+      let scales = configuration.regularization.scales
       let p: Parameters
       let loss: Double
       var aliased: [Int] = []
@@ -133,10 +134,11 @@ public enum Trainer {
         // The loss term follows from the same statistics, without another pass over X.
         let stats = GramStatistics(
           x: x, y: y, threads: configuration.threads, centred: configuration.fitIntercept)
-        (p, aliased) = try stats.solveReportingAliased(l2: l2)
+        (p, aliased) = try stats.solveReportingAliased(l2: l2, scales: scales)
         loss = stats.meanHalfSquaredResidual(p)
       } else {
-        p = try ExactSolver.qr(x: x, y: y, l2: l2, fitIntercept: configuration.fitIntercept)
+        p = try ExactSolver.qr(
+          x: x, y: y, l2: l2, scales: scales, fitIntercept: configuration.fitIntercept)
         let source = LocalGradientSource(
           x: x, labels: y, loss: .squared, threads: configuration.threads)
         let sums = source.gradientSums(EvaluationRequest(parameters: p))
@@ -208,10 +210,11 @@ public enum Trainer {
     // criteria see the same previous objective the uninterrupted run saw.
     var objectives = history.isEmpty ? [f0] : history
     let previous = history.count >= 2 ? history[history.count - 2] : nil
-    let initial = OptimizationProgress(
+    var initial = OptimizationProgress(
       iteration: optimizer.iteration, objective: f0, previousObjective: previous,
       gradientNorm: try optimizer.gradientNorm(evaluate: evaluate),
       elapsedSeconds: clock.seconds() - start)
+    initial.recentObjectives = Array(history.suffix(2 * OptimizationProgress.window + 1))
     progress(initial)
     if let reason = stop.reason(at: initial) {
       return (objectives, reason, clock.seconds() - start)
@@ -224,10 +227,13 @@ public enum Trainer {
       // SGD's passes are compared by its own test (the best objective over `patience`
       // passes): an undone pass leaves the objective unchanged without the run having
       // converged.
-      let current = OptimizationProgress(
+      var current = OptimizationProgress(
         iteration: outcome.iteration, objective: outcome.objective,
         previousObjective: optimizer.isStochastic ? nil : outcome.previousObjective,
         gradientNorm: outcome.gradientNorm, elapsedSeconds: elapsed)
+      if !optimizer.isStochastic {
+        current.recentObjectives = Array(objectives.suffix(2 * OptimizationProgress.window + 1))
+      }
       progress(current)
       afterStep(optimizer, objectives)
       if let reason = stop.reason(at: current) { return (objectives, reason, elapsed) }
@@ -254,8 +260,17 @@ extension TrainingConfiguration {
     case .auto, .exact, .qr:
       preconditionFailure("\(resolvedSolver) is not an iterative solver")
     }
+    // With a penalty on other units than the columns', its curvature differs by orders of
+    // magnitude between coefficients; the data's is about 1 per standardised column for
+    // the squared loss and at most 1/4 for the logistic loss.
+    var curvature: [Double]?
+    if let scales = regularization.scales {
+      let data = kind == .logistic ? 0.25 : 1
+      curvature = scales.indices.map { data + regularization.l2(at: $0) } + [data]
+    }
     return OptimizerConfiguration(
       method: method, regularization: regularization, fitIntercept: fitIntercept,
-      lineSearch: lineSearch ?? LineSearchConfiguration(relativeSlack: defaultSlack))
+      lineSearch: lineSearch ?? LineSearchConfiguration(relativeSlack: defaultSlack),
+      curvature: curvature)
   }
 }

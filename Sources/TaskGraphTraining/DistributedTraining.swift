@@ -82,7 +82,8 @@ public enum DistributedTraining {
         code: .invalidConfiguration, message: "validation split must be in [0, 1)")
     }
     let start = Date()
-    let pipeline = try DataPipeline.fitPipeline(path: job.dataPath, options: job.pipeline)
+    let pipeline = try DataPipeline.fitPipeline(
+      path: job.dataPath, options: job.preparedPipelineOptions)
     let configuration = try job.resolvedConfiguration(for: pipeline)
     let fingerprintInput = ConfigFingerprintInput(
       configuration: configuration, pipeline: pipeline, precision: job.precision,
@@ -271,7 +272,7 @@ public enum DistributedTraining {
     }
     return ModelFile(
       model: result.model, regularization: job.configuration.regularization,
-      pipeline: plan.pipeline, training: report)
+      pipeline: plan.pipeline, training: report, penaltyUnits: job.penaltyUnits)
   }
 }
 

@@ -25,7 +25,8 @@ public struct TrainingJob: Sendable {
   public var validationSplit: Double = 0
   /// Seed of the validation shuffle (and of SGD, through `configuration`).
   public var seed: UInt64 = 42
-  /// Parameters to start from (a warm start), in the pipeline's output units.
+  /// Parameters to start from (a warm start), in the features' original units (a model
+  /// file's `coefficients` and `intercept`).
   public var initial: Parameters?
   /// Box constraints by feature (resolved into `configuration.bounds` once the features
   /// are known).
@@ -55,7 +56,7 @@ public enum LocalTraining {
   ) throws -> ModelFile {
     try job.validate(.local)
     var (prepared, timings) = try DataPipeline.fitTimed(
-      path: job.dataPath, options: job.pipeline, shard: nil, as: T.self)
+      path: job.dataPath, options: job.preparedPipelineOptions, shard: nil, as: T.self)
     let loaded = Date()
     guard let labels = prepared.y else {
       throw TrainingError(
@@ -84,7 +85,8 @@ public enum LocalTraining {
     let result: TrainingResult
     do {
       result = try Trainer.fit(
-        x: train.x, y: train.y, configuration: configuration, initial: job.initial,
+        x: train.x, y: train.y, configuration: configuration,
+        initial: job.resolvedInitial(for: prepared.pipeline),
         progress: progress)
     } catch {
       throw TrainingError(code: .solverFailed, message: "training failed: \(error)", cause: error)
@@ -111,7 +113,7 @@ public enum LocalTraining {
       aliased: result.summary.aliased.map { prepared.pipeline.featureNames[$0] })
     return ModelFile(
       model: result.model, regularization: job.configuration.regularization,
-      pipeline: prepared.pipeline, training: report)
+      pipeline: prepared.pipeline, training: report, penaltyUnits: job.penaltyUnits)
   }
 
   /// Splits rows into training and validation sets by a seeded shuffle; with `fraction` 0

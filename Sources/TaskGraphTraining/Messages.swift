@@ -18,6 +18,9 @@ enum MasterMessage: Equatable {
   /// Score your held-out validation rows with the final parameters (with columns
   /// partitioned: the weights of your columns, and you answer your part of the margins).
   case validate(JobDescription, SentParameters)
+  /// Score your training rows with the final parameters, as `validate` does the held-out
+  /// ones: the master computes the training metrics of every mode from the predictions.
+  case scoreTraining(JobDescription, SentParameters)
   /// Columns partitioned, an evaluation's first half: your part of every row's margin at
   /// the weights of your columns.
   case margins(JobDescription, SentParameters)
@@ -28,7 +31,7 @@ enum MasterMessage: Equatable {
   var job: JobDescription {
     switch self {
     case .load(let j), .evaluate(let j, _), .gram(let j), .validate(let j, _), .margins(let j, _),
-      .gradientAt(let j, _, _), .evaluateRows(let j, _, _):
+      .gradientAt(let j, _, _), .evaluateRows(let j, _, _), .scoreTraining(let j, _):
       j
     }
   }
@@ -47,11 +50,13 @@ enum MasterMessage: Equatable {
     case .gram(let job):
       w.u8(3)
       job.write(to: &w)
-    case .evaluate(let job, let p), .validate(let job, let p), .margins(let job, let p):
+    case .evaluate(let job, let p), .validate(let job, let p), .margins(let job, let p),
+      .scoreTraining(let job, let p):
       let kind: UInt8 =
         switch self {
         case .evaluate: 2
         case .validate: 4
+        case .scoreTraining: 8
         default: 5
         }
       Self.writeJob(job, kind: kind, light: light, to: &w)
@@ -135,6 +140,7 @@ enum MasterMessage: Equatable {
     case 2, 0x82: return .evaluate(job, try parameters())
     case 4, 0x84: return .validate(job, try parameters())
     case 5, 0x85: return .margins(job, try parameters())
+    case 8, 0x88: return .scoreTraining(job, try parameters())
     case 7, 0x87:
       let p = try parameters()
       let n = try r.i64()

@@ -10,6 +10,14 @@ import TaskGraphML
   import Darwin
 #endif
 
+/// The units a penalty applies to.
+public enum PenaltyUnits: String, Codable, Sendable {
+  /// The coefficients of the features as they are in the input.
+  case original
+  /// The coefficients of the standardised features (mean 0, standard deviation 1).
+  case standardized
+}
+
 /// The JSON file a training run writes and `predict` / `evaluate` / warm starts read.
 ///
 /// It holds everything needed to score new rows: the fitted preprocessing (which is
@@ -32,6 +40,11 @@ public struct ModelFile: Codable, Sendable, Equatable {
   public var l1: Double
   /// The L2 weight of the objective.
   public var l2: Double
+  /// The units `l1` and `l2` penalise the coefficients in: the features' original units
+  /// (a run without `--standardize`, whatever the preprocessing its solver used) or the
+  /// standardised ones. Absent in files written before it existed: standardised when the
+  /// preprocessing standardises, original otherwise.
+  public var penaltyUnits: PenaltyUnits?
   /// The label column.
   public var label: String
   /// Names of the model's input features (after one-hot encoding), in coefficient order.
@@ -52,13 +65,15 @@ public struct ModelFile: Codable, Sendable, Equatable {
   /// A model file for `model` trained through `pipeline`.
   public init(
     model: LinearModel, regularization: Regularization, pipeline: FittedPipeline,
-    training: TrainingReport
+    training: TrainingReport, penaltyUnits: PenaltyUnits? = nil
   ) {
     self.format = Self.formatName
     self.formatVersion = Self.currentFormatVersion
     self.model = model.kind
     self.l1 = regularization.l1
     self.l2 = regularization.l2
+    self.penaltyUnits =
+      penaltyUnits ?? (pipeline.means == nil ? .original : .standardized)
     self.label = pipeline.label
     self.featureNames = pipeline.featureNames
     self.standardizedCoefficients = model.coefficients

@@ -55,7 +55,8 @@ public struct EpochReport: Sendable, Equatable {
   /// The largest compute time a worker reported for the epoch, milliseconds: the rest of
   /// the epoch is the framework's overhead.
   public var slowestComputeMilliseconds: Double
-  /// Times the master resumed from a checkpoint so far in this process.
+  /// Recoveries seen by this master process: its resume from a checkpoint and every worker
+  /// replaced since.
   public var recoveries: Int
   /// The optimizer's time before this round: from the last round's sums to this round's
   /// request (the master's own compute, part of neither a worker's nor the framework's).
@@ -88,8 +89,12 @@ public struct DistributedResult: Sendable {
   public var fitSeconds: Double
   /// Rows over all shards.
   public var rows: Int
-  /// Metrics computed from the final sums (MSE/RMSE/R² or log-loss).
+  /// The training metrics: from the workers' predictions of their training rows, the
+  /// same as one process computes (before that round, from the final sums: MSE/RMSE/R² or
+  /// log-loss).
   public var metrics: [String: Double]
+  /// Whether `metrics` come from the training rows' predictions.
+  var trainingScored = false
   /// The epoch the job ended in.
   public var epochs: UInt64
   /// Whether this master resumed from a checkpoint.
@@ -143,6 +148,8 @@ public actor ParameterServerMaster: MasterTask {
     case gram
     /// After a stale-synchronous run: one BSP evaluation of the final parameters.
     case finalEvaluation(DistributedResult)
+    /// Every worker scores its training rows with the final model (the training metrics).
+    case scoringTraining(DistributedResult)
     /// Every worker scores its held-out rows with the final model.
     case validating(DistributedResult)
     case done
@@ -202,6 +209,8 @@ public actor ParameterServerMaster: MasterTask {
   /// Writes checkpoints in the background (nil without a store).
   let writer: CheckpointWriter?
   var recoveries = 0
+  /// Workers replaced while this master ran.
+  var workersReplaced = 0
   var lastObjective: Double?
   var lastGradientNorm: Double?
   var iteration = 0
@@ -309,6 +318,9 @@ public actor ParameterServerMaster: MasterTask {
     case .validating(let r) where byColumns:
       .validate(job, columns(of: r.model.parameters, worker: worker, of: count))
     case .validating(let r): .validate(job, SentParameters(r.model.parameters))
+    case .scoringTraining(let r) where byColumns:
+      .scoreTraining(job, columns(of: r.model.parameters, worker: worker, of: count))
+    case .scoringTraining(let r): .scoreTraining(job, SentParameters(r.model.parameters))
     case .starting, .done: nil
     }
   }
@@ -457,6 +469,8 @@ public actor ParameterServerMaster: MasterTask {
   /// (it may have died after acknowledging the request, before its answer got out), the
   /// new node gets the request. A duplicate is harmless: answers to a round count once.
   public func workerReplaced(_ worker: Int, context: MasterContext) async {
+    workersReplaced += 1
+    settings.metrics?.recovered()
     guard let message = currentMessage(for: worker, of: context.workers.count) else { return }
     if staleness > 0, case .evaluating = phase {
       guard busy.contains(worker) else { return }
@@ -657,10 +671,25 @@ public actor ParameterServerMaster: MasterTask {
       result.metrics = finalMetrics(objective, model: result.model)
       result.epochs = round
       await finish(result, context: context)
+    case .scoringTraining(var result):
+      let scored: (predictions: [Double], labels: [Double])
+      do {
+        scored = try score(workers, model: result.model, expected: rows, what: "the training")
+      } catch {
+        return fail(context: context, error.message)
+      }
+      if scored.labels.count == rows {
+        result.metrics = LocalTraining.metrics(
+          kind: settings.configuration.kind, predictions: scored.predictions,
+          labels: scored.labels)
+      }
+      result.trainingScored = true
+      await finish(result, context: context)
     case .validating(var result):
       let scored: (predictions: [Double], labels: [Double])
       do {
-        scored = try score(workers, model: result.model)
+        scored = try score(
+          workers, model: result.model, expected: validationRows, what: "the validation")
       } catch {
         return fail(context: context, error.message)
       }
@@ -680,16 +709,17 @@ public actor ParameterServerMaster: MasterTask {
     }
   }
 
-  /// The held-out rows' predictions and labels from the workers' `scored` answers. Rows
+  /// The held-out (or training) rows' predictions and labels from the workers' `scored`
+  /// answers (`expected` rows in all). Rows
   /// partitioned, each worker scored its own rows: they are concatenated in task-id order,
   /// as one machine orders them. Columns partitioned, every worker scored the same rows
   /// with its columns: their parts of the margins are added in task-id order, then the
   /// intercept, and turned into predictions.
-  private func score(_ workers: [Int], model: LinearModel) throws(TrainingError) -> (
-    predictions: [Double], labels: [Double]
-  ) {
-    let (expected, byColumns) = (validationRows, byColumns)
-    return try combine(workers, what: "the validation") { answer in
+  private func score(_ workers: [Int], model: LinearModel, expected: Int, what: String)
+    throws(TrainingError) -> (predictions: [Double], labels: [Double])
+  {
+    let byColumns = byColumns
+    return try combine(workers, what: what) { answer in
       guard case .scored(let p, let y) = answer, !byColumns || y.count == expected else {
         return nil
       }
@@ -891,6 +921,11 @@ public actor ParameterServerMaster: MasterTask {
     var result = result
     result.dropped = dropped
     result.validationRows = validationRows
+    if !result.trainingScored {
+      phase = .scoringTraining(result)
+      await nextRound(context: context, newEpoch: false)
+      return
+    }
     if job.validationSplit > 0 && validationRows > 0 {
       phase = .validating(result)
       await nextRound(context: context, newEpoch: false)
@@ -917,7 +952,8 @@ public actor ParameterServerMaster: MasterTask {
   {
     let configuration = settings.configuration
     do {
-      let (p, aliased) = try stats.solveReportingAliased(l2: configuration.regularization.l2)
+      let (p, aliased) = try stats.solveReportingAliased(
+        l2: configuration.regularization.l2, scales: configuration.regularization.scales)
       let objective =
         stats.meanHalfSquaredResidual(p) + configuration.regularization.penalty(p.weights)
       iteration = 0
@@ -945,7 +981,7 @@ public actor ParameterServerMaster: MasterTask {
       gradientNorm: lastGradientNorm,
       epochMilliseconds: Date().timeIntervalSince(epochStart) * 1000,
       slowestWorkerMilliseconds: answerTimes.values.max() ?? 0,
-      slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries,
+      slowestComputeMilliseconds: computeMilliseconds, recoveries: recoveries + workersReplaced,
       stepMilliseconds: stepMilliseconds, staleContributions: staleUsed)
     settings.epochReport(r)
     settings.metrics?.record(r, workerMilliseconds: workerMilliseconds)
@@ -1351,6 +1387,22 @@ public actor ParameterServerWorker: WorkerTask {
         return (sums, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       }
       await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded(tag))
+    case .scoreTraining(let job, let p):
+      // The training rows' predictions (columns partitioned: this worker's part of their
+      // margins), for the training metrics.
+      try checkWidth(p.weights.count, partition: job.partition)
+      let (x, y) = (self.x!, self.y)
+      let columns = job.partition == .columns
+      let model = LinearModel(
+        kind: job.loss == .logistic ? .logistic : .linear, parameters: p.parameters)
+      let scores: [Double] = try await Offload.run(priority: .compute) {
+        if columns { return Self.margins(of: x, at: p.weights, threads: job.threads) }
+        switch x {
+        case .double(let m): return model.predict(m)
+        case .float(let m): return model.predict(m)
+        }
+      }
+      await notifyMaster(WorkerMessage.scored(predictions: scores, labels: y).encoded(tag))
     case .validate(let job, let p) where job.partition == .columns:
       // This worker's part of the held-out rows' margins: the master adds them up.
       try checkWidth(p.weights.count, partition: .columns)

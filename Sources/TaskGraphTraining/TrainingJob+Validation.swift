@@ -103,13 +103,47 @@ extension TrainingJob {
 }
 
 extension TrainingJob {
-  /// This job's configuration with its bounds resolved for `pipeline`'s features.
+  /// The preprocessing the data is prepared with: always standardised. Without
+  /// `pipeline.standardize` the solvers still see standardised columns, which keeps
+  /// badly scaled data well conditioned for every solver, while the penalty stays on the
+  /// coefficients of the original columns (`resolvedConfiguration(for:)`), so the problem
+  /// solved, its objective and the model in original units are the unstandardised ones.
+  public var preparedPipelineOptions: PipelineOptions {
+    var p = pipeline
+    p.standardize = true
+    return p
+  }
+
+  /// The units the job's penalty applies to.
+  public var penaltyUnits: PenaltyUnits { pipeline.standardize ? .standardized : .original }
+
+  /// This job's configuration for `pipeline` (fitted with `preparedPipelineOptions`): its
+  /// bounds resolved for the features, and, for a penalty on the original units, the
+  /// penalty scaled to the standardised ones.
   public func resolvedConfiguration(for pipeline: FittedPipeline) throws -> TrainingConfiguration {
     var c = configuration
+    if penaltyUnits == .original, let scales = pipeline.scales {
+      c.regularization = c.regularization.scaled(by: scales)
+    }
     if let spec = boundsSpecification {
       c.bounds = try spec.resolve(featureNames: pipeline.featureNames, scales: pipeline.scales)
     }
     return c
+  }
+
+  /// The warm start (`initial`, in original units) in the units of `pipeline`'s output:
+  /// `vⱼ = wⱼ·sⱼ` and `b' = b + Σ wⱼ·μⱼ`.
+  public func resolvedInitial(for pipeline: FittedPipeline) -> Parameters? {
+    guard let initial, let means = pipeline.means, let scales = pipeline.scales,
+      means.count == initial.weights.count
+    else { return initial }
+    var b = initial.intercept
+    var v = initial.weights
+    for j in v.indices {
+      v[j] = initial.weights[j] * scales[j]
+      b += initial.weights[j] * means[j]
+    }
+    return Parameters(weights: v, intercept: b)
   }
 
   /// Checks a warm start's width against the features.

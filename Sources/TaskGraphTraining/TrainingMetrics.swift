@@ -12,7 +12,7 @@ import Foundation
 /// | `taskgraph_gradient_norm` | gauge | gradient norm after the last step |
 /// | `taskgraph_epoch_milliseconds` | gauge | last epoch, broadcast to the last answer |
 /// | `taskgraph_worker_compute_milliseconds{worker}` | gauge | each worker's kernel time |
-/// | `taskgraph_recoveries_total` | counter | checkpoint restores by this master |
+/// | `taskgraph_recoveries_total` | counter | checkpoint restores and replaced workers seen by this master |
 public final class TrainingMetrics: Sendable {
   let factory: any MetricsFactory
   let epoch: Gauge
@@ -55,7 +55,7 @@ public final class TrainingMetrics: Sendable {
     }
   }
 
-  /// Counts a restore from a checkpoint.
+  /// Counts a recovery: a restore from a checkpoint or a replaced worker.
   func recovered() {
     recoveries.increment()
   }

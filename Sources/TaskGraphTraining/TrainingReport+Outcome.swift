@@ -17,7 +17,7 @@ extension TrainingReport {
     case .maxIterations:
       converged = false
       warnings.append(
-        "\(solver) stopped at its iteration limit (--max-iterations \(iterations)) before meeting its tolerance: the model is not the optimum; raise --max-iterations or standardise the features"
+        "\(solver) stopped at its iteration limit (--max-iterations \(iterations)) before meeting its tolerance: the model is not the optimum; raise --max-iterations\(solver == "gd" || solver == "sgd" ? " or use --solver auto" : "")"
       )
     case .timeLimit:
       converged = false

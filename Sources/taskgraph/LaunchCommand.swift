@@ -13,8 +13,9 @@ struct LaunchCommand: AsyncParsableCommand {
     discussion: """
       Starts a private etcd on a free loopback port (unless --etcd is given), a master \
       process and N worker processes talking gRPC, restarts any process that dies from a \
-      signal, and ends when the master has written the model. --chaos kills processes with \
-      SIGKILL at seeded epochs, for testing and demonstration.
+      signal (with backoff, at most --max-restarts times in all), and ends when the master \
+      has written the model. --chaos kills processes with SIGKILL at seeded epochs, for \
+      testing and demonstration.
       """
   )
 
@@ -41,9 +42,24 @@ struct LaunchCommand: AsyncParsableCommand {
       "How the data is split between the workers: rows (the default), or columns (every worker reads every row and keeps its share of the columns: for wide data, many more features than rows; iterative solvers, BSP)."
   )
   var partition: Partition = .rows
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "Give up after restarting processes this many times in all.",
+      discussion: """
+        A process that dies from a signal is restarted, the k-th time in a row after \
+        min(0.1·2^(k−1), 5) seconds; a process that stayed up for 10 seconds before it died \
+        starts a new row (its next restart waits 0.1 s). When a restart would be one more \
+        than this, launch stops every process and exits with status 1, naming the process \
+        and how it died.
+        """))
+  var maxRestarts = RestartPolicy.defaults.maxRestarts
 
   func validate() throws {
     guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+    guard maxRestarts >= 0 else {
+      throw ValidationError("--max-restarts must be ≥ 0, is \(maxRestarts)")
+    }
   }
 
   func run() async throws {
@@ -86,7 +102,9 @@ struct LaunchCommand: AsyncParsableCommand {
         spec: JobSpec(taskCount: topology.taskCount, topology: topology.description)
       ).create()
       await coordinator.close()
-      let supervisor = Supervisor(executable: selfExecutable(), logger: logger)
+      var policy = RestartPolicy.defaults
+      policy.maxRestarts = maxRestarts
+      let supervisor = Supervisor(executable: selfExecutable(), policy: policy, logger: logger)
       await supervisor.start("master", masterArgs)
       for w in 1...workers { await supervisor.start("worker \(w)", workerArgs) }
       let chaosTask = Task {
@@ -97,8 +115,10 @@ struct LaunchCommand: AsyncParsableCommand {
       await supervisor.stopAll()
       if let server { await server.shutdown() }
       server = nil
-      if case .failed(let why) = outcome {
-        throw TrainingError(code: .solverFailed, message: why)
+      switch outcome {
+      case .finished: break
+      case .failed(let why): throw TrainingError(code: .solverFailed, message: why)
+      case .gaveUp(let why): throw SupervisorError(code: .gaveUp, message: why)
       }
       let restarts = await supervisor.restarts
       if !flags.quiet {
@@ -166,29 +186,119 @@ func selfExecutable() -> String {
     ?? CommandLine.arguments[0]
 }
 
-/// Starts child processes, restarts those that die from a signal, and reports how the
-/// master ended.
+/// When a supervised process that died from a signal is started again, and when the job
+/// gives up: a pure value driven by the supervisor, which measures how long the process was
+/// up, so tests drive it without processes or clocks.
+///
+/// The k-th restart in a row of one process waits `backoff.delay(attempt: k)` (0.1 s
+/// doubling up to 5 s by default); a process that stayed up for `stableAfter` before it died
+/// starts a new row. Restarts are counted over the whole job: the death that would make
+/// them more than `maxRestarts` gives up instead.
+struct RestartPolicy: Sendable, Hashable {
+  /// What to do about a death.
+  enum Directive: Sendable, Hashable {
+    /// Start the process again after `delay`.
+    case restart(after: Duration)
+    /// Stop the job; `reason` is one line naming the process, how it died and how often.
+    case giveUp(reason: String)
+  }
+
+  /// Restarts of all processes of the job together, at most.
+  var maxRestarts: Int
+  /// The delay before the k-th restart in a row of one process.
+  var backoff: Backoff
+  /// How long a process must have been up for its next restart to wait the least again.
+  var stableAfter: Duration
+
+  /// The restarts granted so far, over all processes.
+  private(set) var restarts = 0
+  /// Per process: restarts in a row (since it last stayed up `stableAfter`), and deaths
+  /// from a signal in the whole job.
+  private var inARow: [String: Int] = [:]
+  private var deaths: [String: Int] = [:]
+
+  /// At most 10 restarts; 0.1 s doubling to 5 s; a new row after 10 s up.
+  static var defaults: RestartPolicy {
+    RestartPolicy(
+      maxRestarts: 10,
+      backoff: Backoff(initial: .milliseconds(100), multiplier: 2, maximum: .seconds(5)),
+      stableAfter: .seconds(10))
+  }
+
+  /// Process `name` died from signal `signal` after being up for `upFor`.
+  mutating func died(_ name: String, signal: Int32, upFor: Duration) -> Directive {
+    deaths[name, default: 0] += 1
+    if upFor >= stableAfter { inARow[name] = 0 }
+    guard restarts < maxRestarts else {
+      let who = name == "master" ? "the master" : name
+      let count = deaths[name]!
+      let times = count == 1 ? "once" : count == 2 ? "twice" : "\(count) times"
+      let others = restarts - (count - 1)
+      let rest = others > 0 ? " (other processes were restarted \(others) times)" : ""
+      return .giveUp(
+        reason:
+          "\(who) died from signal \(signal) \(times)\(rest); giving up after --max-restarts \(maxRestarts)"
+      )
+    }
+    restarts += 1
+    let k = inARow[name, default: 0] + 1
+    inARow[name] = k
+    return .restart(after: backoff.delay(attempt: k))
+  }
+}
+
+/// Why `launch` stopped its job.
+struct SupervisorError: Error, CustomStringConvertible, Sendable {
+  struct Code: Hashable, Sendable, CustomStringConvertible {
+    private enum Wrapped: Hashable, Sendable { case gaveUp }
+    private let wrapped: Wrapped
+    private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+    /// Processes died more often than `--max-restarts` allows.
+    static let gaveUp = Code(.gaveUp)
+    var description: String { String(describing: wrapped) }
+  }
+
+  var code: Code
+  /// One line: which process died, how and how often.
+  var message: String
+  var description: String { message }
+}
+
+/// Starts child processes, restarts those that die from a signal as its `RestartPolicy`
+/// directs, and reports how the master ended (or that the job gave up).
 actor Supervisor {
   enum Outcome: Sendable {
     case finished
     case failed(String)
+    /// A process died from a signal once more than the policy allows.
+    case gaveUp(String)
   }
 
   let executable: String
   let logger: Logger
-  private var processes: [String: Process] = [:]
+  private var policy: RestartPolicy
+  private var processes: [String: (process: Process, started: ContinuousClock.Instant)] = [:]
   private var arguments: [String: [String]] = [:]
+  /// Restarts waiting out their backoff; cancelled (and never started) once stopping.
+  private var pending: [String: Task<Void, Never>] = [:]
   private var stopping = false
   private var outcome: Outcome?
   private var waiters: [CheckedContinuation<Outcome, Never>] = []
-  private(set) var restarts = 0
+  private var restartWaiters: [(count: Int, waiter: CheckedContinuation<Void, Never>)] = []
+  /// Processes started so far, restarts included.
+  private(set) var started = 0
 
-  init(executable: String, logger: Logger) {
+  init(executable: String, policy: RestartPolicy = .defaults, logger: Logger) {
     self.executable = executable
+    self.policy = policy
     self.logger = logger
   }
 
+  /// The restarts granted so far (those still waiting out their backoff included).
+  var restarts: Int { policy.restarts }
+
   func start(_ name: String, _ args: [String]) {
+    guard !stopping else { return }
     arguments[name] = args
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
@@ -200,24 +310,44 @@ actor Supervisor {
     }
     do {
       try p.run()
-      processes[name] = p
+      processes[name] = (p, ContinuousClock.now)
+      started += 1
     } catch {
       finish(.failed("cannot start \(name): \(error)"))
     }
   }
 
   private func ended(_ name: String, signalled: Bool, status: Int32) {
-    processes[name] = nil
+    let started = processes.removeValue(forKey: name)?.started
     guard !stopping else { return }
     if signalled {
-      restarts += 1
-      logger.warning("\(name) died from signal \(status); restarting it")
-      start(name, arguments[name] ?? [])
+      let up = started.map { ContinuousClock.now - $0 } ?? .zero
+      switch policy.died(name, signal: status, upFor: up) {
+      case .restart(let delay):
+        logger.warning(
+          "\(name) died from signal \(status); restarting it in \(String(format: "%.2f", delay.seconds)) s (restart \(policy.restarts) of at most \(policy.maxRestarts))"
+        )
+        pending[name] = Task {
+          // The backoff itself; cancelled by `stopAll`, after which `restart` starts nothing.
+          try? await Task.sleep(for: delay)
+          await self.restart(name)
+        }
+        let granted = policy.restarts
+        for w in restartWaiters where w.count <= granted { w.waiter.resume() }
+        restartWaiters.removeAll { $0.count <= granted }
+      case .giveUp(let reason):
+        finish(.gaveUp(reason))
+      }
     } else if name == "master" {
       finish(status == 0 ? .finished : .failed("the master exited with status \(status)"))
     } else if status != 0 {
       finish(.failed("\(name) exited with status \(status)"))
     }
+  }
+
+  private func restart(_ name: String) {
+    pending[name] = nil
+    start(name, arguments[name] ?? [])
   }
 
   private func finish(_ o: Outcome) {
@@ -232,17 +362,33 @@ actor Supervisor {
     return await withCheckedContinuation { waiters.append($0) }
   }
 
+  /// Returns once `count` restarts have been granted (the last may still be waiting out
+  /// its backoff).
+  func waitForRestarts(_ count: Int) async {
+    if policy.restarts >= count { return }
+    await withCheckedContinuation { restartWaiters.append((count, $0)) }
+  }
+
+  /// Kills `name` with SIGKILL, if it is running (not between a death and its restart).
   func kill(_ name: String, reason: String) {
-    guard let p = processes[name] else { return }
+    guard let p = processes[name]?.process else { return }
     logger.warning("killing \(name) (pid \(p.processIdentifier)) with SIGKILL: \(reason)")
     Foundation.kill(p.processIdentifier, SIGKILL)
   }
 
-  /// Lets the workers leave on their own (the job has ended), then kills any left over.
+  /// Ends the job's processes: restarts still waiting out their backoff never start, and
+  /// every process still running is killed (the job has ended, so nothing of theirs is
+  /// lost).
   func stopAll() async {
     stopping = true
-    for (_, p) in processes where p.isRunning {
-      Foundation.kill(p.processIdentifier, SIGKILL)
+    let backoffs = Array(pending.values)
+    pending = [:]
+    for task in backoffs { task.cancel() }
+    // Each ends at once (its sleep is cancelled) without starting anything: once this
+    // returns, no process of the job starts again.
+    for task in backoffs { await task.value }
+    for (_, entry) in processes where entry.process.isRunning {
+      Foundation.kill(entry.process.processIdentifier, SIGKILL)
     }
   }
 }

@@ -9,9 +9,11 @@ struct PredictCommand: AsyncParsableCommand {
     commandName: "predict",
     abstract: "Score a data file with a model; write one prediction per row as CSV.",
     discussion: """
-      The output has a header and one row per scored input row: the row's label when the \
-      data has the label column, then the prediction (the probability for logistic). \
-      Without --output the CSV goes to standard output.
+      The output has a header and one line per input row, in order: the row's label when \
+      the data has the label column, then the prediction (the probability for logistic). \
+      A row with a missing feature value that the model does not impute (it was trained \
+      with --missing drop) gets an empty prediction, as evaluate leaves it out; a note on \
+      standard error counts them. Without --output the CSV goes to standard output.
       """
   )
 
@@ -26,17 +28,41 @@ struct PredictCommand: AsyncParsableCommand {
           inputs: [("--model", model), ("--data", input.data)], outputs: [("--output", output)])
       }
       let file = try ModelFile.read(from: model)
-      let data = try DataPipeline.applyForScoring(
+      let scoring = try DataPipeline.applyForScoring(
         file.preprocessing, path: input.data, as: Double.self)
+      let data = scoring.prepared
+      guard data.droppedRows == scoring.unscoredRows.count else {
+        throw TrainingError(
+          code: .mismatch,
+          message:
+            "\(input.data): \(data.droppedRows) rows were left out, \(scoring.unscoredRows.count) expected"
+        )
+      }
       let p = file.linearModel.predict(data.x)
       var csv = data.y != nil ? "\(file.label),prediction\n" : "prediction\n"
-      csv.reserveCapacity(p.count * 24)
-      for i in p.indices {
-        if let y = data.y {
-          csv += "\(format(y[i])),\(format(p[i]))\n"
+      csv.reserveCapacity(scoring.rowCount * 24)
+      // One line per data row, in the file's order; an unscored row has no prediction.
+      var next = 0
+      var skipped = 0
+      for row in 0..<scoring.rowCount {
+        let label: Double
+        let prediction: String
+        if skipped < scoring.unscoredRows.count && scoring.unscoredRows[skipped] == row {
+          label = scoring.unscoredLabels[skipped]
+          prediction = ""
+          skipped += 1
         } else {
-          csv += "\(format(p[i]))\n"
+          label = data.y?[next] ?? .nan
+          prediction = format(p[next])
+          next += 1
         }
+        csv += data.y != nil ? "\(format(label)),\(prediction)\n" : "\(prediction)\n"
+      }
+      if skipped > 0 {
+        FileHandle.standardError.write(
+          Data(
+            "note: \(skipped) of \(scoring.rowCount) rows have a missing feature value and the model imputes none: their prediction is empty (evaluate leaves them out)\n"
+              .utf8))
       }
       if let output {
         try AtomicFile.write(Data(csv.utf8), to: output)

@@ -82,11 +82,13 @@ struct TrainingFlags: ParsableArguments {
   @Option(
     parsing: .unconditional,
     help: ArgumentHelp(
-      "Stop when the relative objective change or gradient norm falls below this.",
+      "Stop when the decrease still expected (relative) or the gradient norm falls below this.",
       discussion: """
-        Default 1e-10; for sgd 1e-6: the run stops when the objective over all rows has not \
-        improved by this fraction for 5 passes in a row (scikit-learn's tol and \
-        n_iter_no_change).
+        Default 1e-12 (float32: 1e-9). The decrease still expected is estimated from the decreases of the last \
+        iterations, so a slowly converging solver (gd) does not stop merely because its \
+        steps became small. For sgd the default is 1e-6: the run stops when the objective over \
+        all rows has not improved by this fraction for 5 passes in a row (scikit-learn's tol \
+        and n_iter_no_change).
         """))
   var tolerance: Double?
   @Option(parsing: .unconditional, help: "Stop after this many seconds of fitting.")
@@ -104,6 +106,11 @@ struct TrainingFlags: ParsableArguments {
   @Flag(help: "Every coefficient ≥ 0 (non-negative least squares). Picks --solver projected.")
   var nonnegative = false
   @Option(help: "Comma-separated categorical columns (one-hot encoded).") var categorical: String?
+  @Option(
+    help:
+      "Drop each categorical column's first level (in sorted order; R's treatment coding). auto: drop it without --l1/--l2, keep every level under a penalty."
+  )
+  var dropFirst: DropFirstPolicy = .auto
   @Option(help: "Comma-separated feature columns to use (default: all but the label).")
   var features: String?
   @Option(help: "Comma-separated columns to leave out.") var exclude: String?
@@ -168,11 +175,12 @@ struct TrainingFlags: ParsableArguments {
   func job(_ mode: ExecutionMode = .local) throws -> TrainingJob {
     var pipeline = PipelineOptions(label: label)
     pipeline.categorical = list(categorical)
+    pipeline.dropFirst = dropFirst.dropsFirstLevel(penalized: l1 > 0 || l2 > 0)
     if let features { pipeline.include = list(features) }
     pipeline.exclude = list(exclude)
     pipeline.missing = missing
     pipeline.standardize = standardize
-    let tol = tolerance ?? (solver == .sgd ? 1e-6 : 1e-10)
+    let tol = tolerance ?? (solver == .sgd ? 1e-6 : precision == .float32 ? 1e-9 : 1e-12)
     var stop: [StopCriterion] = [
       .maxIterations(maxIterations), .gradientNorm(below: tol),
       .relativeObjectiveChange(below: tol),
@@ -182,6 +190,8 @@ struct TrainingFlags: ParsableArguments {
     sgd.batchSize = batchSize
     sgd.schedule = .halvingOnStall(eta0: learningRate ?? 0.1)
     sgd.tolerance = tol
+    // Variance reduction needs both gradients of a batch from one round: BSP only.
+    sgd.varianceReduced = mode.staleness == 0
     sgd.seed = seed
     let configuration = TrainingConfiguration(
       kind: model.kind, regularization: Regularization(l1: l1, l2: l2), solver: solver.solver,
@@ -196,7 +206,7 @@ struct TrainingFlags: ParsableArguments {
     if let warmStart {
       let m = try ModelFile.read(from: warmStart)
       job.initial = Parameters(
-        weights: m.standardizedCoefficients, intercept: m.standardizedIntercept)
+        weights: m.coefficients, intercept: m.intercept)
     }
     try job.validate(mode)
     return job
@@ -228,6 +238,7 @@ struct TrainingFlags: ParsableArguments {
     a += ["--max-iterations", "\(maxIterations)"]
     if let timeLimit { a += ["--time-limit", "\(timeLimit)"] }
     if let categorical { a += ["--categorical", categorical] }
+    a += ["--drop-first", dropFirst.rawValue]
     if let features { a += ["--features", features] }
     if let exclude { a += ["--exclude", exclude] }
     a += ["--missing", missing.rawValue]
@@ -347,6 +358,7 @@ enum SolverName: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension MissingPolicy: ExpressibleByArgument {}
+extension DropFirstPolicy: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension Partition: ExpressibleByArgument {}
 

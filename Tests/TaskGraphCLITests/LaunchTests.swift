@@ -1,13 +1,39 @@
 import Foundation
+import Logging
+import TaskGraph
 import XCTest
+
+@testable import taskgraph
+
+/// What the launch tests (this file's and `LaunchGridTests`) read from a run.
+enum LaunchRun {
+  /// The JSON object in the file at `path` (a model file).
+  static func json(_ path: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+      as! [String: Any]
+  }
+
+  /// The training objective recorded in the model file at `path`.
+  static func objective(_ path: String) throws -> Double {
+    (try json(path)["training"] as! [String: Any])["objective"] as! Double
+  }
+
+  /// N of the "processes restarted: N" line `launch` prints last (without --quiet).
+  static func restarts(_ r: CLIResult) -> Int? {
+    r.stdout.split(separator: "\n").last { $0.hasPrefix("processes restarted: ") }
+      .flatMap { Int($0.dropFirst("processes restarted: ".count)) }
+  }
+
+  /// The lines of standard error that start with "error:" (any case).
+  static func errorLines(_ r: CLIResult) -> [String] {
+    r.stderr.split(separator: "\n").map(String.init).filter { $0.lowercased().hasPrefix("error:") }
+  }
+}
 
 /// `taskgraph launch`: a master and worker processes talking gRPC, coordinated by a private
 /// etcd, killed with SIGKILL by the chaos plan.
 final class LaunchTests: XCTestCase {
-  func json(_ path: String) throws -> [String: Any] {
-    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
-      as! [String: Any]
-  }
+  func json(_ path: String) throws -> [String: Any] { try LaunchRun.json(path) }
 
   /// The model files at `clean` and `chaotic` hold the same model bit for bit, and its
   /// coefficients are `reference`'s within 1e-12 of the largest.
@@ -181,5 +207,129 @@ final class LaunchTests: XCTestCase {
     XCTAssertNotEqual(exact.status, 0)
     XCTAssertTrue(exact.stderr.contains("needs an iterative solver"), exact.stderr)
     XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("exact.json")))
+  }
+
+  /// A master that always dies from a signal shortly after it starts is restarted 3 times
+  /// with backoff, then launch gives up: every process stopped, exit status 1, one error
+  /// line naming the master, the signal and the count, and no model file. The deaths are
+  /// real SIGKILLs from the chaos plan: 20 master kills, all planned for round 2, so each
+  /// master is killed as soon as it is seen in round 2 or later (within a second or two of
+  /// its start), with no test hook.
+  func testMasterThatAlwaysDiesGivesUpAfterMaxRestarts() throws {
+    let dir = try TempDir()
+    let output = dir.path("model.json")
+    let checkpoints = dir.path("checkpoints")
+    let start = Date()
+    let r = try CLI.run(
+      [
+        "launch", "--workers", "1", "--output", output, "--checkpoint-dir", checkpoints,
+        "--max-restarts", "3", "--chaos", "kill-master=20", "--chaos-last-epoch", "2",
+        "--lease-ttl", "1",
+        // Bounds the run should the kills stop: a master that has fitted for a minute ends.
+        "--time-limit", "60",
+      ] + descentArgs(iterations: 100_000, seed: 5))
+    let seconds = Date().timeIntervalSince(start)
+    XCTAssertTrue((1..<128).contains(r.status), "exit status \(r.status): \(r.stderr)")
+    XCTAssertEqual(
+      LaunchRun.errorLines(r),
+      ["error: the master died from signal 9 4 times; giving up after --max-restarts 3"],
+      r.stderr)
+    XCTAssertEqual(r.stderr.components(separatedBy: "restarting it").count - 1, 3, r.stderr)
+    // Backoff: 0.1 s, 0.2 s, 0.4 s before the three restarts.
+    for delay in ["0.10", "0.20", "0.40"] {
+      XCTAssertTrue(r.stderr.contains("restarting it in \(delay) s"), r.stderr)
+    }
+    XCTAssertLessThan(seconds, 90, "giving up took too long")
+    XCTAssertFalse(FileManager.default.fileExists(atPath: output))
+    // No process of the job outlives launch: none runs with its checkpoint directory.
+    XCTAssertEqual(processes(mentioning: checkpoints, within: 5), [], "processes left running")
+  }
+
+  /// `--max-restarts` below 0 is refused before anything starts: one error line naming the
+  /// flag, a usage exit status.
+  func testNegativeMaxRestartsIsRefused() throws {
+    let dir = try TempDir()
+    let output = dir.path("model.json")
+    for flag in [["--max-restarts", "-1"], ["--max-restarts=-1"]] {
+      let r = try CLI.run(
+        ["launch", "--workers", "1", "--output", output] + flag + cancerArgs(output))
+      XCTAssertTrue([1, 64].contains(r.status), "exit status \(r.status): \(r.stderr)")
+      let errors = LaunchRun.errorLines(r)
+      XCTAssertEqual(errors.count, 1, r.stderr)
+      XCTAssertTrue(errors.first?.contains("--max-restarts") ?? false, r.stderr)
+      XCTAssertFalse(r.stderr.contains("Missing value"), r.stderr)
+      XCTAssertFalse(FileManager.default.fileExists(atPath: output))
+    }
+  }
+
+  /// The restart policy alone: backoff doubling from 0.1 s to 5 s for restarts in a row of
+  /// one process, a new row after 10 s up, and giving up on the restart that would exceed
+  /// `maxRestarts` with one line naming the process, its signal and its deaths.
+  func testRestartPolicy() {
+    var policy = RestartPolicy.defaults
+    policy.maxRestarts = 9
+    let delays = (1...8).map { _ in policy.died("master", signal: 9, upFor: .seconds(1)) }
+    XCTAssertEqual(
+      delays,
+      [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5, 5].map {
+        .restart(after: .milliseconds(Int(($0 * 1000).rounded())))
+      })
+    // Up for 10 s: a new row. Another process has a row of its own.
+    XCTAssertEqual(
+      policy.died("master", signal: 9, upFor: .seconds(10)), .restart(after: .milliseconds(100)))
+    XCTAssertEqual(policy.restarts, 9)
+    XCTAssertEqual(
+      policy.died("worker 2", signal: 6, upFor: .seconds(1)),
+      .giveUp(
+        reason:
+          "worker 2 died from signal 6 once (other processes were restarted 9 times); giving up after --max-restarts 9"
+      ))
+    var none = RestartPolicy.defaults
+    none.maxRestarts = 0
+    XCTAssertEqual(
+      none.died("master", signal: 11, upFor: .zero),
+      .giveUp(reason: "the master died from signal 11 once; giving up after --max-restarts 0"))
+    XCTAssertEqual(RestartPolicy.defaults.maxRestarts, 10)
+  }
+
+  /// A process waiting out its backoff when the job ends is never started again: stopping
+  /// the supervisor cancels the restart, and nothing runs afterwards.
+  func testRestartWaitingOutItsBackoffIsCancelledWhenTheJobEnds() async throws {
+    let dir = try TempDir()
+    let log = dir.path("starts")
+    var policy = RestartPolicy.defaults
+    policy.backoff = Backoff(initial: .seconds(60), multiplier: 2, maximum: .seconds(60))
+    let supervisor = Supervisor(
+      executable: "/bin/sh", policy: policy, logger: Logger(label: "test"))
+    // Records its start, then dies from SIGKILL.
+    await supervisor.start("worker 1", ["-c", "echo started >> '\(log)'; kill -9 $$"])
+    await supervisor.waitForRestarts(1)
+    let start = ContinuousClock.now
+    await supervisor.stopAll()
+    XCTAssertLessThan(ContinuousClock.now - start, .seconds(10), "stopping waited the backoff")
+    let starts = await supervisor.started
+    XCTAssertEqual(starts, 1)
+    let restarts = await supervisor.restarts
+    XCTAssertEqual(restarts, 1)
+    XCTAssertEqual(try String(contentsOfFile: log, encoding: .utf8), "started\n")
+  }
+
+  /// The pids of running processes whose command line contains `text`, once none is left
+  /// or after `seconds` (a process killed with SIGKILL just before launch exited may take
+  /// a moment to go).
+  func processes(mentioning text: String, within seconds: Double) -> [Int32] {
+    let deadline = Date().addingTimeInterval(seconds)
+    while true {
+      var found: [Int32] = []
+      let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+      for entry in entries {
+        guard let pid = Int32(entry),
+          let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+        else { continue }
+        if String(decoding: cmdline, as: UTF8.self).contains(text) { found.append(pid) }
+      }
+      if found.isEmpty || Date() > deadline { return found }
+      usleep(50_000)
+    }
   }
 }

@@ -84,4 +84,109 @@ final class TrainPredictTests: XCTestCase {
     XCTAssertEqual(r.status, 0, r.stderr)
     XCTAssertTrue(r.stdout.contains("r2"), r.stdout)
   }
+
+  /// A warm start is read in original units and converted to the new run's standardisation,
+  /// so a raw model warm-starts a standardised run (and back) at its optimum when the
+  /// penalty units agree: unpenalised least squares is the same problem in both.
+  func testWarmStartAcrossStandardisationConvergesImmediately() throws {
+    let dir = try TempDir()
+    let raw = dir.path("raw.json")
+    let args = [
+      "train", "--data", CLI.dataset("diabetes.csv"), "--label", "progression", "--solver",
+      "lbfgs",
+    ]
+    XCTAssertEqual(try CLI.run(args + ["--output", raw]).status, 0)
+    let summary = dir.path("s.json")
+    let r = try CLI.run(
+      args + [
+        "--standardize", "--warm-start", raw, "--output", dir.path("std.json"), "--summary-json",
+        summary,
+      ])
+    XCTAssertEqual(r.status, 0, r.stderr)
+    let s =
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: summary)))
+      as! [String: Any]
+    XCTAssertLessThanOrEqual(s["iterations"] as! Int, 3)
+  }
+
+  /// The same training metrics in every mode: with workers, MAE, accuracy and ROC AUC are
+  /// computed from the workers' predictions of their rows, as one process computes them
+  /// (equal within 1e-9 relative; the models agree to rounding).
+  func testWorkersReportTheOneProcessTrainingMetrics() throws {
+    let dir = try TempDir()
+    for (data, label, model) in [
+      ("breast_cancer.csv", "malignant", ["--model", "logistic", "--l2", "0.001"]),
+      ("diabetes.csv", "progression", ["--model", "ridge", "--l2", "0.01", "--solver", "lbfgs"]),
+    ] {
+      var metrics: [[String: Double]] = []
+      for workers in [[], ["--workers", "3"]] {
+        let output = dir.path("m\(metrics.count).json")
+        let r = try CLI.run(
+          ["train", "--data", CLI.dataset(data), "--label", label, "--standardize"] + model
+            + workers + ["--output", output, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json =
+          try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output)))
+          as! [String: Any]
+        let training = json["training"] as! [String: Any]
+        metrics.append(training["train_metrics"] as! [String: Double])
+      }
+      let expected =
+        label == "malignant" ? ["accuracy", "log_loss", "roc_auc"] : ["mae", "mse", "r2", "rmse"]
+      XCTAssertEqual(metrics[1].keys.sorted(), expected, data)
+      XCTAssertEqual(metrics[0].keys.sorted(), expected, data)
+      for key in expected {
+        XCTAssertEqual(
+          metrics[1][key]!, metrics[0][key]!, accuracy: 1e-9 * max(1, abs(metrics[0][key]!)),
+          "\(data) \(key)")
+      }
+    }
+  }
+
+  /// `predict` and `evaluate` treat a row with a missing feature value alike when the
+  /// model imputes none: `evaluate` leaves it out, `predict` writes it with an empty
+  /// prediction (one output line per input line, in order) and a note; a row missing only
+  /// its label is scored.
+  func testPredictAndEvaluateTreatMissingValuesAlike() throws {
+    let dir = try TempDir()
+    let model = dir.path("model.json")
+    XCTAssertEqual(
+      try CLI.run([
+        "train", "--data", CLI.dataset("diabetes.csv"), "--label", "progression", "--output",
+        model, "--quiet",
+      ]).status, 0)
+    let text = try String(contentsOfFile: CLI.dataset("diabetes.csv"), encoding: .utf8)
+    var lines = text.split(whereSeparator: \.isNewline).prefix(6).map(String.init)
+    lines[2] = "99,," + lines[2].split(separator: ",", maxSplits: 2)[2]  // age missing
+    lines[4] = "," + lines[4].split(separator: ",", maxSplits: 1)[1]  // label missing
+    let data = try dir.write("missing.csv", lines.joined(separator: "\n") + "\n")
+    let output = dir.path("p.csv")
+    let p = try CLI.run(["predict", "--model", model, "--data", data, "--output", output])
+    XCTAssertEqual(p.status, 0, p.stderr)
+    XCTAssertTrue(p.stderr.contains("1 of 5 rows"), p.stderr)
+    let rows = try String(contentsOfFile: output, encoding: .utf8).split(
+      separator: "\n", omittingEmptySubsequences: false)
+    XCTAssertEqual(rows.count, 7)  // header, 5 rows, final newline
+    XCTAssertEqual(rows[2], "99,")
+    XCTAssertTrue(rows[4].hasPrefix("nan,") && rows[4].count > 4, String(rows[4]))
+    let e = try CLI.run(["evaluate", "--model", model, "--data", data])
+    XCTAssertEqual(e.status, 0, e.stderr)
+    XCTAssertTrue(e.stdout.contains("(3 rows, 2 dropped)"), e.stdout)
+  }
+
+  /// A command line that cannot be parsed is one line and exit status 64, no usage text.
+  func testUnparsableCommandLineIsOneLine() throws {
+    for args in [
+      ["train", "--data", "x.csv", "--label", "y", "--l2", "abc"],
+      ["train", "--data", "x.csv", "--label", "y", "--drop-first", "sometimes"],
+      ["train", "--data", "x.csv", "--label", "y", "--no-such-flag"],
+      ["launch", "--workers", "2", "--data", "x.csv", "--label", "y", "--max-restarts", "-1"],
+    ] {
+      let r = try CLI.run(args)
+      XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+      let lines = r.stderr.split(separator: "\n")
+      XCTAssertEqual(lines.count, 1, "\(args): \(r.stderr)")
+      XCTAssertTrue(lines.first?.hasPrefix("error: ") ?? false, r.stderr)
+    }
+  }
 }

@@ -160,4 +160,154 @@ final class PipelineTests: XCTestCase {
     XCTAssertTrue(error?.message.contains("'city'") ?? false)
     XCTAssertTrue(error?.message.contains("'paris'") ?? false)
   }
+
+  // MARK: - Dropping the first level (treatment coding)
+
+  private let levels = """
+    y,color,x,shape
+    1,red,0.5,"Ideal, cut"
+    2,blue,1.5,round
+    3,green,2.5,round
+    4,blue,3.5,"Ideal, cut"
+
+    """
+
+  func testDropFirstLeavesOutTheFirstSortedLevel() throws {
+    let files = try TestFiles()
+    let path = try files.write("levels.csv", levels)
+    var options = PipelineOptions(label: "y")
+    options.categorical = ["color", "shape"]
+    options.dropFirst = true
+    let data = try DataPipeline.fit(path: path, options: options, as: Double.self)
+    // Sorted levels: blue < green < red and "Ideal, cut" < round (upper case first); the
+    // first of each is the reference level, all zeros.
+    XCTAssertEqual(data.featureNames, ["color=green", "color=red", "x", "shape=round"])
+    XCTAssertEqual(data.pipeline.columns.map(\.width), [2, 1, 1])
+    XCTAssertEqual(Array(data.pipeline.columns[0].levels), ["green", "red"])
+    XCTAssertEqual(
+      data.x.storage,
+      [
+        0, 1, 0.5, 0,
+        0, 0, 1.5, 1,
+        1, 0, 2.5, 1,
+        0, 0, 3.5, 0,
+      ])
+    // Replayed on new data: the reference level and an unseen value both give zeros.
+    let test = try files.write(
+      "test.csv", "shape,x,color,y\nround,1,blue,0\n\"Ideal, cut\",2,purple,0\nround,3,red,0\n")
+    let applied = try DataPipeline.apply(
+      data.pipeline, path: test, requireLabel: true, as: Double.self)
+    XCTAssertEqual(applied.x.storage, [0, 0, 1, 1, 0, 0, 2, 0, 0, 1, 3, 1])
+    // Standardisation has one mean and scale per output feature, none for a dropped level.
+    options.standardize = true
+    let standardized = try DataPipeline.fit(path: path, options: options, as: Double.self)
+    XCTAssertEqual(standardized.pipeline.means, [0, 0, 2, 0])
+    XCTAssertEqual(standardized.pipeline.scales?.count, 4)
+    XCTAssertNil(standardized.pipeline.problem())
+    // Without it, every level (the default).
+    options.dropFirst = false
+    options.standardize = false
+    let every = try DataPipeline.fit(path: path, options: options, as: Double.self)
+    XCTAssertEqual(
+      every.featureNames,
+      ["color=blue", "color=green", "color=red", "x", "shape=Ideal, cut", "shape=round"])
+  }
+
+  func testDropFirstPolicy() {
+    XCTAssertTrue(DropFirstPolicy.auto.dropsFirstLevel(penalized: false))
+    XCTAssertFalse(DropFirstPolicy.auto.dropsFirstLevel(penalized: true))
+    XCTAssertTrue(DropFirstPolicy.always.dropsFirstLevel(penalized: true))
+    XCTAssertFalse(DropFirstPolicy.never.dropsFirstLevel(penalized: false))
+    XCTAssertEqual(DropFirstPolicy.allCases.map(\.rawValue), ["auto", "always", "never"])
+  }
+
+  func testDropFirstRoundTripsAndOldJSONKeepsEveryLevel() throws {
+    let files = try TestFiles()
+    let path = try files.write("levels.csv", levels)
+    var options = PipelineOptions(label: "y")
+    options.categorical = ["color", "shape"]
+    options.dropFirst = true
+    let data = try DataPipeline.fit(path: path, options: options, as: Double.self)
+    // As the model file spells it (snake_case), and as workers receive it (plain keys).
+    let snake = JSONEncoder()
+    snake.keyEncodingStrategy = .convertToSnakeCase
+    snake.outputFormatting = [.sortedKeys]
+    let unsnake = JSONDecoder()
+    unsnake.keyDecodingStrategy = .convertFromSnakeCase
+    let encoded = try snake.encode(data.pipeline)
+    XCTAssertEqual(
+      String(decoding: encoded, as: UTF8.self).components(separatedBy: "\"drop_first\":true").count,
+      3)
+    let decoded = try unsnake.decode(FittedPipeline.self, from: encoded)
+    XCTAssertEqual(decoded, data.pipeline)
+    XCTAssertNil(decoded.problem())
+    let plain = try JSONDecoder().decode(
+      FittedPipeline.self, from: try JSONEncoder().encode(data.pipeline))
+    XCTAssertEqual(plain, data.pipeline)
+    let replay = try DataPipeline.apply(decoded, path: path, requireLabel: true, as: Double.self)
+    XCTAssertEqual(replay.x, data.x)
+    XCTAssertEqual(replay.featureNames, data.featureNames)
+
+    // Keeping every level writes no field at all, so the JSON (and the fingerprints made of
+    // it) is what it was before the field existed.
+    options.dropFirst = false
+    let every = try DataPipeline.fit(path: path, options: options, as: Double.self)
+    let everyJSON = String(decoding: try snake.encode(every.pipeline), as: UTF8.self)
+    XCTAssertFalse(everyJSON.contains("drop_first"), everyJSON)
+
+    // A pipeline written before the field existed decodes as keeping every level.
+    let old = """
+      {"columns":[{"kind":{"categorical":{"vocabulary":["blue","green","red"]}},"name":"color"},\
+      {"kind":{"numeric":{}},"name":"x"},\
+      {"kind":{"categorical":{"vocabulary":["Ideal, cut","round"]}},"name":"shape"}],\
+      "feature_names":["color=blue","color=green","color=red","x","shape=Ideal, cut",\
+      "shape=round"],"label":"y","missing":"drop"}
+      """
+    let legacy = try unsnake.decode(FittedPipeline.self, from: Data(old.utf8))
+    XCTAssertEqual(legacy, every.pipeline)
+    XCTAssertTrue(legacy.columns.allSatisfy { !$0.dropFirst })
+    XCTAssertNil(legacy.problem())
+    XCTAssertEqual(
+      try DataPipeline.apply(legacy, path: path, requireLabel: true, as: Double.self).x, every.x)
+
+    // drop_first on a numeric column is refused when a model file is read.
+    var numeric = every.pipeline
+    numeric.columns[1].dropFirst = true
+    XCTAssertEqual(
+      numeric.problem(),
+      "columns[1].drop_first is true but column 'x' is numeric: only a categorical column has "
+        + "a first level to drop")
+  }
+
+  func testDropFirstOnASingleLevelColumn() throws {
+    let files = try TestFiles()
+    let path = try files.write("one.csv", "y,k,x\n1,only,2\n2,only,3\n")
+    var options = PipelineOptions(label: "y")
+    options.categorical = ["k"]
+    options.dropFirst = true
+    // The column gives no feature, and the others are unaffected.
+    let data = try DataPipeline.fit(path: path, options: options, as: Double.self)
+    XCTAssertEqual(data.featureNames, ["x"])
+    XCTAssertEqual(data.pipeline.columns[0].width, 0)
+    XCTAssertEqual(data.x.storage, [2, 3])
+    XCTAssertNil(data.pipeline.problem())
+    let other = try files.write("other.csv", "x,k\n5,only\n6,new\n")
+    let applied = try DataPipeline.applyForScoring(data.pipeline, path: other, as: Double.self)
+    XCTAssertEqual(applied.prepared.x.storage, [5, 6])
+    XCTAssertEqual(applied.unscoredRows, [])
+    // With nothing else left there is no feature at all: an error naming the column.
+    options.include = ["k"]
+    let error = assertDataError(.noFeatures) {
+      try DataPipeline.fit(path: path, options: options, as: Double.self)
+    }
+    XCTAssertEqual(error?.file, path)
+    XCTAssertTrue(error?.message.contains("'k'") ?? false, error?.message ?? "")
+    var empty = data.pipeline
+    empty.columns.removeLast()
+    empty.featureNames = []
+    XCTAssertEqual(
+      empty.problem(),
+      "the columns give no features: every column is categorical with a single level, which "
+        + "drop_first removes")
+  }
 }
