@@ -14,6 +14,8 @@ public struct GradientBenchmark: Sendable {
     public var threads: Int = 1
     public var iterations: Int = 10
     public var seed: UInt64 = 42
+    /// The fused kernel's instruction set (nil: what training uses for this shape).
+    public var instructionSet: FusedGradient.InstructionSet?
     public init(rows: Int, cols: Int) {
       self.rows = rows
       self.cols = cols
@@ -92,12 +94,15 @@ public struct GradientBenchmark: Sendable {
     var sink = 0.0
     let avx2 = FusedGradient.InstructionSet.avx2
     // Float storage runs the AVX2 code on AVX-512 processors too.
-    let isa = T.self == Double.self ? FusedGradient.InstructionSet.best : min(.best, avx2)
-    let compareAVX2 = isa > avx2
+    let chosen =
+      config.instructionSet ?? FusedGradient.InstructionSet.preferred(cols: d, scalar: T.self)
+    let isa = T.self == Double.self ? chosen : min(chosen, avx2)
+    let compareAVX2 = isa != avx2 && FusedGradient.InstructionSet.best >= avx2
     var bodies: [() -> Void] = [
       {
         fusedResult = FusedGradient.compute(
-          x: x, y: y, weights: w, intercept: 0, loss: config.loss, threads: config.threads)
+          x: x, y: y, weights: w, intercept: 0, loss: config.loss, threads: config.threads,
+          instructionSet: isa)
       },
       { sink += StreamRead.sum(x, threads: config.threads) },
       {

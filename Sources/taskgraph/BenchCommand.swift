@@ -33,9 +33,31 @@ struct BenchGradient: ParsableCommand {
   @Option(help: "Element type: float64 or float32.") var precision: Precision = .float64
   @Option(help: "Threads for every variant.") var threads = 1
   @Option(help: "Timed passes per variant (the median is reported).") var iterations = 10
+  @Option(
+    help:
+      "The fused kernel's instruction set: auto (what training uses for this shape), avx512, avx2 or portable."
+  )
+  var isa: ISAChoice = .auto
   @Flag(help: "Print one JSON object instead of a table.") var json = false
 
+  enum ISAChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, avx512, avx2, portable
+    var instructionSet: FusedGradient.InstructionSet? {
+      switch self {
+      case .auto: nil
+      case .avx512: .avx512
+      case .avx2: .avx2
+      case .portable: .portable
+      }
+    }
+  }
+
   func validate() throws {
+    if let set = isa.instructionSet, set > FusedGradient.InstructionSet.best {
+      throw ValidationError(
+        "--isa \(isa.rawValue): this processor supports \(FusedGradient.InstructionSet.supported.map { "\($0)" }.joined(separator: ", "))"
+      )
+    }
     guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
@@ -46,6 +68,7 @@ struct BenchGradient: ParsableCommand {
     config.loss = loss
     config.threads = threads
     config.iterations = iterations
+    config.instructionSet = isa.instructionSet
     let r =
       precision == .float64
       ? GradientBenchmark.run(config, scalar: Double.self)

@@ -330,7 +330,7 @@ actor Supervisor {
         pending[name] = Task {
           // The backoff itself; cancelled by `stopAll`, after which `restart` starts nothing.
           try? await Task.sleep(for: delay)
-          await self.restart(name)
+          self.restart(name)
         }
         let granted = policy.restarts
         for w in restartWaiters where w.count <= granted { w.waiter.resume() }

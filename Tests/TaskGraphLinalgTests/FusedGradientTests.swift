@@ -61,6 +61,26 @@ func naiveSums(_ x: Matrix<Double>, _ y: [Double], _ w: [Double], _ b: Double, _
 }
 
 final class FusedGradientTests: XCTestCase {
+  /// Training's default instruction set keeps AVX-512 away from Double rows that start half
+  /// a cache line off every other row (cols ≡ 4 mod 8), and gives the same sums as the
+  /// explicitly chosen set (the choice depends on the shape only).
+  func testPreferredInstructionSetAvoidsStraddlingRows() {
+    typealias ISA = FusedGradient.InstructionSet
+    for cols in [96, 100, 101, 104] {
+      let expected: ISA = ISA.best == .avx512 && cols % 8 == 4 ? .avx2 : .best
+      XCTAssertEqual(ISA.preferred(cols: cols, scalar: Double.self), expected, "\(cols)")
+      XCTAssertEqual(ISA.preferred(cols: cols, scalar: Float.self), .best, "\(cols)")
+    }
+    let x = Matrix<Double>(rows: 37, cols: 100, storage: (0..<3700).map { sin(Double($0)) })
+    let y = (0..<37).map { Double($0 % 3) }
+    let w = (0..<100).map { cos(Double($0)) }
+    let auto = FusedGradient.compute(x: x, y: y, weights: w, intercept: 0.5, loss: .squared)
+    let explicit = FusedGradient.compute(
+      x: x, y: y, weights: w, intercept: 0.5, loss: .squared,
+      instructionSet: ISA.preferred(cols: 100, scalar: Double.self))
+    XCTAssertEqual(auto, explicit)
+  }
+
   func assertClose(
     _ a: GradientSums, _ b: GradientSums, rtol: Double, file: StaticString = #filePath,
     line: UInt = #line
