@@ -105,9 +105,8 @@ public enum DataPipeline {
       let sparse = try LIBSVMReader.read(path: path, shard: nil, limits: limits)
       return (0..<sparse.width).map { LIBSVMReader.name($0 + 1) }
     case .npy:
-      let bytes = try InputFile.readAll(path, limits: limits)
-      let h = try NPY.header(bytes, path: path)
-      try NPY.checkSize(h, fileBytes: bytes.count, path: path, limits: limits, valueBytes: 8)
+      let (h, fileBytes, _) = try NPY.open(path, limits: limits)
+      try NPY.checkSize(h, fileBytes: fileBytes, path: path, limits: limits, valueBytes: 8)
       return (1..<max(1, h.cols)).map { LIBSVMReader.name($0) }
     }
   }
@@ -172,10 +171,9 @@ public enum DataPipeline {
         sparse, width: width, slotOf: slotOf, names: spec.numericNames, narrow: narrow,
         path: path)
     case .npy:
-      let bytes = try InputFile.readAll(path, limits: limits)
-      let h = try NPY.header(bytes, path: path)
+      let (h, fileBytes, whole) = try NPY.open(path, limits: limits)
       try NPY.checkSize(
-        h, fileBytes: bytes.count, path: path, limits: limits, valueBytes: valueBytes)
+        h, fileBytes: fileBytes, path: path, limits: limits, valueBytes: valueBytes)
       if h.rows == 0 { throw DataError(.noDataRows, "the array has no rows", file: path) }
       // Column 0 is the label, unless (at predict time) the file has exactly the features the
       // pipeline needs and no label column.
@@ -199,24 +197,26 @@ public enum DataPipeline {
       }
       let range = shard?.rowRange(of: h.rows) ?? 0..<h.rows
       let roles = labelColumn == nil ? spec.roles : Array(spec.roles.dropFirst())
-      table.appendRows(range.count, numeric: .nan)
-      try NPY.decode(bytes, h, path: path) { value in
+      // The source column of every numeric slot.
+      var columnOf = [Int](repeating: 0, count: spec.numericNames.count)
+      for (k, role) in roles.enumerated() {
+        if case .numeric(let slot) = role { columnOf[slot] = k + (labelColumn ?? -1) + 1 }
+      }
+      // A plain file: only this shard's rows are read, from their byte range.
+      let bytes = try whole ?? NPY.readRows(path, h, rows: range, limits: limits)
+      let first = whole == nil ? range.lowerBound : 0
+      try bytes.withUnsafeBytes { raw in
+        let data = raw.baseAddress! + (whole == nil ? 0 : h.dataOffset)
         // Every element read must be finite, and within Float's range in a narrow table.
-        func checked(_ k: Int, narrow: Bool) throws -> Double {
-          let v = value(k)
-          guard v.isFinite && (!narrow || Float(v).isFinite) else {
-            throw NPY.elementError(v, k, h, path: path, narrow: narrow)
-          }
-          return v
-        }
-        for (i, r) in range.enumerated() {
-          if labelColumn != nil { table.setLabel(i, try checked(r * h.cols, narrow: false)) }
-          for (k, role) in roles.enumerated() {
-            if case .numeric(let slot) = role {
-              let element = r * h.cols + k + (labelColumn ?? -1) + 1
-              table.setNumeric(i, slot, try checked(element, narrow: narrow))
-            }
-          }
+        if let bad = table.appendRows(
+          from: data, elementSize: h.elementSize, cols: h.cols,
+          rows: (range.lowerBound - first)..<(range.upperBound - first),
+          labelColumn: labelColumn, columnOf: columnOf)
+        {
+          let isLabel = labelColumn != nil && bad % h.cols == labelColumn
+          let value = NPY.element(data, bad, elementSize: h.elementSize)
+          throw NPY.elementError(
+            value, bad + first * h.cols, h, path: path, narrow: narrow && !isLabel)
         }
       }
       return table

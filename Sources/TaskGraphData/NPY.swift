@@ -172,6 +172,52 @@ public enum NPY {
   }
 
   /// Calls `body` with an accessor of element `k` as `Double`, after checking the length.
+  /// The header of the `.npy` file at `path`, its size in bytes and, for a gzip file, the
+  /// decompressed bytes (a plain file's data is read by row range, `readRows`). A plain
+  /// file's header is read from its first MiB.
+  static func open(_ path: String, limits: DataLimits) throws -> (
+    header: Header, fileBytes: Int, whole: [UInt8]?
+  ) {
+    if InputFile.isGzip(path) {
+      let bytes = try InputFile.readAll(path, limits: limits)
+      return (try header(bytes, path: path), bytes.count, bytes)
+    }
+    let prefix = try InputFile.read(path, offset: 0, count: 1 << 20)
+    return (try header(prefix, path: path), try InputFile.size(path), nil)
+  }
+
+  /// The bytes of rows `rows` of a plain `.npy` file's array (its size checked with
+  /// `checkSize` first).
+  static func readRows(_ path: String, _ h: Header, rows: Range<Int>, limits: DataLimits) throws
+    -> [UInt8]
+  {
+    let rowBytes = h.cols * h.elementSize
+    let count = rows.count * rowBytes
+    let bytes = try InputFile.read(
+      path, offset: h.dataOffset + rows.lowerBound * rowBytes, count: count,
+      limit: limits.memoryBytes)
+    guard bytes.count == count else {
+      throw DataError(
+        .npyTruncated,
+        "the .npy data is truncated: rows \(rows.lowerBound)..<\(rows.upperBound) need \(count) bytes, the file holds \(bytes.count) of them",
+        file: path)
+    }
+    return bytes
+  }
+
+  /// Element `k` of the array at `data`.
+  static func element(_ data: UnsafeRawPointer, _ k: Int, elementSize: Int) -> Double {
+    elementSize == 8
+      ? Double(
+        bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self))
+      )
+      : Double(
+        Float(
+          bitPattern: UInt32(
+            littleEndian: data.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))
+        ))
+  }
+
   static func decode(
     _ bytes: [UInt8], _ h: Header, path: String, _ body: ((Int) -> Double) throws -> Void
   ) throws {

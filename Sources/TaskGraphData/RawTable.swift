@@ -157,6 +157,65 @@ final class RawTable {
   @inline(__always)
   func commitRow() { rows += 1 }
 
+  /// Appends rows of a row-major array of little-endian IEEE values (`elementSize` 8:
+  /// `Double`, 4: `Float`) of `cols` elements per row at `data`: rows `rows`, each row's
+  /// element `labelColumn` (if any) as its label, and element `columnOf[s]` as numeric slot
+  /// `s`. One tight loop per row, no per-element call: this is how a `.npy` file is read.
+  ///
+  /// - Returns: the index of the first element read that is not finite (or not finite as a
+  ///   `Float` in a narrow table), after which nothing more is appended; nil if none.
+  func appendRows(
+    from data: UnsafeRawPointer, elementSize: Int, cols: Int, rows: Range<Int>,
+    labelColumn: Int?, columnOf: [Int]
+  ) -> Int? {
+    precondition(codeWidth == 0 && columnOf.count == numericWidth)
+    @inline(__always) func value(_ k: Int) -> Double {
+      elementSize == 8
+        ? Double(
+          bitPattern: UInt64(
+            littleEndian: data.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self)))
+        : Double(
+          Float(
+            bitPattern: UInt32(
+              littleEndian: data.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))))
+    }
+    for r in rows {
+      let row = nextRow()
+      let base = r * cols
+      if let labelColumn {
+        let v = value(base + labelColumn)
+        guard v.isFinite else { return base + labelColumn }
+        row.label.pointee = v
+      } else {
+        row.label.pointee = .nan
+      }
+      if narrow {
+        let out = row.numericBytes.assumingMemoryBound(to: Float.self)
+        for s in 0..<numericWidth {
+          let v = value(base + columnOf[s])
+          let f = Float(v)
+          guard v.isFinite && f.isFinite else { return base + columnOf[s] }
+          out[s] = f
+        }
+      } else {
+        let out = row.numericBytes.assumingMemoryBound(to: Double.self)
+        var finite = true
+        columnOf.withUnsafeBufferPointer { c in
+          for s in 0..<numericWidth {
+            let v = value(base + c[s])
+            finite = finite && v.isFinite
+            out[s] = v
+          }
+        }
+        guard finite else {
+          return columnOf.map { base + $0 }.first { !value($0).isFinite }
+        }
+      }
+      commitRow()
+    }
+    return nil
+  }
+
   /// Adds `count` rows with every numeric value `fill`, no label (NaN) and missing codes.
   func appendRows(_ count: Int, numeric fill: Double) {
     for _ in 0..<count {

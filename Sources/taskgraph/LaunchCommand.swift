@@ -170,8 +170,10 @@ struct LaunchCommand: AsyncParsableCommand {
         for kill in pending where kill.epoch <= current {
           let name = kill.task == 0 ? "master" : "worker \((kill.task - 1) % workers + 1)"
           guard killed.insert(name).inserted else { continue }
+          // A process waiting out its restart backoff is not running: the kill waits for a
+          // later round rather than being lost.
+          guard await supervisor.kill(name, reason: "chaos at round \(current)") else { continue }
           pending.remove(at: pending.firstIndex(of: kill)!)  // One of equal kills.
-          await supervisor.kill(name, reason: "chaos at round \(current)")
           awaiting.append((name, current, ContinuousClock.now))
         }
         if pending.isEmpty && awaiting.isEmpty { break }
@@ -370,10 +372,14 @@ actor Supervisor {
   }
 
   /// Kills `name` with SIGKILL, if it is running (not between a death and its restart).
-  func kill(_ name: String, reason: String) {
-    guard let p = processes[name]?.process else { return }
+  /// Kills process `name` with SIGKILL; false if it is not running (it died and waits for
+  /// its restart).
+  @discardableResult
+  func kill(_ name: String, reason: String) -> Bool {
+    guard let p = processes[name]?.process, p.isRunning else { return false }
     logger.warning("killing \(name) (pid \(p.processIdentifier)) with SIGKILL: \(reason)")
     Foundation.kill(p.processIdentifier, SIGKILL)
+    return true
   }
 
   /// Ends the job's processes: restarts still waiting out their backoff never start, and
