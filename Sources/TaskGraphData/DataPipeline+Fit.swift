@@ -153,16 +153,28 @@ extension DataPipeline {
     if options.standardize {
       let fill = fills.map { $0 ?? 0 }
       let n = keep.reduce(0) { $0 + ($1 ? 1 : 0) }
+      // The accumulators through pointers: the per-row closure then does no copy-on-write
+      // check per element (the sums' order, row by row, is unchanged).
       var sums = [Double](repeating: 0, count: nw)
-      forEachKeptRow(table, keep) { values in
-        for s in 0..<nw { sums[s] += values[s].isNaN ? fill[s] : values[s] }
+      sums.withUnsafeMutableBufferPointer { sp in
+        fill.withUnsafeBufferPointer { fp in
+          forEachKeptRow(table, keep) { values in
+            for s in 0..<nw { sp[s] += values[s].isNaN ? fp[s] : values[s] }
+          }
+        }
       }
       let mean = sums.map { n > 0 ? $0 / Double(n) : 0 }
       var squares = [Double](repeating: 0, count: nw)
-      forEachKeptRow(table, keep) { values in
-        for s in 0..<nw {
-          let d = (values[s].isNaN ? fill[s] : values[s]) - mean[s]
-          squares[s] += d * d
+      squares.withUnsafeMutableBufferPointer { qp in
+        fill.withUnsafeBufferPointer { fp in
+          mean.withUnsafeBufferPointer { mp in
+            forEachKeptRow(table, keep) { values in
+              for s in 0..<nw {
+                let d = (values[s].isNaN ? fp[s] : values[s]) - mp[s]
+                qp[s] += d * d
+              }
+            }
+          }
         }
       }
       var means: [Double] = []

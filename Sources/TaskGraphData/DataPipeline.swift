@@ -202,12 +202,8 @@ public enum DataPipeline {
       for (k, role) in roles.enumerated() {
         if case .numeric(let slot) = role { columnOf[slot] = k + (labelColumn ?? -1) + 1 }
       }
-      // A plain file: only this shard's rows are read, from their byte range.
-      let bytes = try whole ?? NPY.readRows(path, h, rows: range, limits: limits)
-      let first = whole == nil ? range.lowerBound : 0
-      try bytes.withUnsafeBytes { raw in
-        let data = raw.baseAddress! + (whole == nil ? 0 : h.dataOffset)
-        // Every element read must be finite, and within Float's range in a narrow table.
+      // Every element read must be finite, and within Float's range in a narrow table.
+      func append(_ data: UnsafeRawPointer, first: Int) throws {
         if let bad = table.appendRows(
           from: data, elementSize: h.elementSize, cols: h.cols,
           rows: (range.lowerBound - first)..<(range.upperBound - first),
@@ -218,6 +214,12 @@ public enum DataPipeline {
           throw NPY.elementError(
             value, bad + first * h.cols, h, path: path, narrow: narrow && !isLabel)
         }
+      }
+      if let whole {
+        try whole.withUnsafeBytes { try append($0.baseAddress! + h.dataOffset, first: 0) }
+      } else {
+        // A plain file: only this shard's rows, mapped from their byte range.
+        try NPY.withRows(path, h, rows: range) { try append($0, first: range.lowerBound) }
       }
       return table
     }

@@ -186,23 +186,21 @@ public enum NPY {
     return (try header(prefix, path: path), try InputFile.size(path), nil)
   }
 
-  /// The bytes of rows `rows` of a plain `.npy` file's array (its size checked with
-  /// `checkSize` first).
-  static func readRows(_ path: String, _ h: Header, rows: Range<Int>, limits: DataLimits) throws
-    -> [UInt8]
-  {
+  /// Calls `body` with the address of rows `rows` of a plain `.npy` file's array (its size
+  /// checked with `checkSize` first), mapped from the file rather than copied.
+  static func withRows<R>(
+    _ path: String, _ h: Header, rows: Range<Int>, _ body: (UnsafeRawPointer) throws -> R
+  ) throws -> R {
     let rowBytes = h.cols * h.elementSize
     let count = rows.count * rowBytes
-    let bytes = try InputFile.read(
+    return try InputFile.withMappedBytes(
       path, offset: h.dataOffset + rows.lowerBound * rowBytes, count: count,
-      limit: limits.memoryBytes)
-    guard bytes.count == count else {
-      throw DataError(
-        .npyTruncated,
-        "the .npy data is truncated: rows \(rows.lowerBound)..<\(rows.upperBound) need \(count) bytes, the file holds \(bytes.count) of them",
-        file: path)
-    }
-    return bytes
+      short: { held in
+        DataError(
+          .npyTruncated,
+          "the .npy data is truncated: rows \(rows.lowerBound)..<\(rows.upperBound) need \(count) bytes, the file holds \(held) of them",
+          file: path)
+      }, body)
   }
 
   /// Element `k` of the array at `data`.
