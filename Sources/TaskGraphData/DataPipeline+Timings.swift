@@ -61,24 +61,14 @@ extension DataPipeline {
       try ReadSpec(
         replaying: pipeline, names: names, requireLabel: false, sparse: sparse, path: path)
     }
-    var rows: [Int] = []
-    var labels: [Double] = []
-    if pipeline.missing == .drop {
-      let nw = table.numericNames.count
-      let cw = table.categoricalNames.count
-      table.forEachBlock { range, block in
-        for r in range {
-          let i = r - range.lowerBound
-          let missing =
-            (0..<nw).contains { block.numeric(i * nw + $0).isNaN }
-            || (0..<cw).contains { block.codes[i * cw + $0] < 0 }
-          if missing {
-            rows.append(r)
-            labels.append(table.label(r))
-          }
-        }
-      }
-    }
+    // The rows `materialise` leaves out, by the same test.
+    let keep = keptRows(
+      table, numericSlots: Array(table.numericNames.indices),
+      categoricalSlots: Array(table.categoricalNames.indices), policy: pipeline.missing,
+      requireLabel: false)
+    let rows = keep.indices.filter { !keep[$0] }
+    // Read before `materialise` releases the table's rows.
+    let labels = rows.map { table.label($0) }
     let prepared: PreparedData<T> = try materialise(
       table, pipeline, requireLabel: false, limits: limits, path: path)
     return ScoringData(prepared: prepared, unscoredRows: rows, unscoredLabels: labels)

@@ -203,7 +203,8 @@ public enum NPY {
       }, body)
   }
 
-  /// Element `k` of the array at `data`.
+  /// Element `k` of the array at `data`, of `elementSize` bytes (8: `<f8`, 4: `<f4`).
+  @inline(__always)
   static func element(_ data: UnsafeRawPointer, _ k: Int, elementSize: Int) -> Double {
     elementSize == 8
       ? Double(
@@ -230,20 +231,7 @@ public enum NPY {
     }
     try bytes.withUnsafeBytes { raw in
       let data = raw.baseAddress! + h.dataOffset
-      if h.elementSize == 8 {
-        try body { k in
-          Double(
-            bitPattern: UInt64(
-              littleEndian: data.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self)))
-        }
-      } else {
-        try body { k in
-          Double(
-            Float(
-              bitPattern: UInt32(
-                littleEndian: data.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))))
-        }
-      }
+      try body { k in element(data, k, elementSize: h.elementSize) }
     }
   }
 

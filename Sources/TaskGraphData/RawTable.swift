@@ -170,14 +170,7 @@ final class RawTable {
   ) -> Int? {
     precondition(codeWidth == 0 && columnOf.count == numericWidth)
     @inline(__always) func value(_ k: Int) -> Double {
-      elementSize == 8
-        ? Double(
-          bitPattern: UInt64(
-            littleEndian: data.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self)))
-        : Double(
-          Float(
-            bitPattern: UInt32(
-              littleEndian: data.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))))
+      NPY.element(data, k, elementSize: elementSize)
     }
     for r in rows {
       let row = nextRow()

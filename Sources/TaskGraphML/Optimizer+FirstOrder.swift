@@ -93,9 +93,11 @@ extension Optimizer {
     let l1 = penalty.l1
     let d = penalisedCount
     var next = theta
-    // With a curvature estimate, each coordinate's rate is scaled by the data's curvature
-    // over its own (a diagonal preconditioner; the intercept's rate is η).
-    let rates: [Double]? = configuration.curvature.map { h in h.map { eta * h[h.count - 1] / $0 } }
+    // Per coordinate: η, or with a curvature estimate η scaled by the data's curvature over
+    // the coordinate's (a diagonal preconditioner; the intercept's rate is η).
+    let rates =
+      configuration.curvature.map { h in h.map { eta * h[h.count - 1] / $0 } }
+      ?? [Double](repeating: eta, count: theta.count)
     let reduced = sgd.varianceReduced
     for batch in passBatches(sgd) {
       var point = try evaluatePoint(next, batch: batch, evaluate)
@@ -105,16 +107,9 @@ extension Optimizer {
           point.gradient[i] += start.gradient[i] - anchor.gradient[i]
         }
       }
-      if let rates {
-        for i in next.indices { next[i] -= rates[i] * point.gradient[i] }
-        if l1 > 0 {
-          for j in 0..<d { next[j] = softThreshold(next[j], rates[j] * penalty.l1(at: j)) }
-        }
-      } else {
-        for i in next.indices { next[i] -= eta * point.gradient[i] }
-        if l1 > 0 {
-          for j in 0..<d { next[j] = softThreshold(next[j], eta * penalty.l1(at: j)) }
-        }
+      for i in next.indices { next[i] -= rates[i] * point.gradient[i] }
+      if l1 > 0 {
+        for j in 0..<d { next[j] = softThreshold(next[j], rates[j] * penalty.l1(at: j)) }
       }
     }
     let end = try evaluatePoint(next, batch: .all, evaluate)
@@ -151,17 +146,10 @@ extension Optimizer {
         let keep = 2 * OptimizationProgress.window + 1
         if passObjectives.count > keep { passObjectives.removeFirst(passObjectives.count - keep) }
       }
-      if out.stalled, passObjectives.count >= 2 {
-        var progress = OptimizationProgress(
-          iteration: iteration, objective: objective,
-          previousObjective: passObjectives[passObjectives.count - 2], gradientNorm: 0,
-          elapsedSeconds: 0)
-        progress.recentObjectives = passObjectives
-        if let remaining = progress.remainingDecrease,
-          remaining > sgd.tolerance * max(abs(objective), 1)
-        {
-          out.stalled = false
-        }
+      if out.stalled, let remaining = OptimizationProgress.remainingDecrease(passObjectives),
+        remaining > sgd.tolerance * max(abs(objective), 1)
+      {
+        out.stalled = false
       }
     }
     return out

@@ -404,21 +404,14 @@ public struct Optimizer: Sendable, Codable {
     var gradient = [Double](repeating: 0, count: d + 1)
     var sq = 0.0
     var abs1 = 0.0
-    if let scales = reg.scales {
-      // The penalty is on wⱼ = vⱼ/sⱼ: its gradient with respect to vⱼ is l2·wⱼ/sⱼ.
-      for j in 0..<d {
-        let w = point[j] / scales[j]
-        gradient[j] = sums.gradient[j] / n + reg.l2 * w / scales[j]
-        sq += w * w
-        abs1 += abs(w)
-      }
-    } else {
-      for j in 0..<d {
-        let w = point[j]
-        gradient[j] = sums.gradient[j] / n + reg.l2 * w
-        sq += w * w
-        abs1 += abs(w)
-      }
+    // The penalty is on wⱼ = vⱼ/sⱼ (sⱼ = 1 without scales, which divides exactly): its
+    // gradient with respect to vⱼ is l2·wⱼ/sⱼ.
+    for j in 0..<d {
+      let s = reg.scales?[j] ?? 1
+      let w = point[j] / s
+      gradient[j] = sums.gradient[j] / n + reg.l2 * w / s
+      sq += w * w
+      abs1 += abs(w)
     }
     gradient[d] = configuration.fitIntercept ? sums.intercept / n : 0
     let smooth = sums.loss / n + 0.5 * reg.l2 * sq

@@ -86,17 +86,10 @@ public struct Regularization: Sendable, Codable, Hashable {
   public func penalty(_ weights: [Double]) -> Double {
     var a = 0.0
     var s = 0.0
-    if let scales {
-      for (j, v) in weights.enumerated() {
-        let w = v / scales[j]
-        a += abs(w)
-        s += w * w
-      }
-    } else {
-      for w in weights {
-        a += abs(w)
-        s += w * w
-      }
+    for (j, v) in weights.enumerated() {
+      let w = scales.map { v / $0[j] } ?? v
+      a += abs(w)
+      s += w * w
     }
     return l1 * a + 0.5 * l2 * s
   }

@@ -50,19 +50,28 @@ public struct OptimizationProgress: Sendable, Hashable {
   /// Iterations per rate estimate in `remainingDecrease`.
   public static let window = 5
 
-  /// The decrease of the objective still to come, estimated from the last decreases: a
-  /// method converging linearly at rate `r` per `m` iterations, whose last `m` iterations
-  /// lowered the objective by `D`, has `D·r/(1 − r)` left. The rate is that of the last
-  /// `window` iterations over the `window` before (so that rounding in one step does not
-  /// make it), capped at 0.9999; the estimate is at least the last decrease `|Δ|`. With
-  /// fewer recent objectives, `|Δ|`. `nil` before the first iteration.
+  /// The decrease of the objective still to come (`remainingDecrease(_:)` of the recent
+  /// objectives, or the last decrease `|Δ|` without them). `nil` before the first
+  /// iteration.
   public var remainingDecrease: Double? {
     guard let previousObjective else { return nil }
-    var remaining = abs(previousObjective - objective)
-    let m = Self.window
-    let f = recentObjectives
+    if recentObjectives.count >= 2 { return Self.remainingDecrease(recentObjectives) }
+    return abs(previousObjective - objective)
+  }
+
+  /// The decrease still to come after objectives `f` (oldest first), estimated from their
+  /// last decreases: a method converging linearly at rate `r` per `m` iterations, whose
+  /// last `m` iterations lowered the objective by `D`, has `D·r/(1 − r)` left. The rate is
+  /// that of the last `window` iterations over the `window` before (so that rounding in one
+  /// step does not make it), capped at 0.9999; the estimate is at least the last decrease
+  /// `|Δ|`, which is all it is with fewer than `2·window + 1` objectives. `nil` for fewer
+  /// than two.
+  public static func remainingDecrease(_ f: [Double]) -> Double? {
+    guard f.count >= 2 else { return nil }
+    let k = f.count - 1
+    var remaining = abs(f[k - 1] - f[k])
+    let m = window
     if f.count >= 2 * m + 1 {
-      let k = f.count - 1
       let before = f[k - 2 * m] - f[k - m]
       let now = f[k - m] - f[k]
       if before > 0 && now > 0 {

@@ -1388,43 +1388,37 @@ public actor ParameterServerWorker: WorkerTask {
       }
       await notifyMaster(WorkerMessage.sums(sums, computeMilliseconds: ms).encoded(tag))
     case .scoreTraining(let job, let p):
-      // The training rows' predictions (columns partitioned: this worker's part of their
-      // margins), for the training metrics.
+      // The training rows, for the training metrics.
       try checkWidth(p.weights.count, partition: job.partition)
-      let (x, y) = (self.x!, self.y)
-      let columns = job.partition == .columns
-      let model = LinearModel(
-        kind: job.loss == .logistic ? .logistic : .linear, parameters: p.parameters)
-      let scores: [Double] = try await Offload.run(priority: .compute) {
-        if columns { return Self.margins(of: x, at: p.weights, threads: job.threads) }
-        switch x {
-        case .double(let m): return model.predict(m)
-        case .float(let m): return model.predict(m)
-        }
-      }
+      let scores = try await Self.scores(of: x, job: job, parameters: p)
       await notifyMaster(WorkerMessage.scored(predictions: scores, labels: y).encoded(tag))
-    case .validate(let job, let p) where job.partition == .columns:
-      // This worker's part of the held-out rows' margins: the master adds them up.
-      try checkWidth(p.weights.count, partition: .columns)
-      let validation = self.validation
-      let z: [Double] = try await Offload.run(priority: .compute) {
-        validation.map { Self.margins(of: $0.x, at: p.weights, threads: job.threads) } ?? []
-      }
-      await notifyMaster(
-        WorkerMessage.scored(predictions: z, labels: validation?.y ?? []).encoded(tag))
     case .validate(let job, let p):
-      let model = LinearModel(
-        kind: job.loss == .logistic ? .logistic : .linear, parameters: p.parameters)
+      if job.partition == .columns { try checkWidth(p.weights.count, partition: .columns) }
       let validation = self.validation
-      let predictions: [Double] = try await Offload.run(priority: .compute) {
-        switch validation?.x {
-        case .double(let m): model.predict(m)
-        case .float(let m): model.predict(m)
-        case nil: []
-        }
-      }
+      let scores = try await Self.scores(of: validation?.x, job: job, parameters: p)
       await notifyMaster(
-        WorkerMessage.scored(predictions: predictions, labels: validation?.y ?? []).encoded(tag))
+        WorkerMessage.scored(predictions: scores, labels: validation?.y ?? []).encoded(tag))
+    }
+  }
+
+  /// Rows `x` scored at `p` for the master (none without rows): their predictions, or with
+  /// columns partitioned this worker's part of their margins, which the master adds up.
+  private static func scores(of x: Loaded?, job: JobDescription, parameters p: SentParameters)
+    async throws -> [Double]
+  {
+    guard let x else { return [] }
+    if job.partition == .columns {
+      return try await Offload.run(priority: .compute) {
+        margins(of: x, at: p.weights, threads: job.threads)
+      }
+    }
+    let model = LinearModel(
+      kind: job.loss == .logistic ? .logistic : .linear, parameters: p.parameters)
+    return try await Offload.run(priority: .compute) {
+      switch x {
+      case .double(let m): model.predict(m)
+      case .float(let m): model.predict(m)
+      }
     }
   }
 

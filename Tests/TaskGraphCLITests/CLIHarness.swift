@@ -23,6 +23,47 @@ enum CLI {
     packageRoot.appendingPathComponent("datasets/\(name)").path
   }
 
+  /// The JSON object in the file at `path` (a model file or a summary).
+  static func json(_ path: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+      as! [String: Any]
+  }
+
+  /// What the reference script `Tests/reference/<script>` prints for `request`, run with
+  /// `python` (the private environment `scripts/test.sh` installs): the request goes to
+  /// its standard input as JSON, its standard output is parsed as JSON.
+  static func reference(python: String, script: String, request: Any) throws -> Any {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: python)
+    p.arguments = [packageRoot.appendingPathComponent("Tests/reference/\(script)").path]
+    let input = Pipe()
+    let out = Pipe()
+    p.standardInput = input
+    p.standardOutput = out
+    try p.run()
+    input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: request))
+    try input.fileHandleForWriting.close()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    XCTAssertEqual(p.terminationStatus, 0, "the reference \(script) failed")
+    return try JSONSerialization.jsonObject(with: data)
+  }
+
+  /// The conformance problems: per model, the penalty flags, the data set and its label.
+  static func penalty(of model: String) -> [String] {
+    switch model {
+    case "ridge": ["--l2", "0.01"]
+    case "lasso": ["--l1", "0.5"]
+    case "elastic-net": ["--l1", "0.3", "--l2", "0.1"]
+    case "logistic": ["--l2", "0.001"]
+    default: []
+    }
+  }
+
+  static func data(of model: String) -> (file: String, label: String) {
+    model == "logistic" ? ("breast_cancer.csv", "malignant") : ("diabetes.csv", "progression")
+  }
+
   @discardableResult
   static func run(_ args: [String], executable: String = "taskgraph") throws -> CLIResult {
     let p = Process()

@@ -12,8 +12,8 @@ import XCTest
 /// deterministic solvers; 1e-5 for float32 (the data itself is rounded to float, which
 /// moves the optimum by about 1e-7); 1e-3 for SGD (a stochastic method stopped by its
 /// patience test). Raw and standardised data alike: without `--standardize` the solvers
-/// still work on standardised columns with the penalty of the original ones. The same cell with `--workers 3` gives the one-process objective within
-/// 1e-9 (SGD 1e-6).
+/// still work on standardised columns with the penalty of the original ones. The same
+/// cell with `--workers 3` gives the one-process objective within 1e-9 (SGD 1e-6).
 final class ConformanceTests: XCTestCase {
   struct Cell: Hashable, Sendable {
     var model: String
@@ -22,15 +22,7 @@ final class ConformanceTests: XCTestCase {
     var standardize: Bool
     var workers: Bool
 
-    var penalty: [String] {
-      switch model {
-      case "ridge": ["--l2", "0.01"]
-      case "lasso": ["--l1", "0.5"]
-      case "elastic-net": ["--l1", "0.3", "--l2", "0.1"]
-      case "logistic": ["--l2", "0.001"]
-      default: []
-      }
-    }
+    var penalty: [String] { CLI.penalty(of: model) }
     var l1: Double { model == "lasso" ? 0.5 : model == "elastic-net" ? 0.3 : 0 }
     var l2: Double {
       switch model {
@@ -40,8 +32,8 @@ final class ConformanceTests: XCTestCase {
       default: 0
       }
     }
-    var data: String { model == "logistic" ? "breast_cancer.csv" : "diabetes.csv" }
-    var label: String { model == "logistic" ? "malignant" : "progression" }
+    var data: String { CLI.data(of: model).file }
+    var label: String { CLI.data(of: model).label }
 
     /// Whether no solver of that name can solve this model: the grid's refusals.
     var unsolvable: Bool {
@@ -87,8 +79,7 @@ final class ConformanceTests: XCTestCase {
     }
     XCTAssertFalse(cell.unsolvable, "\(cell.name) must be refused")
     let json =
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output)))
-      as! [String: Any]
+      try CLI.json(output)
     let training = json["training"] as! [String: Any]
     let pre = json["preprocessing"] as! [String: Any]
     let converged = training["converged"] as? Bool ?? false
@@ -212,8 +203,7 @@ final class ConformanceTests: XCTestCase {
     ])
     XCTAssertEqual(r.status, 0, r.stderr)
     let json =
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output)))
-      as! [String: Any]
+      try CLI.json(output)
     let training = json["training"] as! [String: Any]
     let pre = json["preprocessing"] as! [String: Any]
     XCTAssertEqual(training["solver"] as? String, "projected")
@@ -234,19 +224,6 @@ final class ConformanceTests: XCTestCase {
   }
 
   static func reference(python: String, _ requests: [[String: Any]]) throws -> [Double] {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: python)
-    p.arguments = [CLI.packageRoot.appendingPathComponent("Tests/reference/optimum.py").path]
-    let input = Pipe()
-    let out = Pipe()
-    p.standardInput = input
-    p.standardOutput = out
-    try p.run()
-    input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: requests))
-    try input.fileHandleForWriting.close()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    XCTAssertEqual(p.terminationStatus, 0, "the reference failed")
-    return try JSONSerialization.jsonObject(with: data) as? [Double] ?? []
+    try CLI.reference(python: python, script: "optimum.py", request: requests) as? [Double] ?? []
   }
 }

@@ -72,21 +72,10 @@ final class DropFirstTests: XCTestCase {
   }
 
   static func reference(python: String, data: String) throws -> Reference {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: python)
-    p.arguments = [CLI.packageRoot.appendingPathComponent("Tests/reference/lstsq.py").path]
-    let input = Pipe()
-    let out = Pipe()
-    p.standardInput = input
-    p.standardOutput = out
-    try p.run()
     let request: [String: Any] = ["data": data, "label": "price", "categorical": categorical]
-    input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: request))
-    try input.fileHandleForWriting.close()
-    let bytes = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    XCTAssertEqual(p.terminationStatus, 0, "the reference failed")
-    let json = try JSONSerialization.jsonObject(with: bytes) as? [String: Any] ?? [:]
+    let json =
+      try CLI.reference(python: python, script: "lstsq.py", request: request) as? [String: Any]
+      ?? [:]
     return Reference(
       fitted: json["fitted"] as? [Double] ?? [], rank: json["rank"] as? Int ?? 0,
       columns: json["columns"] as? Int ?? 0)
@@ -112,8 +101,7 @@ final class DropFirstTests: XCTestCase {
       ] + extra)
     XCTAssertEqual(r.status, 0, "\(extra): \(r.stderr)")
     guard r.status == 0 else { return nil }
-    let bytes = try Data(contentsOf: URL(fileURLWithPath: model))
-    let json = try JSONSerialization.jsonObject(with: bytes) as! [String: Any]
+    let json = try CLI.json(model)
     let decoder = JSONDecoder()
     decoder.keyDecodingStrategy = .convertFromSnakeCase
     let pre = try JSONSerialization.data(withJSONObject: json["preprocessing"]!)

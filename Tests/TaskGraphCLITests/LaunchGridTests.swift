@@ -19,23 +19,12 @@ final class LaunchGridTests: XCTestCase {
     /// The last round a kill may land in: before the job's last round, so both land.
     var lastKillRound: Int = 8
 
-    var penalty: [String] {
-      switch model {
-      case "ridge": ["--l2", "0.01"]
-      case "lasso": ["--l1", "0.5"]
-      case "elastic-net": ["--l1", "0.3", "--l2", "0.1"]
-      case "logistic": ["--l2", "0.001"]
-      default: []
-      }
-    }
-
     var training: [String] {
-      let (data, label) =
-        model == "logistic" ? ("breast_cancer.csv", "malignant") : ("diabetes.csv", "progression")
+      let (data, label) = CLI.data(of: model)
       return [
         "--data", CLI.dataset(data), "--label", label, "--model", model, "--solver", solver,
         "--standardize",
-      ] + penalty + extra
+      ] + CLI.penalty(of: model) + extra
     }
   }
 

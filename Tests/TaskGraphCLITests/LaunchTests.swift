@@ -7,15 +7,9 @@ import XCTest
 
 /// What the launch tests (this file's and `LaunchGridTests`) read from a run.
 enum LaunchRun {
-  /// The JSON object in the file at `path` (a model file).
-  static func json(_ path: String) throws -> [String: Any] {
-    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
-      as! [String: Any]
-  }
-
   /// The training objective recorded in the model file at `path`.
   static func objective(_ path: String) throws -> Double {
-    (try json(path)["training"] as! [String: Any])["objective"] as! Double
+    (try CLI.json(path)["training"] as! [String: Any])["objective"] as! Double
   }
 
   /// N of the "processes restarted: N" line `launch` prints last (without --quiet).
@@ -33,7 +27,7 @@ enum LaunchRun {
 /// `taskgraph launch`: a master and worker processes talking gRPC, coordinated by a private
 /// etcd, killed with SIGKILL by the chaos plan.
 final class LaunchTests: XCTestCase {
-  func json(_ path: String) throws -> [String: Any] { try LaunchRun.json(path) }
+  func json(_ path: String) throws -> [String: Any] { try CLI.json(path) }
 
   /// The model files at `clean` and `chaotic` hold the same model bit for bit, and its
   /// coefficients are `reference`'s within 1e-12 of the largest.

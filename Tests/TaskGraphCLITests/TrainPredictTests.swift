@@ -13,14 +13,12 @@ final class TrainPredictTests: XCTestCase {
     XCTAssertEqual(r.status, 0, r.stderr)
     XCTAssertTrue(r.stdout.contains("r2"), r.stdout)
     let s =
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: summary)))
-      as! [String: Any]
+      try CLI.json(summary)
     for key in ["load_seconds", "preprocess_seconds", "fit_seconds", "iterations", "objective"] {
       XCTAssertNotNil(s[key], "summary lacks \(key)")
     }
     let m =
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model)))
-      as! [String: Any]
+      try CLI.json(model)
     XCTAssertEqual(m["format_version"] as? Int, 1)
     XCTAssertEqual((m["coefficients"] as? [Double])?.count, 10)
     // Published OLS fit of the raw diabetes data (scikit-learn LinearRegression):
@@ -74,8 +72,7 @@ final class TrainPredictTests: XCTestCase {
     let r = try CLI.run(args + ["--output", second, "--warm-start", first, "--summary-json", s2])
     XCTAssertEqual(r.status, 0, r.stderr)
     let s =
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s2)))
-      as! [String: Any]
+      try CLI.json(s2)
     XCTAssertLessThanOrEqual(s["iterations"] as! Int, 3)
   }
 
@@ -104,8 +101,7 @@ final class TrainPredictTests: XCTestCase {
       ])
     XCTAssertEqual(r.status, 0, r.stderr)
     let s =
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: summary)))
-      as! [String: Any]
+      try CLI.json(summary)
     XCTAssertLessThanOrEqual(s["iterations"] as! Int, 3)
   }
 
@@ -126,8 +122,7 @@ final class TrainPredictTests: XCTestCase {
             + workers + ["--output", output, "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let json =
-          try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output)))
-          as! [String: Any]
+          try CLI.json(output)
         let training = json["training"] as! [String: Any]
         metrics.append(training["train_metrics"] as! [String: Double])
       }
