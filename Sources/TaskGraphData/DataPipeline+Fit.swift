@@ -44,6 +44,19 @@ extension DataPipeline {
     return values
   }
 
+  /// The mean and standard deviation of `values` (NaN read as `fill`), summed over the values
+  /// divided by the largest magnitude among them, so that neither sum can overflow; both
+  /// results are then at most that magnitude, hence finite.
+  static func scaledMoments(_ values: [Double], fill: Double) -> (mean: Double, std: Double) {
+    let filled = values.map { $0.isNaN ? fill : $0 }
+    let top = filled.reduce(0) { max($0, abs($1)) }
+    guard top > 0, top.isFinite else { return (0, 0) }
+    let n = Double(filled.count)
+    let mean = filled.reduce(0) { $0 + $1 / top } / n
+    let variance = filled.reduce(0) { $0 + ($1 / top - mean) * ($1 / top - mean) } / n
+    return (mean * top, variance.squareRoot() * top)
+  }
+
   /// Calls `body` with the numeric values of each kept row, in row order.
   private static func forEachKeptRow(
     _ table: RawTable, _ keep: [Bool], _ body: (UnsafePointer<Double>) -> Void
@@ -185,15 +198,14 @@ extension DataPipeline {
           scales += Array(repeating: 1, count: column.width)
           continue
         }
-        let std = n > 0 ? (squares[s] / Double(n)).squareRoot() : 0
-        guard mean[s].isFinite else {
-          throw DataError(
-            .notANumber,
-            "the mean of column '\(table.numericNames[s])' is not finite (its values are too "
-              + "large to standardise)", file: path)
+        var (m, std) = (mean[s], n > 0 ? (squares[s] / Double(n)).squareRoot() : 0)
+        if !m.isFinite || !std.isFinite {
+          // The plain sums overflowed (values near 1e154 and beyond): again, on the values
+          // divided by the largest of them.
+          (m, std) = scaledMoments(numericColumn(table, s, keep: keep), fill: fill[s])
         }
-        means.append(mean[s])
-        scales.append(std > 0 && std.isFinite ? std : 1)
+        means.append(m)
+        scales.append(std > 0 ? std : 1)
       }
       pipeline.means = means
       pipeline.scales = scales

@@ -122,6 +122,14 @@ public struct GramStatistics: Sendable, Equatable {
     precondition(count > 0, "no rows")
     let d = means.count
     if d == 0 { return (Parameters(weights: [], intercept: labelMean), []) }
+    // An overflowed sum would reach LAPACK as an "illegal argument" or give a model of NaNs.
+    let finite = gram.withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) }
+    guard finite, cross.allSatisfy(\.isFinite), labelMean.isFinite else {
+      throw MLError(
+        code: .nonFinite,
+        message: "XᵀX or Xᵀy overflowed: the data hold values too large to square "
+          + "(rescale the label or the columns)")
+    }
     var a = gram
     for i in 0..<d {
       a[i, i] += Double(count) * (scales.map { l2 / ($0[i] * $0[i]) } ?? l2)

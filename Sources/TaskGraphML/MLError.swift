@@ -10,6 +10,7 @@ public struct MLError: Error, CustomStringConvertible, Sendable {
       case invalidModelFile
       case fileAccess
       case invalidConfiguration
+      case nonFinite
     }
     private let value: Value
     private init(_ value: Value) { self.value = value }
@@ -22,6 +23,8 @@ public struct MLError: Error, CustomStringConvertible, Sendable {
     public static let fileAccess = Code(.fileAccess)
     /// A training configuration combines settings no solver can honour.
     public static let invalidConfiguration = Code(.invalidConfiguration)
+    /// Sums of the data overflowed: its values are too large for the computation.
+    public static let nonFinite = Code(.nonFinite)
 
     /// The code's name, e.g. `singularSystem`.
     public var description: String { String(describing: value) }

@@ -241,13 +241,15 @@ public enum DistributedTraining {
       while try await group.next() != nil {}
     }
     let result = try box.get()
-    return modelFile(result, plan: plan, job: job, workers: n)
+    return try modelFile(result, plan: plan, job: job, workers: n)
   }
 
   /// The model file for a finished distributed run.
+  ///
+  /// - Throws: `TrainingError` if the result is not usable (see `ModelFile.checkUsable()`).
   public static func modelFile(
     _ result: DistributedResult, plan: Plan, job: TrainingJob, workers: Int
-  ) -> ModelFile {
+  ) throws -> ModelFile {
     var report = TrainingReport(
       solver: job.configuration.resolvedSolver.rawValue, iterations: result.iterations,
       stopReason: result.stopReason.rawValue, objectives: result.objectives,
@@ -270,9 +272,11 @@ public enum DistributedTraining {
           result.checkpointMilliseconds)
       }
     }
-    return ModelFile(
+    let file = ModelFile(
       model: result.model, regularization: job.configuration.regularization,
       pipeline: plan.pipeline, training: report, penaltyUnits: job.penaltyUnits)
+    try file.checkUsable()
+    return file
   }
 }
 

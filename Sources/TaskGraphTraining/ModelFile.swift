@@ -215,6 +215,25 @@ public struct ModelFile: Codable, Sendable, Equatable {
     return file
   }
 
+  /// Refuses the result of a training run that a model file could not hold or that cannot be
+  /// trusted: a coefficient, the intercept or the final objective that is not finite. Values
+  /// in the data too large for squared or summed terms get there without an error of their
+  /// own (a square overflows to infinity, then infinity − infinity is NaN); the run must fail
+  /// rather than write such a model and report it with exit status 0.
+  ///
+  /// - Throws: `TrainingError` with code `solverFailed`, naming the first such value.
+  public func checkUsable() throws {
+    var problem = problem()
+    if problem == nil, let objective = training.objectives.last, !objective.isFinite {
+      problem = "the objective is \(objective)"
+    }
+    guard let problem else { return }
+    throw TrainingError(
+      code: .solverFailed,
+      message: "training gave no usable model (\(problem)): the data hold values too large "
+        + "for the computation; rescale the label or the columns")
+  }
+
   /// The first inconsistency of a decoded model (see `decode(_:path:)`), or nil.
   private func problem() -> String? {
     let n = featureNames.count

@@ -140,7 +140,7 @@ struct MasterCommand: AsyncParsableCommand {
         logger.notice("the job ended without this process producing the model")
         return
       }
-      let file = DistributedTraining.modelFile(
+      let file = try DistributedTraining.modelFile(
         try result.get(), plan: plan, job: job, workers: workers)
       try flags.finish(file)
     }
