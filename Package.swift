@@ -47,7 +47,8 @@ let package = Package(
       name: "TaskGraphLinalg", dependencies: ["COpenBLAS", "CTaskGraphKernels"],
       swiftSettings: strict),
     .target(
-      name: "TaskGraphData", dependencies: ["TaskGraphLinalg", "CZlib"], swiftSettings: strict),
+      name: "TaskGraphData", dependencies: ["TaskGraphLinalg", "CTaskGraphKernels", "CZlib"],
+      swiftSettings: strict),
     .target(name: "TaskGraphML", dependencies: ["TaskGraphLinalg"], swiftSettings: strict),
     .target(
       name: "TaskGraph",

@@ -8,9 +8,10 @@ extension DataPipeline {
     requireLabel: Bool
   ) -> [Bool] {
     var keep = [Bool](repeating: true, count: table.rows)
-    let nw = table.numericNames.count
     let cw = table.categoricalNames.count
     let checkLabel = requireLabel && table.hasLabel
+    // A reader that refused NaN leaves no value to look for.
+    let numericSlots = table.numericMayBeMissing ? numericSlots : []
     table.forEachBlock { rows, block in
       for r in rows {
         let i = r - rows.lowerBound
@@ -19,7 +20,7 @@ extension DataPipeline {
           continue
         }
         guard policy == .drop else { continue }
-        for s in numericSlots where block.numeric(i * nw + s).isNaN {
+        for s in numericSlots where block.numeric(i * block.stride + s).isNaN {
           keep[r] = false
           break
         }
@@ -36,10 +37,11 @@ extension DataPipeline {
   /// The values of numeric slot `s` in the rows that are kept, in row order (NaN where
   /// missing).
   static func numericColumn(_ table: RawTable, _ s: Int, keep: [Bool]) -> [Double] {
-    let nw = table.numericNames.count
     var values: [Double] = []
     table.forEachBlock { rows, block in
-      for r in rows where keep[r] { values.append(block.numeric((r - rows.lowerBound) * nw + s)) }
+      for r in rows where keep[r] {
+        values.append(block.numeric((r - rows.lowerBound) * block.stride + s))
+      }
     }
     return values
   }
@@ -66,7 +68,7 @@ extension DataPipeline {
     row.withUnsafeMutableBufferPointer { row in
       table.forEachBlock { rows, block in
         for r in rows where keep[r] {
-          let first = (r - rows.lowerBound) * nw
+          let first = (r - rows.lowerBound) * block.stride
           if let values = block.doubles(from: first) {
             body(values)
           } else {
@@ -302,7 +304,6 @@ extension DataPipeline {
     _: S.Type, _ table: RawTable, _ plan: OutputPlan, _ keep: [Bool], _ kept: Int,
     _ y: inout [Double]?
   ) -> Matrix<S> {
-    let nw = table.numericNames.count
     let cw = table.categoricalNames.count
     let width = plan.width
     let standardize = plan.standardize
@@ -319,7 +320,7 @@ extension DataPipeline {
               let row = out.baseAddress! + o
               // One-hot groups are mostly zeros; numeric columns are all written below.
               if oneHot { row.initialize(repeating: 0, count: width) }
-              let first = i * nw
+              let first = i * block.stride
               for p in numericPlan {
                 var v = block.numeric(first + p.slot)
                 if v.isNaN, let fill = p.fill { v = fill }

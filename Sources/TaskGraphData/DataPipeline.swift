@@ -190,7 +190,6 @@ public enum DataPipeline {
         spec = fallback
         labelColumn = nil
       }
-      let table = spec.makeTable(hasLabel: labelColumn != nil, narrow: narrow)
       if !spec.categoricalNames.isEmpty {
         throw DataError(
           .unsupportedFormat, "categorical columns need CSV input (.npy is numeric)", file: path)
@@ -203,23 +202,49 @@ public enum DataPipeline {
         if case .numeric(let slot) = role { columnOf[slot] = k + (labelColumn ?? -1) + 1 }
       }
       // Every element read must be finite, and within Float's range in a narrow table.
-      func append(_ data: UnsafeRawPointer, first: Int) throws {
-        if let bad = table.appendRows(
-          from: data, elementSize: h.elementSize, cols: h.cols,
-          rows: (range.lowerBound - first)..<(range.upperBound - first),
-          labelColumn: labelColumn, columnOf: columnOf)
-        {
-          let isLabel = labelColumn != nil && bad % h.cols == labelColumn
-          let value = NPY.element(data, bad, elementSize: h.elementSize)
-          throw NPY.elementError(
-            value, bad + first * h.cols, h, path: path, narrow: narrow && !isLabel)
-        }
+      func failure(_ bad: Int, _ data: UnsafeRawPointer, first: Int) -> DataError {
+        let isLabel = labelColumn != nil && bad % h.cols == labelColumn
+        let value = NPY.element(data, bad, elementSize: h.elementSize)
+        return NPY.elementError(
+          value, bad + first * h.cols, h, path: path, narrow: narrow && !isLabel)
       }
       if let whole {
-        try whole.withUnsafeBytes { try append($0.baseAddress! + h.dataOffset, first: 0) }
-      } else {
-        // A plain file: only this shard's rows, mapped from their byte range.
-        try NPY.withRows(path, h, rows: range) { try append($0, first: range.lowerBound) }
+        let table = spec.makeTable(hasLabel: labelColumn != nil, narrow: narrow)
+        table.numericMayBeMissing = false
+        try whole.withUnsafeBytes { raw in
+          let data = raw.baseAddress! + h.dataOffset
+          if let bad = table.appendRows(
+            from: data, elementSize: h.elementSize, cols: h.cols, rows: range,
+            labelColumn: labelColumn, columnOf: columnOf)
+          {
+            throw failure(bad, data, first: 0)
+          }
+        }
+        return table
+      }
+      // A plain file: only this shard's rows, mapped from their byte range. Doubles read as
+      // doubles, features in consecutive columns (the usual case), are read in place.
+      let file = try NPY.mapRows(path, h, rows: range)
+      let first = columnOf.first ?? 1
+      if h.elementSize == 8, !narrow, columnOf.indices.allSatisfy({ columnOf[$0] == first + $0 }) {
+        switch RawTable.view(
+          of: file, rows: range.count, cols: h.cols, labelColumn: labelColumn, first: first,
+          numericNames: spec.numericNames)
+        {
+        case .success(let table):
+          table.order = spec.featureOrder
+          return table
+        case .failure(let bad):
+          throw failure(bad.index, file.bytes, first: range.lowerBound)
+        }
+      }
+      let table = spec.makeTable(hasLabel: labelColumn != nil, narrow: narrow)
+      table.numericMayBeMissing = false
+      if let bad = table.appendRows(
+        from: file.bytes, elementSize: h.elementSize, cols: h.cols, rows: 0..<range.count,
+        labelColumn: labelColumn, columnOf: columnOf)
+      {
+        throw failure(bad, file.bytes, first: range.lowerBound)
       }
       return table
     }
@@ -246,15 +271,30 @@ struct ReadSpec {
     let table = RawTable(
       numericNames: numericNames, categoricalNames: categoricalNames,
       hasLabel: hasLabel ?? self.hasLabel, narrow: narrow)
-    table.order = roles.filter { $0 != .skip && $0 != .label }
+    table.order = featureOrder
     return table
   }
+
+  /// The feature slots in source-column order (a table's `order`).
+  var featureOrder: [ColumnRole] { roles.filter { $0 != .skip && $0 != .label } }
 
   /// Roles for fitting with `options` on a file with columns `names`.
   init(fitting options: PipelineOptions, names: [String], path: String) throws {
     let isNamed = names.first != ""
     let label = options.label
     let present = Set(names)
+    if !isNamed && label != PipelineOptions.unnamedLabel {
+      throw DataError(
+        .missingLabelColumn,
+        "label column '\(label)' is not in the file: LIBSVM and .npy input hold the label "
+          + "first, named '\(PipelineOptions.unnamedLabel)'", file: path)
+    }
+    if isNamed && !present.contains(label) && label == PipelineOptions.unnamedLabel {
+      throw DataError(
+        .missingLabelColumn,
+        "the label column is not named (CSV input needs it: --label; columns: "
+          + names.joined(separator: ", ") + ")", file: path)
+    }
     if isNamed && !present.contains(label) {
       throw DataError(
         .missingLabelColumn,

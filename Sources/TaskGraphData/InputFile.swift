@@ -45,19 +45,21 @@ enum InputFile {
     return size
   }
 
-  /// Calls `body` with `count` bytes of the file from `offset`, mapped from the page cache
-  /// rather than copied (a 800 MB array is then read at memory speed, as `np.load` reads
-  /// it). Fewer bytes than `count` in the file is `DataError.Code.truncated` (by `short`).
-  static func withMappedBytes<R>(
-    _ path: String, offset: Int, count: Int, short: (Int) -> DataError,
-    _ body: (UnsafeRawPointer) throws -> R
-  ) throws -> R {
+  /// `count` bytes of the file from `offset`, mapped from the page cache rather than copied
+  /// (a 800 MB array is then read at memory speed, as `np.load` reads it); the mapping lasts
+  /// as long as the returned object. Fewer bytes than `count` in the file is
+  /// `DataError.Code.truncated` (by `short`).
+  static func map(
+    _ path: String, offset: Int, count: Int, short: (Int) -> DataError
+  ) throws -> MappedBytes {
     let (fd, size) = try openRegular(path)
     defer { close(fd) }
     guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
       throw short(max(0, size - offset))
     }
-    if count == 0 { return try body(UnsafeRawPointer(bitPattern: 8)!) }
+    if count == 0 {
+      return MappedBytes(mapping: nil, length: 0, bytes: UnsafeRawPointer(bitPattern: 8)!)
+    }
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
     let start = offset / page * page
     let length = offset - start + count
@@ -66,9 +68,9 @@ enum InputFile {
     else {
       throw ioError(path, "cannot map", errno: errno)
     }
-    defer { munmap(base, length) }
     _ = madvise(base, length, MADV_SEQUENTIAL)
-    return try body(UnsafeRawPointer(base) + (offset - start))
+    return MappedBytes(
+      mapping: base, length: length, bytes: UnsafeRawPointer(base) + (offset - start))
   }
 
   /// All bytes of the file; a `.gz` file is decompressed. A file, or decompressed data, larger
@@ -211,4 +213,23 @@ package enum RegularFile {
     if let failure { throw ReadFailure(errno: failure) }
     return bytes
   }
+}
+
+/// Bytes of a file mapped read-only (see `InputFile.map`), unmapped when released. The file
+/// must not change while they are read.
+final class MappedBytes: @unchecked Sendable {
+  // Unchecked Sendable: the bytes are never written, and the mapping is removed only in
+  // deinit, when nothing else holds it.
+  private let mapping: UnsafeMutableRawPointer?
+  private let length: Int
+  /// The first byte asked for.
+  let bytes: UnsafeRawPointer
+
+  fileprivate init(mapping: UnsafeMutableRawPointer?, length: Int, bytes: UnsafeRawPointer) {
+    self.mapping = mapping
+    self.length = length
+    self.bytes = bytes
+  }
+
+  deinit { if let mapping { munmap(mapping, length) } }
 }

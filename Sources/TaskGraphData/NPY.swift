@@ -186,21 +186,19 @@ public enum NPY {
     return (try header(prefix, path: path), try InputFile.size(path), nil)
   }
 
-  /// Calls `body` with the address of rows `rows` of a plain `.npy` file's array (its size
-  /// checked with `checkSize` first), mapped from the file rather than copied.
-  static func withRows<R>(
-    _ path: String, _ h: Header, rows: Range<Int>, _ body: (UnsafeRawPointer) throws -> R
-  ) throws -> R {
+  /// Rows `rows` of a plain `.npy` file's array (its size checked with `checkSize` first),
+  /// mapped from the file rather than copied.
+  static func mapRows(_ path: String, _ h: Header, rows: Range<Int>) throws -> MappedBytes {
     let rowBytes = h.cols * h.elementSize
     let count = rows.count * rowBytes
-    return try InputFile.withMappedBytes(
+    return try InputFile.map(
       path, offset: h.dataOffset + rows.lowerBound * rowBytes, count: count,
       short: { held in
         DataError(
           .npyTruncated,
           "the .npy data is truncated: rows \(rows.lowerBound)..<\(rows.upperBound) need \(count) bytes, the file holds \(held) of them",
           file: path)
-      }, body)
+      })
   }
 
   /// Element `k` of the array at `data`, of `elementSize` bytes (8: `<f8`, 4: `<f4`).

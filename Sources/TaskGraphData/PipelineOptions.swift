@@ -44,7 +44,8 @@ public enum DropFirstPolicy: String, Sendable, CaseIterable {
 /// feature per level, in sorted order, less the first with `dropFirst`); every other feature
 /// column must be numeric.
 public struct PipelineOptions: Sendable {
-  /// The label column's name (for LIBSVM and `.npy` input, a name given to the label).
+  /// The label column's name. LIBSVM and `.npy` input hold the label first, named
+  /// `unnamedLabel`; any other name is an error for them.
   public var label: String
   /// Columns holding strings to one-hot encode.
   public var categorical: [String] = []
@@ -65,6 +66,9 @@ public struct PipelineOptions: Sendable {
 
   /// Options with `label` as the label column and defaults for the rest.
   public init(label: String) { self.label = label }
+
+  /// The name of the label of LIBSVM and `.npy` input (the first field or column).
+  public static let unnamedLabel = "label"
 }
 
 /// Shard `index` of `count`: a deterministic part of a file's rows. The shards `0..<count`

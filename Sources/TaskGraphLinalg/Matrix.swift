@@ -62,6 +62,9 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
     let array = try [Scalar](unsafeUninitializedCapacity: count + pad) { buffer, initialized in
       if pad > 0, let base = buffer.baseAddress {
         offset = Int((64 - UInt(bitPattern: base) % 64) % 64) / stride
+        if count * stride >= 2 * HugePages.size {
+          HugePages.advise(UnsafeMutableRawPointer(base), byteCount: (count + pad) * stride)
+        }
         base.initialize(repeating: 0, count: offset)
       }
       try initializer(UnsafeMutableBufferPointer(rebasing: buffer[offset..<(offset + count)]))

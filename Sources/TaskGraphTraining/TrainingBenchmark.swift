@@ -97,7 +97,7 @@ public enum TrainingBenchmark {
     partition: Partition = .rows,
     coordinator: any Coordinator, transport: any Transport, jobName: String
   ) async throws -> Row {
-    var options = PipelineOptions(label: "")
+    var options = PipelineOptions(label: PipelineOptions.unnamedLabel)
     options.missing = .drop
     let stop = StopCriteria([.maxIterations(epochs)])
     let config = TrainingConfiguration(

@@ -70,7 +70,13 @@ struct TrainCommand: AsyncParsableCommand {
 /// The data, model and solver flags shared by `train`, `master` and `launch`.
 struct TrainingFlags: ParsableArguments {
   @OptionGroup var input: DataOptions
-  @Option(help: "The label column.") var label: String
+  @Option(
+    help: ArgumentHelp(
+      "The label column (CSV: required).",
+      discussion:
+        "LIBSVM and .npy files hold the label first, in a column named 'label': --label may be "
+        + "omitted for them, and any other name is an error."))
+  var label: String = PipelineOptions.unnamedLabel
   @Option(help: "Model: linear, ridge, lasso, elastic-net or logistic.") var model: ModelKind =
     .linear
   @Option(parsing: .unconditional, help: "L1 weight (lasso, elastic net).") var l1: Double = 0

@@ -63,6 +63,20 @@ final class BadInputTests: XCTestCase {
     try assertTrainFails("dup.csv", text("y,a,a\n1,2,3\n"), expect: ["a"])
   }
 
+  /// LIBSVM and .npy input hold the label first: `--label` may be omitted, and a name other
+  /// than `label` is an error naming it (it was silently ignored). CSV input needs `--label`.
+  func testLabelOfUnnamedFormatsNeedsNoFlagAndRefusesOtherNames() throws {
+    try assertTrainFails("svm.svm", text("1 1:0.5\n0 1:1.5\n1 1:2\n"), label: "y", expect: ["'y'"])
+    try assertTrainFails(
+      "unnamed.csv", text("y,a\n1,2\n2,3\n3,5\n"), label: "label", expect: ["--label", "y, a"])
+    let dir = try TempDir()
+    let data = try dir.write("ok.svm", "1 1:0.5\n0 1:1.5\n1 1:2\n0 1:3\n")
+    let model = dir.path("m.json")
+    let r = try CLI.run(["train", "--data", data, "--output", model, "--quiet"])
+    XCTAssertEqual(r.status, 0, r.stderr)
+    XCTAssertEqual(try CLI.json(model)["label"] as? String, "label")
+  }
+
   func testLIBSVMIndexZero() throws {
     try assertTrainFails("zero.svm", text("1 1:0.5\n0 0:1.5\n"), label: "label", expect: [":2"])
   }

@@ -15,10 +15,12 @@ import XCTest
 /// numbers, no repaired text, no size taken on trust, no non-regular files.
 final class InputValidationTests: XCTestCase {
   private func fit<T: BLASScalar>(
-    _ path: String, label: String = "y", categorical: [String] = [],
+    _ path: String, label: String? = nil, categorical: [String] = [],
     limits: DataLimits = .defaults, as: T.Type = Double.self
   ) throws -> PreparedData<T> {
-    var options = PipelineOptions(label: label)
+    // CSV files here name their label `y`; LIBSVM and .npy ones hold it first, unnamed.
+    let unnamed = [".npy", ".npy.gz", ".svm", ".libsvm", ".txt"].contains { path.hasSuffix($0) }
+    var options = PipelineOptions(label: label ?? (unnamed ? PipelineOptions.unnamedLabel : "y"))
     options.categorical = categorical
     options.limits = limits
     return try DataPipeline.fit(path: path, options: options, as: T.self)

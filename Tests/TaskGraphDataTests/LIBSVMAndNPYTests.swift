@@ -9,8 +9,15 @@ final class LIBSVMTests: XCTestCase {
     let files = try TestFiles()
     let path = try files.write(
       "d.svm", "1 1:0.5 3:2\n-1 qid:4 2:1.5 # comment\n\n0.25 4:-1e1\r\n")
+    // The label is the first field, named `label`: another name is an error, not ignored.
+    XCTAssertThrowsError(
+      try DataPipeline.fit(path: path, options: PipelineOptions(label: "target"), as: Double.self)
+    ) { error in
+      XCTAssertEqual((error as? DataError)?.code, .missingLabelColumn)
+      XCTAssertTrue("\(error)".contains("'target'"), "\(error)")
+    }
     let data = try DataPipeline.fit(
-      path: path, options: PipelineOptions(label: "target"), as: Double.self)
+      path: path, options: PipelineOptions(label: PipelineOptions.unnamedLabel), as: Double.self)
     XCTAssertEqual(data.featureNames, ["f1", "f2", "f3", "f4"])
     XCTAssertEqual(data.y, [1, -1, 0.25])
     XCTAssertEqual(
@@ -41,7 +48,7 @@ final class LIBSVMTests: XCTestCase {
     for (k, (text, line)) in cases.enumerated() {
       let path = try files.write("e\(k).svm", text)
       let error = assertDataError(.invalidIndex) {
-        try DataPipeline.fit(path: path, options: PipelineOptions(label: "y"), as: Double.self)
+        try DataPipeline.fit(path: path, options: PipelineOptions(label: "label"), as: Double.self)
       }
       XCTAssertEqual(error?.line, line, text)
       XCTAssertEqual(error?.file, path)
@@ -105,7 +112,7 @@ final class NPYTests: XCTestCase {
 
   func testPipelineOverNPY() throws {
     let data = try DataPipeline.fit(
-      path: fixture("labelled.npy"), options: PipelineOptions(label: "y"), as: Double.self)
+      path: fixture("labelled.npy"), options: PipelineOptions(label: "label"), as: Double.self)
     XCTAssertEqual(data.y, [10, 20, 30, 40])
     XCTAssertEqual(data.featureNames, ["f1", "f2"])
     XCTAssertEqual(data.x.storage, [1, 2, 3, 4, 5, 6, 7, 8])

@@ -65,6 +65,15 @@ int tg_thread_nice(void);
 /// descriptor, or -1 with errno set (EINVAL where the filesystem, e.g. tmpfs, refuses it).
 int tg_create_direct(const char *path);
 
+/// Copies `rows` rows of a row-major array of little-endian doubles, `cols` per row, at `src`
+/// (any alignment): element `label` of each row to `labels[r]` (when `label` ≥ 0) and the
+/// `width` elements from `first` on to `numeric[r * width …]`. Every element copied is
+/// checked to be finite as it passes; with `numeric` NULL the features are only checked.
+/// Returns the index in `src` of the first element that is not finite (the rows before its
+/// row are copied whole), or -1.
+int64_t tg_copy_rows_f64(const void *src, size_t cols, size_t rows, int64_t label, size_t first,
+                         size_t width, double *numeric, double *labels);
+
 /// The best instruction set of this processor that the kernels use (a TG_ISA_* value).
 int tg_kernels_best_isa(void);
 
