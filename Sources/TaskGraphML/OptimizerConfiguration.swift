@@ -111,8 +111,9 @@ public enum OptimizationMethod: Sendable, Codable, Hashable {
   case lbfgs(memory: Int)
   /// Orthant-wise limited-memory quasi-Newton (Andrew & Gao 2007) for `l1 ≥ 0`.
   case owlqn(memory: Int)
-  /// Projected gradient with box constraints and Armijo search along the projection arc
-  /// (Lin 2007). With `l1 > 0` every lower bound must be ≥ 0.
+  /// Box constraints: projected quasi-Newton (two-metric projection with an L-BFGS metric on
+  /// the coordinates not held at a bound) and an Armijo search along the projection arc.
+  /// With `l1 > 0` every lower bound must be ≥ 0.
   case projectedGradient(Bounds)
 }
 

@@ -251,7 +251,8 @@ public enum DistributedTraining {
     _ result: DistributedResult, plan: Plan, job: TrainingJob, workers: Int
   ) throws -> ModelFile {
     var report = TrainingReport(
-      solver: job.configuration.resolvedSolver.rawValue, iterations: result.iterations,
+      solver: iterative(try job.resolvedConfiguration(for: plan.pipeline)).resolvedSolver
+        .rawValue, iterations: result.iterations,
       stopReason: result.stopReason.rawValue, objectives: result.objectives,
       objective: result.objectives.last ?? .nan, loadSeconds: result.loadSeconds,
       preprocessSeconds: plan.preprocessSeconds, fitSeconds: result.fitSeconds,
@@ -272,11 +273,7 @@ public enum DistributedTraining {
           result.checkpointMilliseconds)
       }
     }
-    let file = ModelFile(
-      model: result.model, regularization: job.configuration.regularization,
-      pipeline: plan.pipeline, training: report, penaltyUnits: job.penaltyUnits)
-    try file.checkUsable()
-    return file
+    return try job.modelFile(result.model, pipeline: plan.pipeline, training: report)
   }
 }
 

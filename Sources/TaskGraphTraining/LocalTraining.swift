@@ -111,11 +111,7 @@ public enum LocalTraining {
     report.noteOutcome(
       stopReason: result.summary.stopReason,
       aliased: result.summary.aliased.map { prepared.pipeline.featureNames[$0] })
-    let file = ModelFile(
-      model: result.model, regularization: job.configuration.regularization,
-      pipeline: prepared.pipeline, training: report, penaltyUnits: job.penaltyUnits)
-    try file.checkUsable()
-    return file
+    return try job.modelFile(result.model, pipeline: prepared.pipeline, training: report)
   }
 
   /// Splits rows into training and validation sets by a seeded shuffle; with `fraction` 0

@@ -131,6 +131,26 @@ extension TrainingJob {
     return c
   }
 
+  /// The model file of a finished run of this job: `model` (in the units of `pipeline`'s
+  /// output) in original units, each coefficient clamped into its bounds (converting a
+  /// coefficient on its bound back to original units, `vⱼ/sⱼ`, can land one rounding step
+  /// outside it), and checked usable (`ModelFile.checkUsable()`).
+  public func modelFile(
+    _ model: LinearModel, pipeline: FittedPipeline, training: TrainingReport
+  ) throws -> ModelFile {
+    var file = ModelFile(
+      model: model, regularization: configuration.regularization, pipeline: pipeline,
+      training: training, penaltyUnits: penaltyUnits)
+    if let spec = boundsSpecification {
+      let bounds = try spec.resolve(featureNames: pipeline.featureNames, scales: nil)
+      for j in file.coefficients.indices {
+        file.coefficients[j] = bounds.clamp(file.coefficients[j], at: j)
+      }
+    }
+    try file.checkUsable()
+    return file
+  }
+
   /// The warm start (`initial`, in original units) in the units of `pipeline`'s output:
   /// `vⱼ = wⱼ·sⱼ` and `b' = b + Σ wⱼ·μⱼ`.
   public func resolvedInitial(for pipeline: FittedPipeline) -> Parameters? {

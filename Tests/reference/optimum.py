@@ -7,7 +7,10 @@ optimisation, so it is shared). Writes one optimum objective per cell,
     F(w, b) = (1/n) Σ loss(x·w + b, y) + l1·‖w‖₁ + (l2/2)·‖w‖²,
 computed by NumPy's lstsq (least squares), the ridge normal equations, scikit-learn's
 ElasticNet / Lasso (coordinate descent, tol 1e-14), LogisticRegression (lbfgs, tol 1e-14)
-and LinearRegression(positive=True). Python is a reference here, never part of the product.
+and LinearRegression(positive=True). A cell with "lower" / "upper" (per coefficient, in the
+units of the cell's columns, null for none; l1 = 0) is solved by SciPy's L-BFGS-B on
+columns scaled to unit spread, then polished by projected Newton steps (Bertsekas 1982).
+Python is a reference here, never part of the product.
 """
 import json
 import sys
@@ -15,6 +18,7 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from scipy.optimize import minimize
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression
 
 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -57,6 +61,56 @@ def newton_logistic(x, y, l2, w, b):
     return theta[:-1], theta[-1]
 
 
+def bounded(x, y, l2, logistic, lower, upper):
+    """The minimum of F over lower ≤ w ≤ upper (the intercept free)."""
+    n, d = x.shape
+    s = x.std(axis=0)
+    s[s == 0] = 1
+    a = np.column_stack([x / s, np.ones(n)])
+    # Variables t = (w·s, b): the same problem on well-scaled columns.
+    lo = np.append(np.where(np.isfinite(lower), lower * s, -np.inf), -np.inf)
+    hi = np.append(np.where(np.isfinite(upper), upper * s, np.inf), np.inf)
+    pen = np.append(l2 / (s * s), 0.0)
+
+    def fgh(t, hessian=False):
+        z = a @ t
+        if logistic:
+            loss = np.mean(np.maximum(z, 0) - y * z + np.log1p(np.exp(-np.abs(z))))
+            p = 1 / (1 + np.exp(-z))
+            r, curv = p - y, p * (1 - p)
+        else:
+            loss = np.mean(0.5 * (z - y) ** 2)
+            r, curv = z - y, np.ones(n)
+        f = loss + 0.5 * np.sum(pen * t * t)
+        g = a.T @ r / n + pen * t
+        h = (a * curv[:, None]).T @ a / n + np.diag(pen) if hessian else None
+        return f, g, h
+
+    bounds = [(None if np.isinf(l) else l, None if np.isinf(u) else u) for l, u in zip(lo, hi)]
+    res = minimize(lambda t: fgh(t)[:2], np.clip(np.zeros(d + 1), lo, hi), jac=True,
+                   method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 100000, "maxfun": 200000, "ftol": 1e-16, "gtol": 1e-14,
+                            "maxcor": 30})
+    t = np.clip(res.x, lo, hi)
+    for _ in range(200):
+        f0, g, h = fgh(t, hessian=True)
+        at_bound = ((t <= lo + 1e-12) & (g > 0)) | ((t >= hi - 1e-12) & (g < 0))
+        free = ~at_bound
+        step = np.zeros(d + 1)
+        step[free] = np.linalg.solve(h[np.ix_(free, free)], g[free])
+        k, moved = 1.0, False
+        while k > 1e-12:
+            cand = np.clip(t - k * step, lo, hi)
+            if fgh(cand)[0] <= f0 + 1e-4 * (g @ (cand - t)):
+                moved = not np.array_equal(cand, t)
+                t = cand
+                break
+            k /= 2
+        if not moved:
+            break
+    return float(fgh(t)[0])
+
+
 def optimum(cell):
     data = np.genfromtxt(cell["data"], delimiter=",", names=True)
     names = list(data.dtype.names)
@@ -68,6 +122,11 @@ def optimum(cell):
     n = len(y)
     l1, l2, model = cell["l1"], cell["l2"], cell["model"]
     logistic = model == "logistic"
+    if cell.get("lower") is not None or cell.get("upper") is not None:
+        none = [None] * x.shape[1]
+        lower = np.array([-np.inf if v is None else v for v in cell.get("lower") or none])
+        upper = np.array([np.inf if v is None else v for v in cell.get("upper") or none])
+        return bounded(x, y, l2, logistic, lower, upper)
     if cell.get("nonnegative"):
         r = LinearRegression(positive=True).fit(x, y)
         w, b = r.coef_, r.intercept_
