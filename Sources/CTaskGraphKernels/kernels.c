@@ -89,112 +89,287 @@ __attribute__((target("avx2,fma"))) static inline float hsum_ps(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(lo, sh));
 }
 
-/* Rows are taken TG_ROWS at a time: their dot products run as independent FMA chains,
-   and each row, still in L1, is read a second time for the gradient update. X is read
-   from memory once. The rows TG_PREFETCH bytes ahead are prefetched, so the memory
-   system keeps streaming while the core computes. */
-#define TG_ROWS 8
-#define TG_PREFETCH 16384
+/* The AVX2 kernels keep X streaming from memory without pauses. Each row group's dot
+   products (read from memory) run in the same loop as the previous group's gradient update
+   (rows still in L1, their residuals known), so reads of new rows go on while the update
+   runs instead of stopping for it. Rows of TG_WIDE_ROW doubles or more go one at a time,
+   so X is read in plain address order; narrower rows go TG_NARROW_GROUP at a time, which
+   shares each load of w and each load and store of g between rows and spreads the per-row
+   work (reduction, loss) over more bytes. Wider rows read as interleaved streams ran
+   slower even though they need fewer loads per byte: at 100 columns, groups of 2 or 4
+   rows measured 1.27 to 1.36x the read floor against 1.01 to 1.07x for single rows, and
+   at 500 columns 1.3 to 1.45x against 1.1 to 1.2x.
 
-__attribute__((target("avx2,fma"))) static void fused_f64_avx2(
+   Neither the hardware prefetchers nor out-of-order execution keep enough reads in flight
+   for one core here: without software prefetch, single rows ran 1.5x the read floor and
+   interleaved rows up to 3x. So a cursor walks X TG_PREFETCH_AVX2 bytes ahead of the
+   reads, one prefetch per 64-byte line in address order (every other line measured 1.5 to
+   2x). The hint is T2, which on AMD Zen fills L2 only: T0 and NTA, which fill L1 too,
+   measured 1.6 to 2.9x the floor at the same distance (their fills hold the L1 miss
+   buffers the demand loads need). On an AMD EPYC (Zen 4), 4 KiB ahead was too short
+   (1.5x), and 8 to 32 KiB all measured within the noise (1.07 to 1.2x, 1 or 2 threads,
+   20 to 500 columns), 16 KiB as good as any.
+
+   The figures in these comments are medians over 1,000,000 rows on that machine (2 cores,
+   shared), each variant timed alternately with the STREAM read in one process; from run
+   to run they move by about 0.05x. */
+#define TG_PREFETCH_AVX2 16384
+#define TG_WIDE_ROW 48
+#define TG_NARROW_GROUP 4
+
+/* Advances the prefetch cursor to `end` (TG_PREFETCH_AVX2 bytes past what has been read),
+   one line at a time: steps that read less than a line per row, and tail columns, would
+   otherwise leave the cursor behind and lines unfetched. */
+__attribute__((target("avx2,fma"))) static inline const char *prefetch_to(const char *p,
+                                                                          const char *end) {
+  for (; p < end; p += 64) _mm_prefetch(p, _MM_HINT_T2);
+  return p;
+}
+
+/* The double kernel for groups of R rows (R is 1 or TG_NARROW_GROUP; inlined with R
+   constant, so the per-row arrays live in registers). Single rows keep four accumulators
+   so the dot product is not one long FMA chain; in groups of four, the rows' chains are
+   already independent, and one accumulator per row leaves registers for w, g and the
+   residuals. Summation order: each margin is the sum of its accumulators' lanes in a
+   fixed order, and g gets the rows in row order, so the result is the same on every run.
+   Before the first group there is no previous one: its update is skipped by zero
+   residuals (0·x = 0 for finite x). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void fused_f64_avx2_rows(
     const double *x, size_t m, size_t d, const double *y, const double *w, double b, int loss,
-    double *g, double *loss_sum, double *r_sum) {
+    double *g, double *loss_sum, double *r_sum, const int R) {
   double ls = 0, rs = 0;
-  size_t d4 = d & ~(size_t)3;
-  size_t i = 0;
-  for (; i + TG_ROWS <= m; i += TG_ROWS) {
-    const double *xr = x + i * d;
-    const char *pf = (const char *)xr + TG_PREFETCH;
-    __m256d a[TG_ROWS];
-    for (int k = 0; k < TG_ROWS; k++) a[k] = _mm256_setzero_pd();
-    for (size_t j = 0; j < d4; j += 4) {
-      /* 8 rows × 4 doubles = 256 bytes of the group per step: prefetch as many. */
-      for (int k = 0; k < TG_ROWS / 2; k++)
-        _mm_prefetch(pf + 8 * TG_ROWS * j + 64 * k, _MM_HINT_T0);
-      __m256d wv = _mm256_loadu_pd(w + j);
-      for (int k = 0; k < TG_ROWS; k++)
-        a[k] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + k * d + j), wv, a[k]);
+  size_t d4 = d & ~(size_t)3, d8 = d & ~(size_t)7;
+  size_t groups = m / R;
+  __m256d v[TG_NARROW_GROUP];
+  double r[TG_NARROW_GROUP] = {0};
+  for (int k = 0; k < R; k++) v[k] = _mm256_setzero_pd();
+  const double *prev = x;
+  const char *pf = (const char *)x + TG_PREFETCH_AVX2;
+  for (size_t n = 0; n < groups; n++) {
+    const double *xr = x + n * R * d;
+    __m256d a[TG_NARROW_GROUP], c[TG_NARROW_GROUP], e[2];
+    for (int k = 0; k < R; k++) a[k] = c[k] = _mm256_setzero_pd();
+    e[0] = e[1] = _mm256_setzero_pd();
+    size_t j = 0;
+    /* A single row goes 128 bytes per step with four accumulators: half as many FMAs per
+       chain (a long row's margin, which the next row's update waits for, is ready sooner)
+       and half the loop overhead. This measured 1.06 against 1.11x the floor at 100
+       columns, 1.11 against 1.17x at 500. */
+    for (; R == 1 && j + 16 <= d8; j += 16) {
+      _mm_prefetch(pf, _MM_HINT_T2);
+      _mm_prefetch(pf + 64, _MM_HINT_T2);
+      pf += 128;
+      __m256d gv[4];
+      for (int q = 0; q < 4; q++) gv[q] = _mm256_loadu_pd(g + j + 4 * q);
+      a[0] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + j), _mm256_loadu_pd(w + j), a[0]);
+      c[0] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + j + 4), _mm256_loadu_pd(w + j + 4), c[0]);
+      e[0] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + j + 8), _mm256_loadu_pd(w + j + 8), e[0]);
+      e[1] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + j + 12), _mm256_loadu_pd(w + j + 12), e[1]);
+      for (int q = 0; q < 4; q++)
+        _mm256_storeu_pd(g + j + 4 * q,
+                         _mm256_fmadd_pd(_mm256_loadu_pd(prev + j + 4 * q), v[0], gv[q]));
     }
-    double r[TG_ROWS];
-    for (int k = 0; k < TG_ROWS; k++) {
+    for (; j < d8; j += 8) {
+      /* R lines of the group are read per step: prefetch as many. */
+      for (int k = 0; k < R; k++) _mm_prefetch(pf + 64 * k, _MM_HINT_T2);
+      pf += 64 * R;
+      __m256d w0 = _mm256_loadu_pd(w + j), w1 = _mm256_loadu_pd(w + j + 4);
+      __m256d g0 = _mm256_loadu_pd(g + j), g1 = _mm256_loadu_pd(g + j + 4);
+      for (int k = 0; k < R; k++) {
+        a[k] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + k * d + j), w0, a[k]);
+        g0 = _mm256_fmadd_pd(_mm256_loadu_pd(prev + k * d + j), v[k], g0);
+      }
+      for (int k = 0; k < R; k++) {
+        __m256d xk = _mm256_loadu_pd(xr + k * d + j + 4);
+        if (R == 1)
+          c[k] = _mm256_fmadd_pd(xk, w1, c[k]);
+        else
+          a[k] = _mm256_fmadd_pd(xk, w1, a[k]);
+        g1 = _mm256_fmadd_pd(_mm256_loadu_pd(prev + k * d + j + 4), v[k], g1);
+      }
+      _mm256_storeu_pd(g + j, g0);
+      _mm256_storeu_pd(g + j + 4, g1);
+    }
+    if (j < d4) {
+      __m256d w0 = _mm256_loadu_pd(w + j);
+      __m256d g0 = _mm256_loadu_pd(g + j);
+      for (int k = 0; k < R; k++) {
+        a[k] = _mm256_fmadd_pd(_mm256_loadu_pd(xr + k * d + j), w0, a[k]);
+        g0 = _mm256_fmadd_pd(_mm256_loadu_pd(prev + k * d + j), v[k], g0);
+      }
+      _mm256_storeu_pd(g + j, g0);
+    }
+    for (j = d4; j < d; j++)
+      for (int k = 0; k < R; k++) g[j] += r[k] * prev[k * d + j];
+    /* One row at a time even in groups: reducing the four margins and computing the
+       squared losses in vectors ran 30% faster with X in cache but slower from memory
+       (1.33 against 1.2x the floor at 20 columns, 1.38 against 1.3x at 36). */
+    for (int k = 0; k < R; k++) {
       const double *xk = xr + k * d;
-      double z = hsum_pd(a[k]);
-      for (size_t j = d4; j < d; j++) z += xk[j] * w[j];
+      double z = hsum_pd(R == 1 ? _mm256_add_pd(_mm256_add_pd(a[k], c[k]),
+                                                _mm256_add_pd(e[0], e[1]))
+                                : a[k]);
+      for (j = d4; j < d; j++) z += xk[j] * w[j];
       double l;
-      row_loss(loss, z + b, y[i + k], &l, &r[k]);
+      row_loss(loss, z + b, y[n * R + k], &l, &r[k]);
       ls += l;
       rs += r[k];
+      v[k] = _mm256_set1_pd(r[k]);
     }
-    __m256d v[TG_ROWS];
-    for (int k = 0; k < TG_ROWS; k++) v[k] = _mm256_set1_pd(r[k]);
-    for (size_t j = 0; j < d4; j += 4) {
-      __m256d gv = _mm256_loadu_pd(g + j);
-      for (int k = 0; k < TG_ROWS; k++)
-        gv = _mm256_fmadd_pd(_mm256_loadu_pd(xr + k * d + j), v[k], gv);
-      _mm256_storeu_pd(g + j, gv);
-    }
-    for (size_t j = d4; j < d; j++)
-      for (int k = 0; k < TG_ROWS; k++) g[j] += r[k] * xr[k * d + j];
+    prev = xr;
+    pf = prefetch_to(pf, (const char *)(xr + R * d) + TG_PREFETCH_AVX2);
   }
+  if (groups) {
+    /* The last group's update. */
+    size_t j = 0;
+    for (; j < d4; j += 4) {
+      __m256d g0 = _mm256_loadu_pd(g + j);
+      for (int k = 0; k < R; k++)
+        g0 = _mm256_fmadd_pd(_mm256_loadu_pd(prev + k * d + j), v[k], g0);
+      _mm256_storeu_pd(g + j, g0);
+    }
+    for (; j < d; j++)
+      for (int k = 0; k < R; k++) g[j] += r[k] * prev[k * d + j];
+  }
+  size_t i = groups * R;
   double lt = 0, rt = 0;
   if (i < m) fused_f64_generic(x + i * d, m - i, d, y + i, w, b, loss, g, &lt, &rt);
   *loss_sum += ls + lt;
   *r_sum += rs + rt;
 }
 
-__attribute__((target("avx2,fma"))) static void fused_f32_avx2(
+__attribute__((target("avx2,fma"))) static void fused_f64_avx2(
+    const double *x, size_t m, size_t d, const double *y, const double *w, double b, int loss,
+    double *g, double *loss_sum, double *r_sum) {
+  if (d >= TG_WIDE_ROW)
+    fused_f64_avx2_rows(x, m, d, y, w, b, loss, g, loss_sum, r_sum, 1);
+  else
+    fused_f64_avx2_rows(x, m, d, y, w, b, loss, g, loss_sum, r_sum, TG_NARROW_GROUP);
+}
+
+/* The float kernel: the double kernel's scheme (see above) with 8 floats per vector, rows
+   of 2 × TG_WIDE_ROW floats or more one at a time, and the pipeline restarted for each
+   block of `block` rows, whose gradient is summed in float into gb and then added into
+   the double g. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void fused_f32_avx2_rows(
     const float *x, size_t m, size_t d, const double *y, const float *w, double b, int loss,
-    size_t block, float *gb, double *g, double *loss_sum, double *r_sum) {
+    size_t block, float *gb, double *g, double *loss_sum, double *r_sum, const int R) {
   double ls = 0, rs = 0;
-  size_t d8 = d & ~(size_t)7;
+  size_t d8 = d & ~(size_t)7, d16 = d & ~(size_t)15;
+  const char *pf = (const char *)x + TG_PREFETCH_AVX2;
   for (size_t start = 0; start < m; start += block) {
     size_t end = start + block < m ? start + block : m;
     for (size_t j = 0; j < d; j++) gb[j] = 0;
-    size_t i = start;
-    for (; i + TG_ROWS <= end; i += TG_ROWS) {
+    size_t groups = (end - start) / R;
+    __m256 v[TG_NARROW_GROUP];
+    float r[TG_NARROW_GROUP] = {0};
+    for (int k = 0; k < R; k++) v[k] = _mm256_setzero_ps();
+    const float *prev = x + start * d;
+    for (size_t n = 0; n < groups; n++) {
+      size_t i = start + n * R;
       const float *xr = x + i * d;
-      const char *pf = (const char *)xr + TG_PREFETCH;
-      __m256 a[TG_ROWS];
-      for (int k = 0; k < TG_ROWS; k++) a[k] = _mm256_setzero_ps();
-      for (size_t j = 0; j < d8; j += 8) {
-        /* 8 rows × 8 floats = 256 bytes of the group per step. */
-        for (int k = 0; k < TG_ROWS / 2; k++)
-          _mm_prefetch(pf + 4 * TG_ROWS * j + 64 * k, _MM_HINT_T0);
-        __m256 wv = _mm256_loadu_ps(w + j);
-        for (int k = 0; k < TG_ROWS; k++)
-          a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k * d + j), wv, a[k]);
+      __m256 a[TG_NARROW_GROUP], c[TG_NARROW_GROUP], e[2];
+      for (int k = 0; k < R; k++) a[k] = c[k] = _mm256_setzero_ps();
+      e[0] = e[1] = _mm256_setzero_ps();
+      size_t j = 0;
+      for (; R == 1 && j + 32 <= d16; j += 32) {
+        _mm_prefetch(pf, _MM_HINT_T2);
+        _mm_prefetch(pf + 64, _MM_HINT_T2);
+        pf += 128;
+        __m256 gv[4];
+        for (int q = 0; q < 4; q++) gv[q] = _mm256_loadu_ps(gb + j + 8 * q);
+        a[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j), _mm256_loadu_ps(w + j), a[0]);
+        c[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j + 8), _mm256_loadu_ps(w + j + 8), c[0]);
+        e[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j + 16), _mm256_loadu_ps(w + j + 16), e[0]);
+        e[1] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j + 24), _mm256_loadu_ps(w + j + 24), e[1]);
+        for (int q = 0; q < 4; q++)
+          _mm256_storeu_ps(gb + j + 8 * q,
+                           _mm256_fmadd_ps(_mm256_loadu_ps(prev + j + 8 * q), v[0], gv[q]));
       }
-      float rf[TG_ROWS];
-      for (int k = 0; k < TG_ROWS; k++) {
+      for (; j < d16; j += 16) {
+        for (int k = 0; k < R; k++) _mm_prefetch(pf + 64 * k, _MM_HINT_T2);
+        pf += 64 * R;
+        __m256 w0 = _mm256_loadu_ps(w + j), w1 = _mm256_loadu_ps(w + j + 8);
+        __m256 g0 = _mm256_loadu_ps(gb + j), g1 = _mm256_loadu_ps(gb + j + 8);
+        for (int k = 0; k < R; k++) {
+          a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k * d + j), w0, a[k]);
+          g0 = _mm256_fmadd_ps(_mm256_loadu_ps(prev + k * d + j), v[k], g0);
+        }
+        for (int k = 0; k < R; k++) {
+          __m256 xk = _mm256_loadu_ps(xr + k * d + j + 8);
+          if (R == 1)
+            c[k] = _mm256_fmadd_ps(xk, w1, c[k]);
+          else
+            a[k] = _mm256_fmadd_ps(xk, w1, a[k]);
+          g1 = _mm256_fmadd_ps(_mm256_loadu_ps(prev + k * d + j + 8), v[k], g1);
+        }
+        _mm256_storeu_ps(gb + j, g0);
+        _mm256_storeu_ps(gb + j + 8, g1);
+      }
+      if (j < d8) {
+        __m256 w0 = _mm256_loadu_ps(w + j);
+        __m256 g0 = _mm256_loadu_ps(gb + j);
+        for (int k = 0; k < R; k++) {
+          a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k * d + j), w0, a[k]);
+          g0 = _mm256_fmadd_ps(_mm256_loadu_ps(prev + k * d + j), v[k], g0);
+        }
+        _mm256_storeu_ps(gb + j, g0);
+        j += 8;
+      }
+      /* Four more columns in 128-bit halves (upper lanes zero, adding 0 to the margins):
+         one step instead of four scalar ones, which left rows of 20 at 1.84 against 1.45x
+         the floor. */
+      if (j + 4 <= d) {
+        __m256 w0 = _mm256_zextps128_ps256(_mm_loadu_ps(w + j));
+        __m128 g0 = _mm_loadu_ps(gb + j);
+        for (int k = 0; k < R; k++) {
+          __m256 xk = _mm256_zextps128_ps256(_mm_loadu_ps(xr + k * d + j));
+          a[k] = _mm256_fmadd_ps(xk, w0, a[k]);
+          g0 = _mm_fmadd_ps(_mm_loadu_ps(prev + k * d + j), _mm256_castps256_ps128(v[k]), g0);
+        }
+        _mm_storeu_ps(gb + j, g0);
+        j += 4;
+      }
+      size_t jt = j;
+      for (; j < d; j++)
+        for (int k = 0; k < R; k++) gb[j] += r[k] * prev[k * d + j];
+      for (int k = 0; k < R; k++) {
         const float *xk = xr + k * d;
-        float z = hsum_ps(a[k]);
-        for (size_t j = d8; j < d; j++) z += xk[j] * w[j];
-        double l, r;
-        row_loss(loss, (double)z + b, y[i + k], &l, &r);
+        float z = hsum_ps(R == 1 ? _mm256_add_ps(_mm256_add_ps(a[k], c[k]),
+                                                 _mm256_add_ps(e[0], e[1]))
+                                 : a[k]);
+        for (j = jt; j < d; j++) z += xk[j] * w[j];
+        double l, rd;
+        row_loss(loss, (double)z + b, y[i + k], &l, &rd);
         ls += l;
-        rs += r;
-        rf[k] = (float)r;
+        rs += rd;
+        r[k] = (float)rd;
+        v[k] = _mm256_set1_ps(r[k]);
       }
-      __m256 v[TG_ROWS];
-      for (int k = 0; k < TG_ROWS; k++) v[k] = _mm256_set1_ps(rf[k]);
-      for (size_t j = 0; j < d8; j += 8) {
-        __m256 gv = _mm256_loadu_ps(gb + j);
-        for (int k = 0; k < TG_ROWS; k++)
-          gv = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k * d + j), v[k], gv);
-        _mm256_storeu_ps(gb + j, gv);
-      }
-      for (size_t j = d8; j < d; j++)
-        for (int k = 0; k < TG_ROWS; k++) gb[j] += rf[k] * xr[k * d + j];
+      prev = xr;
+      pf = prefetch_to(pf, (const char *)(xr + R * d) + TG_PREFETCH_AVX2);
     }
-    for (; i < end; i++) {
+    if (groups) {
+      /* The block's last group's update. */
+      size_t j = 0;
+      for (; j < d8; j += 8) {
+        __m256 g0 = _mm256_loadu_ps(gb + j);
+        for (int k = 0; k < R; k++)
+          g0 = _mm256_fmadd_ps(_mm256_loadu_ps(prev + k * d + j), v[k], g0);
+        _mm256_storeu_ps(gb + j, g0);
+      }
+      for (; j < d; j++)
+        for (int k = 0; k < R; k++) gb[j] += r[k] * prev[k * d + j];
+    }
+    for (size_t i = start + groups * R; i < end; i++) {
       const float *xi = x + i * d;
       float z = 0;
       for (size_t j = 0; j < d; j++) z += xi[j] * w[j];
-      double l, r;
-      row_loss(loss, (double)z + b, y[i], &l, &r);
+      double l, rd;
+      row_loss(loss, (double)z + b, y[i], &l, &rd);
       ls += l;
-      rs += r;
-      for (size_t j = 0; j < d; j++) gb[j] += (float)r * xi[j];
+      rs += rd;
+      for (size_t j = 0; j < d; j++) gb[j] += (float)rd * xi[j];
     }
     for (size_t j = 0; j < d; j++) g[j] += gb[j];
   }
@@ -202,18 +377,29 @@ __attribute__((target("avx2,fma"))) static void fused_f32_avx2(
   *r_sum += rs;
 }
 
+__attribute__((target("avx2,fma"))) static void fused_f32_avx2(
+    const float *x, size_t m, size_t d, const double *y, const float *w, double b, int loss,
+    size_t block, float *gb, double *g, double *loss_sum, double *r_sum) {
+  if (d >= 2 * TG_WIDE_ROW)
+    fused_f32_avx2_rows(x, m, d, y, w, b, loss, block, gb, g, loss_sum, r_sum, 1);
+  else
+    fused_f32_avx2_rows(x, m, d, y, w, b, loss, block, gb, g, loss_sum, r_sum,
+                        TG_NARROW_GROUP);
+}
+
 /* AVX-512: rows four at a time, software-pipelined. One pass over the columns computes
    the dot products of group n (streaming from memory) and adds group n-1's gradient update
    (rows still in L1, their residuals known), so the core has independent work while the
    loads of group n wait on memory. Tail columns (d mod 8) go through masked loads. The
-   rows 6 KiB ahead are prefetched into L1. These choices, and Zen 4 scheduling
-   (`tune=znver4`: the order of instructions, not which ones may be used), measured the
-   fastest against the STREAM floor on the development machine. Group n-1's rows are
-   added to g in order, so the summation order is the plain row order. Before the first
-   group there is no previous one: its update is skipped by a zero residual, adding
-   0·x = 0 (for finite x). */
+   rows 8 KiB ahead are prefetched into L2 (T2: fills into L1 hold the miss buffers the
+   demand loads need; 1.49 against 1.89x the floor at 96 columns with T0 on AMD Zen 4).
+   `tune=znver4` sets the order of instructions, not which ones may be used. Group n-1's
+   rows are added to g in order, so the summation order is the plain row order. Before the
+   first group there is no previous one: its update is skipped by a zero residual, adding
+   0·x = 0 (for finite x). On that processor the AVX2 kernel above is still faster at every
+   width, so `FusedGradient.InstructionSet.preferred` sends doubles there. */
 #define TG_ROWS512 4
-#define TG_PREFETCH512 6144
+#define TG_PREFETCH512 8192
 #define TG_AVX512 __attribute__((target("avx512f,avx2,fma,tune=znver4")))
 
 TG_AVX512 static void fused_f64_avx512(const double *x, size_t m, size_t d, const double *y,
@@ -235,7 +421,7 @@ TG_AVX512 static void fused_f64_avx512(const double *x, size_t m, size_t d, cons
     for (; j < d8; j += 8) {
       /* 4 rows × 8 doubles = 256 bytes of the group per step: prefetch as many. */
       for (int k = 0; k < TG_ROWS512; k++)
-        _mm_prefetch(pf + 8 * TG_ROWS512 * j + 64 * k, _MM_HINT_T0);
+        _mm_prefetch(pf + 8 * TG_ROWS512 * j + 64 * k, _MM_HINT_T2);
       __m512d wv = _mm512_loadu_pd(w + j);
       __m512d gv = _mm512_loadu_pd(g + j);
       for (int k = 0; k < TG_ROWS512; k++) {
