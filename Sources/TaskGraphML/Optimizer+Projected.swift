@@ -74,19 +74,8 @@ extension Optimizer {
       if candidate != theta,
         accepts(new: point.objective, old: cur.objective, decrease: decrease)
       {
-        var s = candidate
-        var y = point.gradient
-        for i in s.indices {
-          s[i] -= theta[i]
-          y[i] -= cur.gradient[i]
-        }
-        let sy = dot(s, y)
-        if sy > 1e-12 * norm(s) * norm(y) && sy > 0 {
-          history.append(CurvaturePair(s: s, y: y, rho: 1 / sy))
-          if history.count > Self.projectedMemory {
-            history.removeFirst(history.count - Self.projectedMemory)
-          }
-        }
+        recordCurvature(
+          to: candidate, gradient: point.gradient, from: cur, memory: Self.projectedMemory)
         theta = candidate
         current = point
         stepSize = t

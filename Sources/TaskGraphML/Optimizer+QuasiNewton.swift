@@ -54,17 +54,7 @@ extension Optimizer {
         for i in candidate.indices { decrease += pg[i] * (candidate[i] - theta[i]) }
       }
       if accepts(new: point.objective, old: cur.objective, decrease: decrease) {
-        var s = candidate
-        var y = point.gradient
-        for i in s.indices {
-          s[i] -= theta[i]
-          y[i] -= cur.gradient[i]
-        }
-        let sy = dot(s, y)
-        if sy > 1e-12 * norm(s) * norm(y) && sy > 0 {
-          history.append(CurvaturePair(s: s, y: y, rho: 1 / sy))
-          if history.count > memory { history.removeFirst(history.count - memory) }
-        }
+        recordCurvature(to: candidate, gradient: point.gradient, from: cur, memory: memory)
         theta = candidate
         current = point
         stepSize = t
@@ -80,6 +70,25 @@ extension Optimizer {
     return outcome(
       previous: cur.objective, objective: cur.objective, gradientNorm: pgNorm,
       evaluationsBefore: before, failed: true)
+  }
+
+  /// Keeps the curvature pair of the step from `theta` (where the smooth gradient is
+  /// `from.gradient`) to `candidate` (where it is `gradient`), unless `sᵀy` is not clearly
+  /// positive, and at most the `memory` newest pairs.
+  mutating func recordCurvature(
+    to candidate: [Double], gradient: [Double], from cur: EvaluatedPoint, memory: Int
+  ) {
+    var s = candidate
+    var y = gradient
+    for i in s.indices {
+      s[i] -= theta[i]
+      y[i] -= cur.gradient[i]
+    }
+    let sy = dot(s, y)
+    if sy > 1e-12 * norm(s) * norm(y) && sy > 0 {
+      history.append(CurvaturePair(s: s, y: y, rho: 1 / sy))
+      if history.count > memory { history.removeFirst(history.count - memory) }
+    }
   }
 
   /// `−H g` for the L-BFGS inverse-Hessian approximation `H` (two-loop recursion), scaled
